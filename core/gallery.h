@@ -1,0 +1,62 @@
+/* gallery.h - parsing and validating a gallery document, and the validated cache.
+ *
+ * A gallery is {version, generatedAt, models[]}. Invalid models are left out and reported
+ * once each (log line with index, id and reason). The cache (cache/gallery_cache.json) holds
+ * the validated payload exactly as GET /api/models/gallery answers it, one model per line so
+ * that readers can index it without building a whole JSON tree:
+ *
+ *   {"version":...,"generatedAt":...,"models":[
+ *   {...model 0...},
+ *   {...model 1...}
+ *   ]}
+ *
+ * Its sidecar cache/gallery_cache.meta.json records where it came from (the source files'
+ * size and mtime, or a URL's ETag/Last-Modified), the cache file's own size and mtime, and
+ * the invalid entries, so a corrupted or foreign cache file is noticed and rewritten. */
+#ifndef MG_GALLERY_H
+#define MG_GALLERY_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "mg_error.h"
+
+/* Parses `len` bytes of gallery text; `source` names it in messages (a path or URL).
+ * Returns a new reference to {version, generatedAt, models:[valid models]} and, when
+ * `invalid` is not NULL, a new reference in *invalid to [{index, id, reason}, ...].
+ * Text that is not JSON: NULL and err "<source>: not valid JSON at line L, column C: ...".
+ * JSON without a models array: NULL and err. The caller decrefs both results. */
+json_t *gallery_parse(const char *text, size_t len, const char *source, json_t **invalid,
+                      mg_error *err);
+
+/* As gallery_parse, reading the file at `path`. */
+json_t *gallery_parse_file(const char *path, json_t **invalid, mg_error *err);
+
+/* 1 when `model` (borrowed) satisfies the contract's rules, else 0 with a reason such as
+ * "checksum must be sha256: followed by 64 hex digits" in `reason`. Uniqueness of ids is
+ * checked by gallery_parse, not here. */
+int gallery_model_valid(json_t *model, char *reason, size_t reason_len);
+
+/* The file extension a model installs with, from its URL path (".gguf" when the path has
+ * none or an odd one). Writes at most 16 bytes including NUL into `ext`. */
+void gallery_model_ext(const char *download_url, char ext[16]);
+
+/* Writes `gallery` (borrowed) to `cache_path` in the one-model-per-line format and its
+ * sidecar meta (borrowed `meta`, an object; the cache file's size and mtime are added),
+ * both atomically. The caller holds the cache lock (cache/.lock). 0, or -1 and err. */
+int gallery_cache_write(const char *cache_path, json_t *gallery, json_t *meta, mg_error *err);
+
+/* Makes sure cache/gallery_cache.json is usable and, in local mode (no gallery_url and no
+ * galleries list), up to date with config/models_gallery.json: when the meta does not match
+ * the source's or the cache file's size and mtime, rebuilds it under the cache lock and logs
+ * each invalid model. A source that is not JSON keeps the last good cache (error logged and
+ * recorded in the meta as "error"); with no good cache at all it is an error. Seeds
+ * config/models_gallery.json from the repository's curated gallery when absent.
+ * 0 when a usable cache exists afterwards, -1 and err otherwise. */
+int gallery_cache_ensure(const mg_config *cfg, mg_error *err);
+
+/* Returns a new reference to the meta object of the current cache, or NULL when absent. */
+json_t *gallery_cache_meta(const mg_config *cfg);
+
+#endif

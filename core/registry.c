@@ -1,0 +1,320 @@
+/* registry.c - config/models.json, the registry of installed models, and the view that
+ * joins it with what really lies in models/llm/ (installed, missing, unregistered).
+ *
+ * Reads hold a shared flock on config/.models.lock, read-modify-write cycles an exclusive
+ * one, and every write goes through fs_write_atomic. A registry file that is not JSON is
+ * never overwritten: every call that would write it fails with "registry_corrupt". */
+#include "registry.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "id.h"
+#include "log.h"
+
+#define REGISTRY_FILE "config/models.json"
+#define REGISTRY_LOCK "config/.models.lock"
+#define REGISTRY_DIR "models/llm"
+#define REGISTRY_PREFIX "models/llm/"
+
+/* Takes the registry lock (shared or exclusive). Returns the fd, or -1 and err. */
+static int registry_lock(const mg_config *cfg, int exclusive, mg_error *err) {
+    char path[MG_PATH_MAX];
+    char dir[MG_PATH_MAX];
+    if (fs_mkdirs(config_path(cfg, dir, "config"), 0755, err) < 0) return -1;
+    return fs_lock(config_path(cfg, path, REGISTRY_LOCK), exclusive, err);
+}
+
+/* Reads and parses the registry file; the caller holds the lock. Returns a new reference
+ * ({"models": {}} when the file is absent), or NULL and err ("registry_corrupt" when the
+ * file is not JSON or has no "models" object). */
+static json_t *registry_read(const mg_config *cfg, mg_error *err) {
+    char path[MG_PATH_MAX];
+    config_path(cfg, path, REGISTRY_FILE);
+    size_t len = 0;
+    mg_error rerr;
+    char *text = fs_read_all(path, &len, &rerr);
+    if (!text) {
+        int e = errno;
+        if (e == ENOENT) return json_pack("{s:{}}", "models");
+        mg_error_set(err, 500, "registry_unreadable", NULL, "cannot read the registry %s: %s",
+                     path, rerr.message);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb(text, len, 0, &jerr);
+    free(text);
+    if (!doc) {
+        mg_error_set(err, 500, "registry_corrupt", NULL,
+                     "%s: not valid JSON at line %d, column %d: %s (the file was left as it "
+                     "is; repair or remove it)",
+                     path, jerr.line, jerr.column, jerr.text);
+        return NULL;
+    }
+    json_t *models = json_is_object(doc) ? json_object_get(doc, "models") : NULL;
+    if (json_is_object(doc) && !models) {
+        json_object_set_new(doc, "models", json_object());
+        return doc;
+    }
+    if (!json_is_object(models)) {
+        json_decref(doc);
+        mg_error_set(err, 500, "registry_corrupt", NULL,
+                     "%s: expected an object {\"models\": {...}} (the file was left as it "
+                     "is; repair or remove it)",
+                     path);
+        return NULL;
+    }
+    return doc;
+}
+
+/* Writes `doc` (borrowed) atomically; the caller holds the exclusive lock. 0, or -1. */
+static int registry_write(const mg_config *cfg, json_t *doc, mg_error *err) {
+    char path[MG_PATH_MAX];
+    config_path(cfg, path, REGISTRY_FILE);
+    char *text = json_dumps(doc, JSON_INDENT(2));
+    if (!text) return mg_error_set(err, 500, "internal_error", NULL, "out of memory");
+    size_t len = strlen(text);
+    char *buf = realloc(text, len + 2);
+    if (!buf) {
+        free(text);
+        return mg_error_set(err, 500, "internal_error", NULL, "out of memory");
+    }
+    buf[len] = '\n';
+    buf[len + 1] = '\0';
+    int rc = fs_write_atomic(path, buf, len + 1, err);
+    free(buf);
+    return rc;
+}
+
+/* 1 when `name` is a plain file name a model may have in models/llm/: not empty, no "/",
+ * no leading dot (partial downloads and temporary files are dot-files or live elsewhere). */
+static int registry_name_ok(const char *name, size_t len) {
+    if (len == 0 || name[0] == '.' || strlen(name) != len) return 0;
+    return strchr(name, '/') == NULL;
+}
+
+/* Resolves the "path" of `entry` (borrowed) to an absolute path in `out` when it names a
+ * file directly under models/llm/; anything else (absolute, "..", other folders) is 0. */
+static int registry_entry_file(const mg_config *cfg, json_t *entry, char out[MG_PATH_MAX]) {
+    json_t *p = json_object_get(entry, "path");
+    if (!json_is_string(p)) return 0;
+    const char *rel = json_string_value(p);
+    size_t len = json_string_length(p);
+    size_t plen = strlen(REGISTRY_PREFIX);
+    if (len <= plen || strncmp(rel, REGISTRY_PREFIX, plen) != 0) return 0;
+    if (!registry_name_ok(rel + plen, len - plen)) return 0;
+    return fs_join(out, MG_PATH_MAX, cfg->root, rel) == 0;
+}
+
+/* 1 when `path` is (or links to) a regular file; its size in *size (may be NULL). */
+static int registry_file_exists(const char *path, long long *size) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    if (size) *size = (long long)st.st_size;
+    return 1;
+}
+
+/* The stem of a file name (without its last extension) into `out`; 0, or -1 when the
+ * stem is not a valid model id. */
+static int registry_stem(const char *name, char out[ID_MODEL_MAX + 1]) {
+    const char *dot = strrchr(name, '.');
+    size_t len = dot && dot != name ? (size_t)(dot - name) : strlen(name);
+    if (!id_model_valid(name, len)) return -1;
+    memcpy(out, name, len);
+    out[len] = '\0';
+    return 0;
+}
+
+/* 1 when some entry of `models` (borrowed) has the path models/llm/`name`. */
+static int registry_path_registered(json_t *models, const char *name) {
+    const char *key;
+    json_t *entry;
+    size_t plen = strlen(REGISTRY_PREFIX);
+    json_object_foreach(models, key, entry) {
+        const char *p = json_string_value(json_object_get(entry, "path"));
+        if (p && strncmp(p, REGISTRY_PREFIX, plen) == 0 && strcmp(p + plen, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Lists the plain files of models/llm/ in name order. Returns the count and a malloc'd
+ * array in *out (free each entry and the array), or -1 when the folder cannot be read
+ * (an absent folder counts as empty). */
+static int registry_scan(const mg_config *cfg, struct dirent ***out) {
+    char dir[MG_PATH_MAX];
+    config_path(cfg, dir, REGISTRY_DIR);
+    int n = scandir(dir, out, NULL, alphasort);
+    if (n < 0 && errno == ENOENT) {
+        *out = NULL;
+        return 0;
+    }
+    return n;
+}
+
+static void registry_scan_free(struct dirent **list, int n) {
+    for (int i = 0; i < n; i++) free(list[i]);
+    free(list);
+}
+
+/* Adds to `out_models` an "unregistered" entry for every model file of models/llm/ that no
+ * entry of `models` names and whose stem is not already a key of `out_models`. */
+static void registry_add_unregistered(const mg_config *cfg, json_t *models, json_t *out_models) {
+    struct dirent **list;
+    int n = registry_scan(cfg, &list);
+    if (n < 0) {
+        log_warn("registry: cannot list %s/%s: %s", cfg->root, REGISTRY_DIR, strerror(errno));
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *name = list[i]->d_name;
+        char stem[ID_MODEL_MAX + 1], rel[MG_PATH_MAX], abs[MG_PATH_MAX];
+        long long size = 0;
+        if (!registry_name_ok(name, strlen(name)) || registry_stem(name, stem) < 0) continue;
+        if (json_object_get(out_models, stem) || registry_path_registered(models, name))
+            continue;
+        snprintf(rel, sizeof rel, "%s%s", REGISTRY_PREFIX, name);
+        if (fs_join(abs, sizeof abs, cfg->root, rel) < 0) continue;
+        if (!registry_file_exists(abs, &size)) continue;
+        json_object_set_new(out_models, stem,
+                            json_pack("{s:s,s:n,s:s,s:I,s:n,s:n,s:b,s:s}", "id", stem, "name",
+                                      "path", rel, "size", (json_int_t)size, "installedAt",
+                                      "backend", "active", 0, "status", "unregistered"));
+    }
+    registry_scan_free(list, n);
+}
+
+json_t *registry_load(const mg_config *cfg, mg_error *err) {
+    int fd = registry_lock(cfg, 0, err);
+    if (fd < 0) return NULL;
+    json_t *doc = registry_read(cfg, err);
+    fs_unlock(fd);
+    return doc;
+}
+
+int registry_add(const mg_config *cfg, const char *id, json_t *entry, mg_error *err) {
+    if (!id || !id_model_valid(id, strlen(id)))
+        return mg_error_set(err, 400, "invalid_model_id", "id", "invalid model id");
+    if (!json_is_object(entry))
+        return mg_error_set(err, 500, "internal_error", NULL, "registry entry is not an object");
+    int fd = registry_lock(cfg, 1, err);
+    if (fd < 0) return -1;
+    int rc = -1;
+    json_t *doc = registry_read(cfg, err);
+    if (doc) {
+        json_object_set_new(json_object_get(doc, "models"), id, json_deep_copy(entry));
+        rc = registry_write(cfg, doc, err);
+        json_decref(doc);
+    }
+    fs_unlock(fd);
+    return rc;
+}
+
+/* Unlinks the regular file `path` and syncs its folder; 1 when it was removed. */
+static int registry_unlink(const char *path) {
+    if (!registry_file_exists(path, NULL)) return 0;
+    if (unlink(path) != 0) {
+        log_warn("registry: cannot remove %s: %s", path, strerror(errno));
+        return 0;
+    }
+    fs_sync_parent(path);
+    return 1;
+}
+
+/* Removes every model file of models/llm/ whose stem is `id`; 1 when one was removed. */
+static int registry_unlink_stem(const mg_config *cfg, const char *id) {
+    struct dirent **list;
+    int n = registry_scan(cfg, &list);
+    int removed = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = list[i]->d_name;
+        char stem[ID_MODEL_MAX + 1], rel[MG_PATH_MAX], abs[MG_PATH_MAX];
+        if (!registry_name_ok(name, strlen(name)) || registry_stem(name, stem) < 0) continue;
+        if (strcmp(stem, id) != 0) continue;
+        snprintf(rel, sizeof rel, "%s%s", REGISTRY_PREFIX, name);
+        if (fs_join(abs, sizeof abs, cfg->root, rel) == 0 && registry_unlink(abs)) removed = 1;
+    }
+    if (n >= 0) registry_scan_free(list, n);
+    return removed;
+}
+
+/* Removes the entry `id` of `doc` (borrowed), writes the registry, then removes the file the
+ * entry named when it lies in models/llm/. The caller holds the exclusive lock. Returns 1
+ * when a file was removed, 0 when not, -1 and err when the registry could not be written. */
+static int registry_remove_entry(const mg_config *cfg, json_t *doc, const char *id,
+                                 mg_error *err) {
+    json_t *models = json_object_get(doc, "models");
+    char abs[MG_PATH_MAX];
+    int has_file = registry_entry_file(cfg, json_object_get(models, id), abs);
+    json_object_del(models, id);
+    if (registry_write(cfg, doc, err) < 0) return -1;
+    return has_file && registry_unlink(abs);
+}
+
+int registry_remove(const mg_config *cfg, const char *id, int *entry_removed,
+                    int *file_removed, mg_error *err) {
+    int had_entry = 0, had_file = 0;
+    if (entry_removed) *entry_removed = 0;
+    if (file_removed) *file_removed = 0;
+    if (!id || !id_model_valid(id, strlen(id)))
+        return mg_error_set(err, 400, "invalid_model_id", "id", "invalid model id");
+    int fd = registry_lock(cfg, 1, err);
+    if (fd < 0) return -1;
+    json_t *doc = registry_read(cfg, err);
+    if (doc && json_object_get(json_object_get(doc, "models"), id)) {
+        had_entry = 1;
+        had_file = registry_remove_entry(cfg, doc, id, err);
+    } else if (doc) {
+        had_file = registry_unlink_stem(cfg, id);
+    }
+    fs_unlock(fd);
+    if (!doc || had_file < 0) {
+        json_decref(doc);
+        return -1;
+    }
+    json_decref(doc);
+    if (entry_removed) *entry_removed = had_entry;
+    if (file_removed) *file_removed = had_file;
+    if (!had_entry && !had_file)
+        return mg_error_set(err, 404, "not_found", "id",
+                            "model '%s' is neither registered nor present in models/llm", id);
+    return 0;
+}
+
+json_t *registry_list(const mg_config *cfg, mg_error *err) {
+    json_t *doc = registry_load(cfg, err);
+    if (!doc) return NULL;
+    json_t *models = json_object_get(doc, "models");
+    json_t *out_models = json_object();
+    const char *key;
+    json_t *entry;
+    json_object_foreach(models, key, entry) {
+        if (!json_is_object(entry)) continue;
+        char abs[MG_PATH_MAX];
+        int present = registry_entry_file(cfg, entry, abs) && registry_file_exists(abs, NULL);
+        json_t *copy = json_deep_copy(entry);
+        if (!json_object_get(copy, "id")) json_object_set_new(copy, "id", json_string(key));
+        json_object_set_new(copy, "status", json_string(present ? "installed" : "missing"));
+        json_object_set_new(out_models, key, copy);
+    }
+    registry_add_unregistered(cfg, models, out_models);
+    json_decref(doc);
+    return json_pack("{s:o}", "models", out_models);
+}
+
+int registry_is_installed(const mg_config *cfg, const char *id) {
+    mg_error err;
+    json_t *doc = registry_load(cfg, &err);
+    if (!doc) return 0;
+    json_t *entry = json_object_get(json_object_get(doc, "models"), id);
+    char abs[MG_PATH_MAX];
+    int ok = json_is_object(entry) && registry_entry_file(cfg, entry, abs) &&
+             registry_file_exists(abs, NULL);
+    json_decref(doc);
+    return ok;
+}

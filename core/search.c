@@ -1,0 +1,789 @@
+/* search.c - the search index over cache/gallery_cache.json and the search query.
+ *
+ * Loading streams the cache one line (one model) at a time and keeps per model a compact
+ * record: the byte span of its JSON text, its id, a lower-cased haystack for `query`
+ * (id, name, description, tags, categories, each field between \x1f separators so a term
+ * never spans two fields), lower-cased \x1f-framed lists for the exact-match filters, and
+ * the numbers filters and sorts use (NAN when absent). Every (sort, order) pair is sorted
+ * once at load; a search walks one permutation, and answers pread the model texts from the
+ * fd the index keeps open. */
+#include "search.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEARCH_SEP '\x1f'
+#define SEARCH_NONE UINT32_MAX
+#define SEARCH_SORTS 4
+#define SEARCH_LIMIT_DEFAULT 100
+#define SEARCH_LIMIT_MAX 1000
+
+enum { SEARCH_L_CATEGORY, SEARCH_L_LANGUAGE, SEARCH_L_TAG, SEARCH_L_QUANT, SEARCH_L_LICENSE,
+       SEARCH_LISTS };
+enum { SEARCH_N_RATING, SEARCH_N_SIZE, SEARCH_N_RAM, SEARCH_N_VRAM, SEARCH_N_UPDATED,
+       SEARCH_NUMS };
+
+/* A span of the string pool. */
+typedef struct { uint32_t off, len; } search_span;
+
+typedef struct search_rec {
+    uint64_t text_off;          /* the model's JSON text in the cache file */
+    uint32_t text_len;
+    search_span id;             /* original case */
+    search_span hay;            /* \x1f id \x1f name \x1f description \x1f tags.. categories.. */
+    search_span name;           /* lower-cased name, inside hay */
+    search_span list[SEARCH_LISTS]; /* \x1f a \x1f b \x1f, or off == SEARCH_NONE */
+    double num[SEARCH_NUMS];
+} search_rec;
+
+struct search_index {
+    int fd;
+    struct stat st;
+    search_rec *recs;
+    size_t n, cap;
+    char *pool;
+    size_t pool_len, pool_cap;
+    uint32_t *perm[SEARCH_SORTS][2]; /* [sort][descending] */
+    uint32_t *by_id;
+};
+
+/* ---- building records ------------------------------------------------------------- */
+
+static int search_pool_reserve(search_index *idx, size_t more) {
+    if (idx->pool_len + more <= idx->pool_cap) return 0;
+    size_t cap = idx->pool_cap ? idx->pool_cap : 65536;
+    while (cap < idx->pool_len + more) cap *= 2;
+    if (cap > UINT32_MAX) return -1;
+    char *p = realloc(idx->pool, cap);
+    if (!p) return -1;
+    idx->pool = p;
+    idx->pool_cap = cap;
+    return 0;
+}
+
+/* Appends `len` bytes, lower-cased when `lower`; NUL and the separator become \x1e. */
+static void search_pool_put(search_index *idx, const char *s, size_t len, int lower) {
+    char *out = idx->pool + idx->pool_len;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == 0 || c == SEARCH_SEP) c = 0x1e;
+        else if (lower && c < 128) c = (unsigned char)tolower(c);
+        out[i] = (char)c;
+    }
+    idx->pool_len += len;
+}
+
+static void search_pool_sep(search_index *idx) { idx->pool[idx->pool_len++] = SEARCH_SEP; }
+
+/* Appends the string `v` (if it is one) followed by a separator. */
+static void search_put_field(search_index *idx, json_t *v) {
+    if (json_is_string(v)) search_pool_put(idx, json_string_value(v), json_string_length(v), 1);
+    search_pool_sep(idx);
+}
+
+/* Appends each string of the array `v` followed by a separator. */
+static void search_put_items(search_index *idx, json_t *v) {
+    json_t *item;
+    size_t i;
+    json_array_foreach(v, i, item) search_put_field(idx, item);
+}
+
+/* Room a model's strings need in the pool (an upper bound). */
+static size_t search_model_need(json_t *model) {
+    static const char *keys[] = {"id", "name", "description", "quantization", "license", NULL};
+    static const char *arrays[] = {"tags", "categories", "languages", NULL};
+    size_t need = 32;
+    for (int i = 0; keys[i]; i++) need += 2 * (json_string_length(json_object_get(model, keys[i])) + 1);
+    for (int i = 0; arrays[i]; i++) {
+        json_t *item;
+        size_t j;
+        json_array_foreach(json_object_get(model, arrays[i]), j, item)
+            need += 2 * (json_string_length(item) + 1);
+    }
+    return need;
+}
+
+/* A \x1f-framed list of one string field or of an array of strings; none when empty. */
+static search_span search_put_list(search_index *idx, json_t *v) {
+    search_span sp = {SEARCH_NONE, 0};
+    if (!json_is_string(v) && !(json_is_array(v) && json_array_size(v) > 0)) return sp;
+    sp.off = (uint32_t)idx->pool_len;
+    search_pool_sep(idx);
+    if (json_is_string(v)) search_put_field(idx, v);
+    else search_put_items(idx, v);
+    sp.len = (uint32_t)(idx->pool_len - sp.off);
+    return sp;
+}
+
+static double search_number(json_t *obj, const char *key) {
+    json_t *v = json_object_get(obj, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* ISO-8601 date or date-time ("2025-01-31", "2025-01-31T10:00:00Z", "+02:00" offsets,
+ * fractions ignored) as seconds since the epoch; NAN when it is not one. */
+static double search_parse_date(json_t *v) {
+    if (!json_is_string(v)) return NAN;
+    const char *s = json_string_value(v);
+    struct tm tm = {0};
+    int n = 0, hh = 0, mm = 0;
+    if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10)
+        return NAN;
+    const char *p = s + n;
+    long offset = 0;
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        int k = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &k) != 2 || k != 5) return NAN;
+        p += 1 + k;
+        if (*p == ':') {
+            if (sscanf(p + 1, "%2d%n", &tm.tm_sec, &k) != 1 || k != 2) return NAN;
+            p += 1 + k;
+        }
+        if (*p == '.') for (p++; isdigit((unsigned char)*p); p++) {}
+        if (*p == 'Z' || *p == 'z') p++;
+        else if (*p == '+' || *p == '-') {
+            int sign = *p == '-' ? -1 : 1, k2 = 0;
+            if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &k2) != 2 || k2 != 5) return NAN;
+            offset = sign * (hh * 3600L + mm * 60L);
+            p += 1 + k2;
+        }
+    }
+    if (*p || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31)
+        return NAN;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (double)(timegm(&tm) - offset);
+}
+
+static int search_add_model(search_index *idx, json_t *model, uint64_t off, size_t len) {
+    json_t *id = json_object_get(model, "id");
+    if (!json_is_string(id) || len > UINT32_MAX) return -1;
+    if (idx->n == idx->cap) {
+        size_t cap = idx->cap ? idx->cap * 2 : 1024;
+        search_rec *r = realloc(idx->recs, cap * sizeof *r);
+        if (!r) return -1;
+        idx->recs = r;
+        idx->cap = cap;
+    }
+    if (search_pool_reserve(idx, search_model_need(model)) != 0) return -1;
+    search_rec *r = &idx->recs[idx->n++];
+    r->text_off = off;
+    r->text_len = (uint32_t)len;
+    r->id.off = (uint32_t)idx->pool_len;
+    r->id.len = (uint32_t)json_string_length(id);
+    search_pool_put(idx, json_string_value(id), r->id.len, 0);
+    r->hay.off = (uint32_t)idx->pool_len;
+    search_pool_sep(idx);
+    search_put_field(idx, id);
+    r->name.off = (uint32_t)idx->pool_len;
+    search_put_field(idx, json_object_get(model, "name"));
+    r->name.len = (uint32_t)(idx->pool_len - r->name.off - 1);
+    search_put_field(idx, json_object_get(model, "description"));
+    search_put_items(idx, json_object_get(model, "tags"));
+    search_put_items(idx, json_object_get(model, "categories"));
+    r->hay.len = (uint32_t)(idx->pool_len - r->hay.off);
+    r->list[SEARCH_L_CATEGORY] = search_put_list(idx, json_object_get(model, "categories"));
+    r->list[SEARCH_L_LANGUAGE] = search_put_list(idx, json_object_get(model, "languages"));
+    r->list[SEARCH_L_TAG] = search_put_list(idx, json_object_get(model, "tags"));
+    r->list[SEARCH_L_QUANT] = search_put_list(idx, json_object_get(model, "quantization"));
+    r->list[SEARCH_L_LICENSE] = search_put_list(idx, json_object_get(model, "license"));
+    json_t *hw = json_object_get(model, "recommendedHardware");
+    r->num[SEARCH_N_RATING] = search_number(model, "rating");
+    r->num[SEARCH_N_SIZE] = search_number(model, "sizeGb");
+    r->num[SEARCH_N_RAM] = search_number(hw, "ramGb");
+    r->num[SEARCH_N_VRAM] = search_number(hw, "vramGb");
+    r->num[SEARCH_N_UPDATED] = search_parse_date(json_object_get(model, "updatedAt"));
+    return 0;
+}
+
+/* ---- sorting ---------------------------------------------------------------------- */
+
+typedef struct { const search_index *idx; int sort, desc; } search_sort_ctx;
+
+static int search_cmp_span(const search_index *idx, search_span a, search_span b) {
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = memcmp(idx->pool + a.off, idx->pool + b.off, n);
+    return c ? c : (a.len > b.len) - (a.len < b.len);
+}
+
+static const int search_sort_num[SEARCH_SORTS] = {SEARCH_N_RATING, SEARCH_N_SIZE, -1,
+                                                  SEARCH_N_UPDATED};
+
+static int search_cmp(const void *pa, const void *pb, void *arg) {
+    const search_sort_ctx *c = arg;
+    const search_rec *a = &c->idx->recs[*(const uint32_t *)pa];
+    const search_rec *b = &c->idx->recs[*(const uint32_t *)pb];
+    int r = 0;
+    if (c->sort == SEARCH_SORT_NAME) {
+        r = search_cmp_span(c->idx, a->name, b->name);
+    } else if (c->sort >= 0) {
+        double x = a->num[search_sort_num[c->sort]], y = b->num[search_sort_num[c->sort]];
+        if (isnan(x) || isnan(y)) {
+            if (!isnan(x) || !isnan(y)) return isnan(x) ? 1 : -1; /* missing last */
+        } else {
+            r = (x > y) - (x < y);
+        }
+    }
+    if (r && c->desc) r = -r;
+    return r ? r : search_cmp_span(c->idx, a->id, b->id);
+}
+
+static uint32_t *search_sorted(const search_index *idx, int sort, int desc) {
+    uint32_t *p = malloc((idx->n ? idx->n : 1) * sizeof *p);
+    if (!p) return NULL;
+    for (size_t i = 0; i < idx->n; i++) p[i] = (uint32_t)i;
+    search_sort_ctx c = {idx, sort, desc};
+    qsort_r(p, idx->n, sizeof *p, search_cmp, &c);
+    return p;
+}
+
+static int search_sort_all(search_index *idx) {
+    for (int s = 0; s < SEARCH_SORTS; s++)
+        for (int d = 0; d < 2; d++)
+            if (!(idx->perm[s][d] = search_sorted(idx, s, d))) return -1;
+    idx->by_id = search_sorted(idx, -1, 0);
+    return idx->by_id ? 0 : -1;
+}
+
+/* ---- loading ---------------------------------------------------------------------- */
+
+void search_index_free(search_index *idx) {
+    if (!idx) return;
+    if (idx->fd >= 0) close(idx->fd);
+    for (int s = 0; s < SEARCH_SORTS; s++)
+        for (int d = 0; d < 2; d++) free(idx->perm[s][d]);
+    free(idx->by_id);
+    free(idx->recs);
+    free(idx->pool);
+    free(idx);
+}
+
+/* The first line must be {"version":...,"generatedAt":...,"models":[ */
+static int search_header_ok(const char *line, size_t len) {
+    static const char tail[] = "\"models\":[";
+    size_t t = sizeof tail - 1;
+    if (len < t + 1 || line[0] != '{' || memcmp(line + len - t, tail, t) != 0) return 0;
+    char *doc = malloc(len + 3);
+    if (!doc) return 0;
+    memcpy(doc, line, len);
+    memcpy(doc + len, "]}", 3);
+    json_t *j = json_loadb(doc, len + 2, 0, NULL);
+    int ok = json_is_array(json_object_get(j, "models"));
+    json_decref(j);
+    free(doc);
+    return ok;
+}
+
+/* Reads the model lines after the header; 0 when the file ends with "]}". */
+static int search_load_lines(search_index *idx, FILE *f, uint64_t off, char **line,
+                             size_t *cap) {
+    ssize_t got;
+    while ((got = getline(line, cap, f)) > 0) {
+        size_t len = (size_t)got, full = len;
+        const char *s = *line;
+        if (s[len - 1] == '\n') len--;
+        if (len == 2 && memcmp(s, "]}", 2) == 0) return getc(f) == EOF ? 0 : -1;
+        if (len && s[len - 1] == ',') len--;
+        json_t *model = json_loadb(s, len, JSON_ALLOW_NUL, NULL);
+        int rc = json_is_object(model) ? search_add_model(idx, model, off, len) : -1;
+        json_decref(model);
+        if (rc != 0) return -1;
+        off += full;
+    }
+    return -1;
+}
+
+static int search_load_file(search_index *idx) {
+    int fd2 = dup(idx->fd);
+    FILE *f = fd2 >= 0 ? fdopen(fd2, "r") : NULL;
+    if (!f) {
+        if (fd2 >= 0) close(fd2);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got = getline(&line, &cap, f);
+    int rc = -1;
+    if (got > 1 && line[got - 1] == '\n' && search_header_ok(line, (size_t)got - 1))
+        rc = search_load_lines(idx, f, (uint64_t)got, &line, &cap);
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* Gives back the slack of the growing arrays. */
+static void search_shrink(search_index *idx) {
+    char *p = realloc(idx->pool, idx->pool_len ? idx->pool_len : 1);
+    if (p) idx->pool = p;
+    search_rec *r = realloc(idx->recs, (idx->n ? idx->n : 1) * sizeof *r);
+    if (r) idx->recs = r;
+}
+
+search_index *search_index_load(const char *cache_path, mg_error *err) {
+    search_index *idx = calloc(1, sizeof *idx);
+    if (!idx) {
+        mg_error_set(err, 500, "out_of_memory", NULL, "out of memory");
+        return NULL;
+    }
+    idx->fd = open(cache_path, O_RDONLY | O_CLOEXEC);
+    if (idx->fd < 0 || fstat(idx->fd, &idx->st) != 0) {
+        mg_error_set(err, errno == ENOENT ? 404 : 500, "gallery_unavailable", NULL,
+                     "cannot open %s: %s", cache_path, strerror(errno));
+        search_index_free(idx);
+        return NULL;
+    }
+    if (search_load_file(idx) != 0) {
+        mg_error_set(err, 500, "gallery_unavailable", NULL, "%s: not in gallery cache format",
+                     cache_path);
+        search_index_free(idx);
+        return NULL;
+    }
+    search_shrink(idx);
+    if (search_sort_all(idx) != 0) {
+        mg_error_set(err, 500, "out_of_memory", NULL, "out of memory indexing %s", cache_path);
+        search_index_free(idx);
+        return NULL;
+    }
+    return idx;
+}
+
+size_t search_index_count(const search_index *idx) { return idx ? idx->n : 0; }
+
+int search_index_is_current(const search_index *idx, const struct stat *st) {
+    return idx && st && idx->st.st_dev == st->st_dev && idx->st.st_ino == st->st_ino &&
+           idx->st.st_size == st->st_size &&
+           idx->st.st_mtim.tv_sec == st->st_mtim.tv_sec &&
+           idx->st.st_mtim.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* Copies the model text of record `r` to `out` (room for r->text_len). 0, or -1. */
+static int search_read_text(const search_index *idx, const search_rec *r, char *out) {
+    size_t done = 0;
+    while (done < r->text_len) {
+        ssize_t got = pread(idx->fd, out + done, r->text_len - done,
+                            (off_t)(r->text_off + done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return -1;
+        done += (size_t)got;
+    }
+    return 0;
+}
+
+json_t *search_index_get(const search_index *idx, const char *id) {
+    if (!idx || !id) return NULL;
+    size_t lo = 0, hi = idx->n, n = strlen(id);
+    search_span key = {0, (uint32_t)n};
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const search_rec *r = &idx->recs[idx->by_id[mid]];
+        size_t m = r->id.len < key.len ? r->id.len : key.len;
+        int c = memcmp(idx->pool + r->id.off, id, m);
+        if (!c) c = (r->id.len > key.len) - (r->id.len < key.len);
+        if (c == 0) {
+            char *text = malloc(r->text_len ? r->text_len : 1);
+            json_t *model = NULL;
+            if (text && search_read_text(idx, r, text) == 0)
+                model = json_loadb(text, r->text_len, JSON_ALLOW_NUL, NULL);
+            free(text);
+            return model;
+        }
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+/* ---- the query string ------------------------------------------------------------- */
+
+static int search_hex(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes s[0..len) ('+' is a space; a bad escape stays as it is). Returns a new
+ * NUL-terminated string (caller frees), its length in *out_len. */
+static char *search_unescape(const char *s, size_t len, size_t *out_len) {
+    char *out = malloc(len + 1);
+    size_t n = 0;
+    if (!out) return NULL;
+    for (size_t i = 0; i < len; i++) {
+        int hi, lo;
+        if (s[i] == '+') out[n++] = ' ';
+        else if (s[i] == '%' && i + 2 < len &&
+                 (hi = search_hex((unsigned char)s[i + 1])) >= 0 &&
+                 (lo = search_hex((unsigned char)s[i + 2])) >= 0) {
+            out[n++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else out[n++] = s[i];
+    }
+    out[n] = '\0';
+    *out_len = n;
+    return out;
+}
+
+static const char *search_params[] = {"query", "category", "language", "tag", "quantization",
+                                      "license", "min_rating", "min_size_gb", "max_size_gb",
+                                      "max_ram_gb", "max_vram_gb", "sort", "order", "limit",
+                                      "offset", NULL};
+enum { SP_QUERY, SP_CATEGORY, SP_LANGUAGE, SP_TAG, SP_QUANT, SP_LICENSE, SP_MIN_RATING,
+       SP_MIN_SIZE, SP_MAX_SIZE, SP_MAX_RAM, SP_MAX_VRAM, SP_SORT, SP_ORDER, SP_LIMIT,
+       SP_OFFSET, SP_COUNT };
+
+typedef struct { char *v[SP_COUNT]; size_t len[SP_COUNT]; } search_raw;
+
+/* Splits the query string; the last value of a repeated parameter wins. */
+static int search_split(const char *qs, search_raw *raw) {
+    const char *p = qs ? qs : "";
+    while (*p) {
+        size_t plen = strcspn(p, "&");
+        const char *eq = memchr(p, '=', plen);
+        size_t klen = eq ? (size_t)(eq - p) : plen, kn, vn = 0;
+        char *key = search_unescape(p, klen, &kn);
+        if (!key) return -1;
+        for (int i = 0; search_params[i]; i++) {
+            if (strlen(search_params[i]) != kn || memcmp(key, search_params[i], kn) != 0)
+                continue;
+            char *val = eq ? search_unescape(eq + 1, plen - klen - 1, &vn) : strdup("");
+            if (!val) { free(key); return -1; }
+            free(raw->v[i]);
+            raw->v[i] = val;
+            raw->len[i] = vn;
+        }
+        free(key);
+        p += plen;
+        if (*p == '&') p++;
+    }
+    return 0;
+}
+
+/* A printable excerpt of a user value for messages. */
+static void search_excerpt(const char *v, size_t len, char out[48]) {
+    size_t n = 0;
+    for (size_t i = 0; i < len && n < 40; i++)
+        out[n++] = (v[i] >= 0x20 && v[i] < 0x7f && v[i] != '"' && v[i] != '\\') ? v[i] : '?';
+    if (len > 40) out[n++] = '.', out[n++] = '.', out[n++] = '.';
+    out[n] = '\0';
+}
+
+static int search_bad(mg_error *err, const char *param, const char *v, size_t len,
+                      const char *what) {
+    char ex[48];
+    search_excerpt(v, len, ex);
+    return mg_error_set(err, 400, "invalid_parameter", param, "%s must be %s (got \"%s\")",
+                        param, what, ex);
+}
+
+/* A finite, non-negative decimal number. */
+static int search_parse_number(const char *v, size_t len, const char *param, double *out,
+                               mg_error *err) {
+    const char *what = "a finite number >= 0";
+    if (strlen(v) != len || strspn(v, "0123456789.eE+-") != len)
+        return search_bad(err, param, v, len, what);
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (end == v || *end || !isfinite(d) || d < 0) return search_bad(err, param, v, len, what);
+    *out = d;
+    return 0;
+}
+
+static int search_parse_integer(const char *v, size_t len, const char *param, long lo,
+                                long hi, long *out, mg_error *err) {
+    char what[64];
+    snprintf(what, sizeof what, "an integer from %ld to %ld", lo, hi);
+    if (strlen(v) != len || strspn(v, "0123456789") != len)
+        return search_bad(err, param, v, len, what);
+    errno = 0;
+    long n = strtol(v, NULL, 10);
+    if (errno || n < lo || n > hi) return search_bad(err, param, v, len, what);
+    *out = n;
+    return 0;
+}
+
+/* A text filter: lower-cased copy, or 400 for a value holding a NUL byte. */
+static int search_parse_text(char **slot, const char *v, size_t len, const char *param,
+                             mg_error *err) {
+    if (strlen(v) != len)
+        return search_bad(err, param, v, len, "text without NUL bytes");
+    *slot = strdup(v);
+    if (!*slot) return mg_error_set(err, 500, "out_of_memory", NULL, "out of memory");
+    for (char *p = *slot; *p; p++)
+        if ((unsigned char)*p < 128) *p = (char)tolower((unsigned char)*p);
+    return 0;
+}
+
+static int search_parse_sort(search_query *q, const search_raw *raw, mg_error *err) {
+    static const char *sorts[] = {"rating", "size", "name", "updated", NULL};
+    const char *v = raw->v[SP_SORT];
+    if (v && raw->len[SP_SORT]) {
+        int i = 0;
+        while (sorts[i] && strcmp(sorts[i], v) != 0) i++;
+        if (!sorts[i] || strlen(v) != raw->len[SP_SORT])
+            return search_bad(err, "sort", v, raw->len[SP_SORT],
+                              "one of rating, size, name, updated");
+        q->sort = (search_sort)i;
+    }
+    q->descending = q->sort != SEARCH_SORT_NAME;
+    v = raw->v[SP_ORDER];
+    if (v && raw->len[SP_ORDER]) {
+        if (strcmp(v, "asc") != 0 && strcmp(v, "desc") != 0)
+            return search_bad(err, "order", v, raw->len[SP_ORDER], "asc or desc");
+        q->descending = strcmp(v, "desc") == 0;
+    }
+    return 0;
+}
+
+static int search_parse_values(search_query *q, const search_raw *raw, mg_error *err) {
+    char **texts[] = {&q->terms, &q->category, &q->language, &q->tag, &q->quantization,
+                      &q->license};
+    double *nums[] = {&q->min_rating, &q->min_size_gb, &q->max_size_gb, &q->max_ram_gb,
+                      &q->max_vram_gb};
+    for (int i = SP_QUERY; i <= SP_LICENSE; i++)
+        if (raw->v[i] && raw->len[i] &&
+            search_parse_text(texts[i - SP_QUERY], raw->v[i], raw->len[i], search_params[i],
+                              err) != 0)
+            return -1;
+    for (int i = SP_MIN_RATING; i <= SP_MAX_VRAM; i++)
+        if (raw->v[i] && raw->len[i] &&
+            search_parse_number(raw->v[i], raw->len[i], search_params[i],
+                                nums[i - SP_MIN_RATING], err) != 0)
+            return -1;
+    if (raw->v[SP_LIMIT] && raw->len[SP_LIMIT] &&
+        search_parse_integer(raw->v[SP_LIMIT], raw->len[SP_LIMIT], "limit", 1,
+                             SEARCH_LIMIT_MAX, &q->limit, err) != 0)
+        return -1;
+    if (raw->v[SP_OFFSET] && raw->len[SP_OFFSET] &&
+        search_parse_integer(raw->v[SP_OFFSET], raw->len[SP_OFFSET], "offset", 0,
+                             1000000000L, &q->offset, err) != 0)
+        return -1;
+    if (q->min_size_gb > q->max_size_gb)
+        return mg_error_set(err, 400, "invalid_parameter", "min_size_gb",
+                            "min_size_gb (%g) must not be above max_size_gb (%g)",
+                            q->min_size_gb, q->max_size_gb);
+    return search_parse_sort(q, raw, err);
+}
+
+int search_query_parse(search_query *q, const char *query_string, mg_error *err) {
+    search_raw raw;
+    memset(&raw, 0, sizeof raw);
+    memset(q, 0, sizeof *q);
+    q->min_rating = q->min_size_gb = q->max_size_gb = q->max_ram_gb = q->max_vram_gb = NAN;
+    q->sort = SEARCH_SORT_RATING;
+    q->descending = 1;
+    q->limit = SEARCH_LIMIT_DEFAULT;
+    q->offset = 0;
+    int rc = search_split(query_string, &raw) == 0
+                 ? search_parse_values(q, &raw, err)
+                 : mg_error_set(err, 500, "out_of_memory", NULL, "out of memory");
+    for (int i = 0; i < SP_COUNT; i++) free(raw.v[i]);
+    if (rc != 0) search_query_free(q);
+    return rc;
+}
+
+void search_query_free(search_query *q) {
+    if (!q) return;
+    free(q->terms);
+    free(q->category);
+    free(q->language);
+    free(q->tag);
+    free(q->quantization);
+    free(q->license);
+    q->terms = q->category = q->language = q->tag = q->quantization = q->license = NULL;
+}
+
+/* ---- running a query -------------------------------------------------------------- */
+
+typedef struct { const char *s; size_t len; } search_needle;
+
+/* What a search compares, prepared once per query. */
+typedef struct search_plan {
+    search_needle *terms;
+    size_t nterms;
+    char *exact[SEARCH_LISTS]; /* "\x1fvalue\x1f", or NULL */
+    size_t exact_len[SEARCH_LISTS];
+    int never;                 /* a value that cannot match anything */
+    int filtered;
+} search_plan;
+
+static int search_plan_exact(search_plan *p, int list, const char *v) {
+    if (!v) return 0;
+    size_t n = strlen(v);
+    if (memchr(v, SEARCH_SEP, n)) p->never = 1;
+    if (!(p->exact[list] = malloc(n + 3))) return -1;
+    p->exact[list][0] = SEARCH_SEP;
+    memcpy(p->exact[list] + 1, v, n);
+    p->exact[list][n + 1] = SEARCH_SEP;
+    p->exact[list][n + 2] = '\0';
+    p->exact_len[list] = n + 2;
+    p->filtered = 1;
+    return 0;
+}
+
+static int search_plan_terms(search_plan *p, const char *text) {
+    if (!text) return 0;
+    size_t cap = strlen(text) / 2 + 1;
+    if (!(p->terms = malloc(cap * sizeof *p->terms))) return -1;
+    for (const char *s = text; *s;) {
+        while (*s && isspace((unsigned char)*s)) s++;
+        size_t n = 0;
+        while (s[n] && !isspace((unsigned char)s[n])) n++;
+        if (n) {
+            if (memchr(s, SEARCH_SEP, n)) p->never = 1;
+            p->terms[p->nterms++] = (search_needle){s, n};
+            p->filtered = 1;
+        }
+        s += n;
+    }
+    return 0;
+}
+
+static void search_plan_free(search_plan *p) {
+    free(p->terms);
+    for (int i = 0; i < SEARCH_LISTS; i++) free(p->exact[i]);
+}
+
+static int search_plan_init(search_plan *p, const search_query *q) {
+    memset(p, 0, sizeof *p);
+    const char *lists[SEARCH_LISTS] = {q->category, q->language, q->tag, q->quantization,
+                                       q->license};
+    for (int i = 0; i < SEARCH_LISTS; i++)
+        if (search_plan_exact(p, i, lists[i]) != 0) return -1;
+    if (search_plan_terms(p, q->terms) != 0) return -1;
+    if (!isnan(q->min_rating) || !isnan(q->min_size_gb) || !isnan(q->max_size_gb) ||
+        !isnan(q->max_ram_gb) || !isnan(q->max_vram_gb))
+        p->filtered = 1;
+    return 0;
+}
+
+static int search_numbers_match(const search_rec *r, const search_query *q) {
+    return (isnan(q->min_rating) || r->num[SEARCH_N_RATING] >= q->min_rating) &&
+           (isnan(q->min_size_gb) || r->num[SEARCH_N_SIZE] >= q->min_size_gb) &&
+           (isnan(q->max_size_gb) || r->num[SEARCH_N_SIZE] <= q->max_size_gb) &&
+           (isnan(q->max_ram_gb) || r->num[SEARCH_N_RAM] <= q->max_ram_gb) &&
+           (isnan(q->max_vram_gb) || r->num[SEARCH_N_VRAM] <= q->max_vram_gb);
+}
+
+static int search_match(const search_index *idx, const search_rec *r, const search_plan *p,
+                        const search_query *q) {
+    if (!search_numbers_match(r, q)) return 0;
+    for (int i = 0; i < SEARCH_LISTS; i++) {
+        if (!p->exact[i]) continue;
+        if (r->list[i].off == SEARCH_NONE ||
+            !memmem(idx->pool + r->list[i].off, r->list[i].len, p->exact[i], p->exact_len[i]))
+            return 0;
+    }
+    const char *hay = idx->pool + r->hay.off;
+    for (size_t i = 0; i < p->nterms; i++)
+        if (!memmem(hay, r->hay.len, p->terms[i].s, p->terms[i].len)) return 0;
+    return 1;
+}
+
+/* The answer being assembled, written out in large pieces. */
+typedef struct search_out {
+    char *buf;
+    size_t len, cap;
+    search_write_fn write;
+    void *ctx;
+    int failed;
+} search_out;
+
+static int search_out_flush(search_out *o) {
+    if (o->len && !o->failed && o->write(o->ctx, o->buf, o->len) != 0) o->failed = 1;
+    o->len = 0;
+    return o->failed ? -1 : 0;
+}
+
+/* Makes room for `n` more bytes; returns where they go, or NULL. */
+static char *search_out_room(search_out *o, size_t n) {
+    if (o->len + n > o->cap) {
+        if (o->len && search_out_flush(o) != 0) return NULL;
+        if (n > o->cap) {
+            char *b = realloc(o->buf, n);
+            if (!b) return NULL;
+            o->buf = b;
+            o->cap = n;
+        }
+    }
+    return o->buf + o->len;
+}
+
+static int search_out_put(search_out *o, const char *s, size_t n) {
+    char *at = search_out_room(o, n);
+    if (!at) return -1;
+    memcpy(at, s, n);
+    o->len += n;
+    return 0;
+}
+
+static int search_out_model(search_out *o, const search_index *idx, const search_rec *r,
+                            int first) {
+    if (!first && search_out_put(o, ",", 1) != 0) return -1;
+    char *at = search_out_room(o, r->text_len);
+    if (!at || search_read_text(idx, r, at) != 0) return -1;
+    o->len += r->text_len;
+    return 0;
+}
+
+/* Collects into `hits` the records on the requested page; returns the total. */
+static size_t search_collect(const search_index *idx, const search_query *q,
+                             const search_plan *p, const uint32_t *perm, uint32_t *hits,
+                             size_t *nhits) {
+    size_t total = 0, off = (size_t)q->offset, lim = (size_t)q->limit;
+    *nhits = 0;
+    if (!p->filtered) {
+        for (size_t i = off; i < idx->n && *nhits < lim; i++) hits[(*nhits)++] = perm[i];
+        return idx->n;
+    }
+    if (p->never) return 0;
+    for (size_t i = 0; i < idx->n; i++) {
+        if (!search_match(idx, &idx->recs[perm[i]], p, q)) continue;
+        if (total >= off && *nhits < lim) hits[(*nhits)++] = perm[i];
+        total++;
+    }
+    return total;
+}
+
+int search_run(const search_index *idx, const search_query *q, search_write_fn write,
+               void *ctx, mg_error *err) {
+    search_plan plan;
+    memset(&plan, 0, sizeof plan);
+    size_t lim = q->limit > 0 ? (size_t)q->limit : SEARCH_LIMIT_DEFAULT, nhits = 0;
+    uint32_t *hits = malloc(lim * sizeof *hits);
+    search_out o = {.write = write, .ctx = ctx, .cap = 256 * 1024};
+    o.buf = malloc(o.cap);
+    if (!hits || !o.buf || search_plan_init(&plan, q) != 0) {
+        free(hits);
+        free(o.buf);
+        search_plan_free(&plan);
+        return mg_error_set(err, 500, "out_of_memory", NULL, "out of memory");
+    }
+    int s = (int)q->sort >= 0 && (int)q->sort < SEARCH_SORTS ? (int)q->sort : SEARCH_SORT_RATING;
+    size_t total = search_collect(idx, q, &plan, idx->perm[s][q->descending ? 1 : 0], hits,
+                                  &nhits);
+    char head[128];
+    int hn = snprintf(head, sizeof head, "{\"total\":%zu,\"offset\":%ld,\"limit\":%ld,\"models\":[",
+                      total, q->offset, q->limit);
+    int rc = search_out_put(&o, head, (size_t)hn);
+    for (size_t i = 0; rc == 0 && i < nhits; i++)
+        rc = search_out_model(&o, idx, &idx->recs[hits[i]], i == 0);
+    if (rc == 0) rc = search_out_put(&o, "]}", 2);
+    if (rc == 0) rc = search_out_flush(&o);
+    int writer_stopped = o.failed;
+    search_plan_free(&plan);
+    free(hits);
+    free(o.buf);
+    if (rc != 0)
+        return mg_error_set(err, 500, writer_stopped ? "write_failed" : "io_error", NULL,
+                            writer_stopped ? "the answer could not be written"
+                                           : "cannot read the gallery cache");
+    return 0;
+}

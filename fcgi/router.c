@@ -1,0 +1,216 @@
+/* router.c - the route table and dispatch: splits the raw path into percent-decoded
+ * segments (an encoded "/" stays inside its segment), matches them against the table and
+ * answers what no handler should have to: 400 undecodable path, 404, 405 + Allow, 401, 413. */
+#include "router.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "id.h"
+
+#define ROUTE_SEGS_MAX 8
+
+typedef struct route_def {
+    const char *pattern[ROUTE_SEGS_MAX]; /* literal segments, "*" = the parameter; NULL ends */
+    int methods;                         /* HTTP_GET also allows HEAD */
+    route_fn fn;
+} route_def;
+
+static const route_def route_table[] = {
+    {{"api", "models", "gallery", NULL}, HTTP_GET, route_gallery_get},
+    {{"api", "models", "gallery", "search", NULL}, HTTP_GET, route_gallery_search},
+    {{"api", "models", "gallery", "status", NULL}, HTTP_GET, route_gallery_status},
+    {{"api", "models", "gallery", "refresh", NULL}, HTTP_POST, route_gallery_refresh},
+    {{"api", "models", "gallery", "*", "install", NULL}, HTTP_POST, route_jobs_install},
+    {{"api", "models", "health", NULL}, HTTP_GET, route_gallery_health},
+    {{"api", "models", "jobs", NULL}, HTTP_GET, route_jobs_list},
+    {{"api", "models", "jobs", "*", NULL}, HTTP_GET, route_jobs_get},
+    {{"api", "models", "jobs", "*", NULL}, HTTP_DELETE, route_jobs_cancel},
+    {{"api", "models", "installed", NULL}, HTTP_GET, route_registry_list},
+    {{"api", "models", "*", NULL}, HTTP_DELETE, route_registry_delete},
+};
+
+typedef struct route_path {
+    route_seg seg[ROUTE_SEGS_MAX];
+    size_t n;
+    int too_long;   /* more segments than any route has, or an empty one: no route */
+    char *buf;      /* owned: the decoded segments, each NUL-terminated */
+} route_path;
+
+/* Splits and decodes `path` (raw, starting with '/'; one trailing '/' is ignored).
+ * 0, or -1 when a segment is not valid percent-encoding. */
+static int route_split(const char *path, route_path *rp) {
+    memset(rp, 0, sizeof *rp);
+    size_t len = strlen(path);
+    if (len > 1 && path[len - 1] == '/') len--;
+    rp->buf = malloc(len + ROUTE_SEGS_MAX + 1);
+    if (!rp->buf) return -1;
+    char *out = rp->buf;
+    const char *p = path + (len > 0 && path[0] == '/');
+    const char *end = path + len;
+    while (p < end) {
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        size_t n = slash ? (size_t)(slash - p) : (size_t)(end - p);
+        if (rp->n == ROUTE_SEGS_MAX || n == 0) {
+            rp->too_long = 1;
+            return 0;
+        }
+        size_t dlen;
+        if (http_percent_decode(p, n, out, &dlen) != 0) return -1;
+        rp->seg[rp->n].s = out;
+        rp->seg[rp->n].len = dlen;
+        rp->n++;
+        out += dlen + 1;
+        if (!slash) break;
+        p = slash + 1;
+    }
+    return 0;
+}
+
+/* 1 when `rp` matches `def`; the parameter segment (if any) goes to *param. */
+static int route_match(const route_def *def, const route_path *rp, const route_seg **param) {
+    size_t i = 0;
+    for (; i < ROUTE_SEGS_MAX && def->pattern[i]; i++) {
+        if (i >= rp->n) return 0;
+        const char *lit = def->pattern[i];
+        if (strcmp(lit, "*") == 0) {
+            *param = &rp->seg[i];
+        } else if (rp->seg[i].len != strlen(lit) || memcmp(rp->seg[i].s, lit, rp->seg[i].len)) {
+            return 0;
+        }
+    }
+    return i == rp->n;
+}
+
+static void route_allow(int methods, char *out, size_t n) {
+    static const struct {
+        int bit;
+        const char *name;
+    } names[] = {{HTTP_GET, "GET, HEAD"}, {HTTP_POST, "POST"}, {HTTP_DELETE, "DELETE"}};
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(methods & names[i].bit)) continue;
+        size_t used = strlen(out);
+        snprintf(out + used, n - used, "%s%s", used ? ", " : "", names[i].name);
+    }
+}
+
+/* Constant-time comparison of two byte strings. */
+static int route_token_equal(const char *a, size_t alen, const char *b, size_t blen) {
+    unsigned char diff = alen != blen;
+    for (size_t i = 0; i < alen && i < blen; i++) diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+/* 1 when the request may write (no api_token set, or the right bearer token); otherwise
+ * answers 401 and returns 0. */
+static int route_authorized(http_req *req, worker_ctx *w) {
+    const char *token = w->cfg.api_token;
+    if (!token || !*token) return 1;
+    const char *h = http_param(req, "HTTP_AUTHORIZATION");
+    while (h && isspace((unsigned char)*h)) h++;
+    if (!h || strncasecmp(h, "Bearer", 6) != 0 || !isspace((unsigned char)h[6])) {
+        http_add_header(req, "WWW-Authenticate: Bearer realm=\"model-gallery\"");
+        http_error(req, 401, "unauthorized", NULL,
+                   "%s needs the header Authorization: Bearer <api_token>", req->method);
+        return 0;
+    }
+    h += 6;
+    while (isspace((unsigned char)*h)) h++;
+    size_t len = strlen(h);
+    while (len > 0 && isspace((unsigned char)h[len - 1])) len--;
+    if (!route_token_equal(h, len, token, strlen(token))) {
+        http_add_header(req, "WWW-Authenticate: Bearer realm=\"model-gallery\", "
+                             "error=\"invalid_token\"");
+        http_error(req, 401, "unauthorized", NULL, "the bearer token is not the api_token");
+        return 0;
+    }
+    return 1;
+}
+
+/* 1 when the request body is acceptable; otherwise answers 413 and returns 0. */
+static int route_body_ok(http_req *req) {
+    const char *cl = http_param(req, "CONTENT_LENGTH");
+    if (!cl || !*cl) return 1;
+    char *end;
+    unsigned long long n = strtoull(cl, &end, 10);
+    if (*end == '\0' && n <= HTTP_BODY_MAX) return 1;
+    http_error(req, 413, "payload_too_large", NULL,
+               "the request body is larger than %d bytes; no endpoint takes a body",
+               HTTP_BODY_MAX);
+    return 0;
+}
+
+/* 1 when `def` has a parameter segment. */
+static int route_has_param(const route_def *def) {
+    for (size_t i = 0; i < ROUTE_SEGS_MAX && def->pattern[i]; i++)
+        if (strcmp(def->pattern[i], "*") == 0) return 1;
+    return 0;
+}
+
+/* Finds the route of `rp` for method bit `want`: routes without a parameter win over those
+ * with one (so /api/models/jobs is never the model "jobs"). Sets *allowed to the methods
+ * the path allows, *param to the parameter segment. The route, or NULL. */
+static const route_def *route_find(const route_path *rp, int want, int *allowed,
+                                   const route_seg **param) {
+    const route_def *hit = NULL;
+    *allowed = 0;
+    for (int pass = 0; pass < 2 && !*allowed && !rp->too_long; pass++) {
+        for (size_t i = 0; i < sizeof route_table / sizeof route_table[0]; i++) {
+            const route_seg *p = NULL;
+            if (route_has_param(&route_table[i]) != pass) continue;
+            if (!route_match(&route_table[i], rp, &p)) continue;
+            *allowed |= route_table[i].methods;
+            if (!hit && (route_table[i].methods & want)) {
+                hit = &route_table[i];
+                *param = p;
+            }
+        }
+    }
+    return hit;
+}
+
+void route_dispatch(http_req *req, worker_ctx *w) {
+    route_path rp;
+    if (route_split(req->path, &rp) != 0) {
+        free(rp.buf);
+        http_error(req, 400, "invalid_path", NULL,
+                   "the path is not valid percent-encoding ('%%' must start '%%XX' with two "
+                   "hex digits)");
+        return;
+    }
+    int allowed;
+    const route_seg *param = NULL;
+    int want = req->method_bit == HTTP_HEAD ? HTTP_GET : req->method_bit;
+    const route_def *hit = route_find(&rp, want, &allowed, &param);
+    if (hit) {
+        int writes = want == HTTP_POST || want == HTTP_DELETE;
+        if (route_body_ok(req) && (!writes || route_authorized(req, w))) hit->fn(req, w, param);
+    } else if (allowed) {
+        char allow[64];
+        route_allow(allowed, allow, sizeof allow);
+        http_add_header(req, "Allow: %s", allow);
+        http_error(req, 405, "method_not_allowed", NULL, "%s is not allowed here; allowed: %s",
+                   req->method[0] ? req->method : "(none)", allow);
+    } else {
+        http_error(req, 404, "not_found", NULL, "no endpoint at %s", req->path);
+    }
+    free(rp.buf);
+}
+
+int route_model_id_ok(http_req *req, const route_seg *id) {
+    if (id && id_model_valid(id->s, id->len)) return 1;
+    http_error(req, 400, "invalid_model_id", "id",
+               "a model id is 1 to 128 characters: letters, digits, '.', '_' and '-', starting "
+               "with a letter or digit (^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$)");
+    return 0;
+}
+
+int route_job_id_ok(http_req *req, const route_seg *id) {
+    if (id && strlen(id->s) == id->len && id_job_valid(id->s)) return 1;
+    http_error(req, 400, "invalid_job_id", "job_id",
+               "a job id is %d lower-case hex digits", ID_JOB_LEN);
+    return 0;
+}

@@ -1,0 +1,54 @@
+/* router.h - maps a request's method and decoded path to a handler, answering 404, 405
+ * (with Allow), 400 for undecodable paths, 401 for POST/DELETE without the api_token and
+ * 413 for oversized bodies itself. Declares the handlers of every route group. */
+#ifndef MG_ROUTER_H
+#define MG_ROUTER_H
+
+#include <stddef.h>
+
+#include "http.h"
+#include "worker.h"
+
+/* One percent-decoded path segment: `s` is NUL-terminated but may hold NUL bytes (%00),
+ * so `len` is its true length. Borrowed from the router for the handler's duration. */
+typedef struct route_seg {
+    const char *s;
+    size_t len;
+} route_seg;
+
+typedef void (*route_fn)(http_req *req, worker_ctx *w, const route_seg *param);
+
+/* Answers `req`. */
+void route_dispatch(http_req *req, worker_ctx *w);
+
+/* Validates a path segment as a model id (400 "invalid_model_id" answered when not).
+ * 1 when valid. */
+int route_model_id_ok(http_req *req, const route_seg *id);
+/* Same for a job id (400 "invalid_job_id"). */
+int route_job_id_ok(http_req *req, const route_seg *id);
+
+/* route_gallery.c */
+void route_gallery_get(http_req *req, worker_ctx *w, const route_seg *param);
+void route_gallery_search(http_req *req, worker_ctx *w, const route_seg *param);
+void route_gallery_health(http_req *req, worker_ctx *w, const route_seg *param);
+
+/* route_gallery_status.c: GET /api/models/gallery/status, POST /api/models/gallery/refresh */
+void route_gallery_status(http_req *req, worker_ctx *w, const route_seg *param);
+void route_gallery_refresh(http_req *req, worker_ctx *w, const route_seg *param);
+
+/* route_jobs.c */
+void route_jobs_install(http_req *req, worker_ctx *w, const route_seg *param);
+void route_jobs_list(http_req *req, worker_ctx *w, const route_seg *param);
+void route_jobs_get(http_req *req, worker_ctx *w, const route_seg *param);
+void route_jobs_cancel(http_req *req, worker_ctx *w, const route_seg *param);
+
+/* Cancels job `job_id` and, when it was running, waits up to 2 s for the installer to
+ * finish it. Returns a new reference to the job as it is then, or NULL and err (404, 409
+ * "job_finished"). */
+json_t *route_jobs_cancel_wait(worker_ctx *w, const char *job_id, mg_error *err);
+
+/* route_registry.c */
+void route_registry_list(http_req *req, worker_ctx *w, const route_seg *param);
+void route_registry_delete(http_req *req, worker_ctx *w, const route_seg *param);
+
+#endif

@@ -1,0 +1,201 @@
+/* worker.c - a FastCGI worker: accepts requests on the shared socket and hands them to the
+ * router. Holds nothing durable; the settings and the search index it keeps between
+ * requests are checked against the files with a stat per request and rebuilt on change. */
+#include "worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gallery.h"
+#include "log.h"
+#include "router.h"
+
+/* Answer buffers larger than this are given back after the request. */
+#define WORKER_BUF_KEEP (4u << 20)
+
+static volatile sig_atomic_t worker_busy;
+static volatile sig_atomic_t worker_stop;
+
+/* SIGTERM: an idle worker exits at once; a busy one finishes its request first. */
+static void worker_on_term(int sig) {
+    (void)sig;
+    if (!worker_busy) _exit(0);
+    worker_stop = 1;
+}
+
+/* 1 when `a` and `b` describe the same version of a file (both zeroed: both absent). */
+static int worker_stat_same(const struct stat *a, const struct stat *b) {
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* stat() that leaves a zeroed struct for a missing file. 1 when the file exists. */
+static int worker_stat(const char *path, struct stat *st) {
+    if (stat(path, st) == 0) return 1;
+    memset(st, 0, sizeof *st);
+    return 0;
+}
+
+static void worker_load_config(worker_ctx *w, const struct stat *st) {
+    char root[MG_PATH_MAX];
+    snprintf(root, sizeof root, "%s", w->cfg.root);
+    mg_config fresh;
+    mg_error err;
+    mg_error_clear(&err);
+    if (config_load(&fresh, root, &err) != 0) {
+        log_warn("keeping the previous settings: %s", err.message);
+    } else {
+        config_free(&w->cfg);
+        w->cfg = fresh;
+    }
+    w->cfg_st = *st;
+}
+
+void worker_refresh_config(worker_ctx *w) {
+    char path[MG_PATH_MAX];
+    struct stat st;
+    worker_stat(config_path(&w->cfg, path, "config/server.json"), &st);
+    if (!worker_stat_same(&st, &w->cfg_st)) worker_load_config(w, &st);
+}
+
+/* Stats of the gallery source and of the cache file, as they are now. */
+static int worker_gallery_stats(worker_ctx *w, struct stat *src, struct stat *cache) {
+    char path[MG_PATH_MAX];
+    worker_stat(config_path(&w->cfg, path, "config/models_gallery.json"), src);
+    return worker_stat(config_path(&w->cfg, path, "cache/gallery_cache.json"), cache);
+}
+
+/* A failed cache rebuild with nothing to serve is retried after this many seconds (or at
+ * once when the source changes). */
+#define WORKER_ENSURE_RETRY_S 2
+
+int worker_gallery_fresh(worker_ctx *w, mg_error *err) {
+    struct stat src, cache;
+    int have_cache = worker_gallery_stats(w, &src, &cache);
+    if (w->src_checked && have_cache && worker_stat_same(&src, &w->src_st) &&
+        (!w->idx || search_index_is_current(w->idx, &cache)))
+        return 0;
+    if (w->ensure_failed_at && !have_cache && worker_stat_same(&src, &w->src_st) &&
+        time(NULL) - w->ensure_failed_at < WORKER_ENSURE_RETRY_S)
+        return mg_error_set(err, 503, "gallery_unavailable", NULL, "%s", w->ensure_error);
+    mg_error e;
+    mg_error_clear(&e);
+    int rc = gallery_cache_ensure(&w->cfg, &e);
+    have_cache = worker_gallery_stats(w, &w->src_st, &cache);
+    w->src_checked = rc == 0 || have_cache;
+    w->ensure_failed_at = 0;
+    if (rc == 0 && have_cache) return 0;
+    if (have_cache) {
+        log_warn("gallery cache check failed, serving the last cache: %s", e.message);
+        return 0;
+    }
+    w->ensure_failed_at = time(NULL);
+    snprintf(w->ensure_error, sizeof w->ensure_error, "the gallery is unavailable: %s",
+             e.message[0] ? e.message : "no cache file");
+    return mg_error_set(err, 503, "gallery_unavailable", NULL, "%s", w->ensure_error);
+}
+
+const search_index *worker_index(worker_ctx *w, mg_error *err) {
+    mg_error e;
+    mg_error_clear(&e);
+    if (worker_gallery_fresh(w, &e) != 0) {
+        if (!w->idx) {
+            if (err) *err = e;
+            return NULL;
+        }
+        return w->idx; /* the last good gallery (its fd still reads the old file) */
+    }
+    char path[MG_PATH_MAX];
+    struct stat st;
+    if (!worker_stat(config_path(&w->cfg, path, "cache/gallery_cache.json"), &st) && w->idx)
+        return w->idx;
+    if (w->idx && search_index_is_current(w->idx, &st)) return w->idx;
+    search_index *idx = search_index_load(path, &e);
+    if (!idx) {
+        if (w->idx) {
+            log_warn("keeping the previous search index: %s", e.message);
+            return w->idx;
+        }
+        mg_error_set(err, 503, "gallery_unavailable", NULL, "the gallery is unavailable: %s",
+                     e.message);
+        return NULL;
+    }
+    search_index_free(w->idx);
+    w->idx = idx;
+    return idx;
+}
+
+static void worker_handle(worker_ctx *w, FCGX_Request *r) {
+    http_req req;
+    if (http_req_init(&req, r) != 0) {
+        static const char oom[] = "Status: 500 Internal Server Error\r\n\r\n";
+        FCGX_PutStr(oom, (int)sizeof oom - 1, r->out);
+        log_error("out of memory reading a request");
+        return;
+    }
+    worker_refresh_config(w);
+    route_dispatch(&req, w);
+    if (!req.answered)
+        http_error(&req, 500, "internal_error", NULL, "the handler gave no answer");
+    http_req_free(&req);
+    http_buf_reset(&w->out, WORKER_BUF_KEEP);
+}
+
+static void worker_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sa.sa_handler = worker_on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+int worker_run(mg_config *cfg, int listen_fd) {
+    worker_ctx w;
+    memset(&w, 0, sizeof w);
+    w.cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    worker_signals();
+    /* An orphaned worker (master killed) stops too. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1) _exit(0);
+    w.cfg_st.st_ino = (ino_t)-1; /* force a fresh read of server.json */
+    worker_refresh_config(&w);
+
+    FCGX_Request r;
+    FCGX_InitRequest(&r, listen_fd, 0);
+    int status = 0;
+    while (!worker_stop) {
+        worker_busy = 0;
+        int rc = FCGX_Accept_r(&r);
+        worker_busy = 1;
+        if (rc < 0) {
+            if (!worker_stop) {
+                log_error("accept on the FastCGI socket failed: %s", strerror(-rc));
+                status = 1;
+            }
+            break;
+        }
+        worker_handle(&w, &r);
+        FCGX_Finish_r(&r);
+    }
+    FCGX_Free(&r, 0);
+    search_index_free(w.idx);
+    http_buf_free(&w.out);
+    config_free(&w.cfg);
+    return status;
+}

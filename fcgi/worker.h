@@ -1,0 +1,41 @@
+/* worker.h - one FastCGI worker process: its accept loop and the little it keeps between
+ * requests (server.json, the search index, an answer buffer), each re-checked by stat. */
+#ifndef MG_WORKER_H
+#define MG_WORKER_H
+
+#include <sys/stat.h>
+#include <time.h>
+
+#include "config.h"
+#include "http.h"
+#include "mg_error.h"
+#include "search.h"
+
+typedef struct worker_ctx {
+    mg_config cfg;          /* owned; reloaded when config/server.json changes */
+    struct stat cfg_st;     /* server.json as last loaded (st_ino 0: absent) */
+    search_index *idx;      /* owned, or NULL until a request needs it */
+    struct stat src_st;     /* config/models_gallery.json when the cache was last ensured */
+    int src_checked;        /* 1 once gallery_cache_ensure ran in this process */
+    time_t ensure_failed_at; /* last failed gallery_cache_ensure with no cache left, or 0 */
+    char ensure_error[512]; /* its message, answered again until the next retry */
+    http_buf out;           /* answer buffer reused between requests */
+} worker_ctx;
+
+/* Takes over `cfg` (moved: the caller must not free it) and runs the accept loop on
+ * `listen_fd` until SIGTERM. Returns the process exit status. */
+int worker_run(mg_config *cfg, int listen_fd);
+
+/* Reloads the config when config/server.json changed since it was last read (one stat). */
+void worker_refresh_config(worker_ctx *w);
+
+/* Makes sure the cache is current with its source (gallery_cache_ensure when the source
+ * file changed or the cache is gone) and returns the index of the cache file as it is now,
+ * rebuilt when the file changed. Borrowed (valid until the next call), or NULL and err
+ * (503 "gallery_unavailable"). */
+const search_index *worker_index(worker_ctx *w, mg_error *err);
+
+/* Only the first half of worker_index: the cache is ensured current. 0, or -1 and err. */
+int worker_gallery_fresh(worker_ctx *w, mg_error *err);
+
+#endif

@@ -1,0 +1,50 @@
+/* progress.h - live progress: the contract's progress message, its rate (a meter per job) and
+ * a publisher thread that POSTs messages to nchan (http://localhost/pub/progress over the unix
+ * socket run/nchan.sock). Publishing never blocks a download and never fails it: messages are
+ * queued (a newer message of a job with the same status replaces the queued one) and delivery
+ * errors are logged, rate-limited. */
+#ifndef MG_PROGRESS_H
+#define MG_PROGRESS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#define PROGRESS_MIN_MS 100   /* at most one message per job every 100 ms */
+#define PROGRESS_MAX_MS 1000  /* at least one message per running job every second */
+#define PROGRESS_SAMPLES 32
+
+/* Milliseconds of the monotonic clock. */
+int64_t progress_now_ms(void);
+
+/* Starts the publisher thread for the nchan socket at `socket_path` (copied). 0, or -1. */
+int progress_start(const char *socket_path);
+
+/* Queues `msg` (a progress message; the reference is stolen) for publishing. */
+void progress_send(json_t *msg);
+
+/* Delivers what is queued for up to `flush_ms`, then stops the thread. */
+void progress_stop(int flush_ms);
+
+/* The rate of one job: when to publish, and bytes per second over the last ~2 s. */
+typedef struct progress_meter {
+    int64_t last_ms;          /* when the last message went out; 0: never */
+    int64_t last_bytes;       /* its downloaded count */
+    int64_t t[PROGRESS_SAMPLES], b[PROGRESS_SAMPLES];
+    int head, count;
+} progress_meter;
+
+void progress_meter_init(progress_meter *m);
+
+/* 1 when a message is due at `now` for `downloaded` bytes: 100 ms after the last when bytes
+ * moved, a second after it anyway. */
+int progress_meter_due(const progress_meter *m, int64_t now, int64_t downloaded);
+
+/* Records that a message goes out now, and returns bytes per second over the last ~2 s. */
+int64_t progress_meter_mark(progress_meter *m, int64_t now, int64_t downloaded);
+
+/* Returns a new progress message (contract format); `error` may be NULL. */
+json_t *progress_message(const char *model_id, const char *job_id, const char *status,
+                         double progress, int64_t downloaded, int64_t total,
+                         int64_t bytes_per_second, const char *error);
+
+#endif

@@ -1,0 +1,243 @@
+/* runner.c - the thread of one install job (see runner.h). */
+#include "runner.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "download.h"
+#include "log.h"
+#include "partial.h"
+#include "registry.h"
+
+#define RUNNER_SAVE_MS 1000
+#define RUNNER_CANCEL_CHECK_MS 500
+
+static const char *runner_str(json_t *job, const char *key) {
+    const char *s = json_string_value(json_object_get(job, key));
+    return s ? s : "";
+}
+
+static double runner_percent(int64_t downloaded, int64_t total) {
+    if (total <= 0) return 0;
+    double p = 100.0 * (double)downloaded / (double)total;
+    return p > 100 ? 100 : p;
+}
+
+/* Publishes the job's state as a progress message; `bps` bytes per second. */
+static void runner_publish(runner *r, int64_t bps) {
+    json_t *job = r->job;
+    const char *error = json_string_value(json_object_get(job, "error"));
+    progress_send(progress_message(
+        r->model_id, r->job_id, job_status_name(r->status),
+        json_number_value(json_object_get(job, "progress")),
+        json_integer_value(json_object_get(job, "downloaded")),
+        json_integer_value(json_object_get(job, "total")), bps, error));
+}
+
+/* Sets the job's progress fields (and status) in memory. */
+static void runner_set(runner *r, job_status st, int64_t downloaded, int64_t total,
+                       const char *error) {
+    r->status = st;
+    json_object_set_new(r->job, "status", json_string(job_status_name(st)));
+    json_object_set_new(r->job, "progress",
+                        json_real(st == JOB_INSTALLED ? 100.0 : runner_percent(downloaded, total)));
+    json_object_set_new(r->job, "downloaded", json_integer(downloaded));
+    json_object_set_new(r->job, "total", json_integer(total));
+    json_object_set_new(r->job, "error", error ? json_string(error) : json_null());
+}
+
+static void runner_save(runner *r, int durable) {
+    mg_error err;
+    if (job_save(&r->cfg, r->job, durable, &err) < 0)
+        log_warn("job %s: cannot save: %s", r->job_id, err.message);
+    r->last_save_ms = progress_now_ms();
+}
+
+/* download hook: progress and status changes. */
+static void runner_report(void *ud, job_status st, int64_t downloaded, int64_t total) {
+    runner *r = ud;
+    int64_t now = progress_now_ms();
+    int changed = st != r->status;
+    if (!changed && !progress_meter_due(&r->meter, now, downloaded)) return;
+    runner_set(r, st, downloaded, total, NULL);
+    runner_publish(r, progress_meter_mark(&r->meter, now, downloaded));
+    if (changed || now - r->last_save_ms >= RUNNER_SAVE_MS) runner_save(r, changed);
+}
+
+/* download hook: 1 cancel, 2 shutdown, 0 go on. */
+static int runner_should_stop(void *ud) {
+    runner *r = ud;
+    if (atomic_load(r->stopping)) return 2;
+    if (atomic_load(&r->cancel)) return 1;
+    int64_t now = progress_now_ms();
+    if (now - r->last_cancel_check_ms >= RUNNER_CANCEL_CHECK_MS) {
+        r->last_cancel_check_ms = now;
+        if (job_cancel_requested(&r->cfg, r->job_id)) atomic_store(&r->cancel, 1);
+    }
+    return atomic_load(&r->cancel) ? 1 : 0;
+}
+
+/* Adds the registry entry of the installed file. 0, or -1 with a message in why. */
+static int runner_register(runner *r, const download_result *res, char *why, size_t n) {
+    char now[40];
+    job_now_iso(now);
+    json_t *entry = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:b}", "id", r->model_id, "name",
+                              runner_str(r->job, "name")[0] ? runner_str(r->job, "name")
+                                                             : r->model_id,
+                              "path", res->path, "size", (json_int_t)res->size, "installedAt",
+                              now, "backend", "gallery", "active", 0);
+    mg_error err;
+    int rc = entry ? registry_add(&r->cfg, r->model_id, entry, &err) : -1;
+    if (rc < 0) {
+        size_t k = (size_t)snprintf(why, n, "cannot add %s to the registry: ", r->model_id);
+        if (k < n) snprintf(why + k, n - k, "%.400s", entry ? err.message : "out of memory");
+    }
+    json_decref(entry);
+    return rc;
+}
+
+/* Writes the final status durably and publishes the last message of the job. */
+static void runner_finish(runner *r, job_status st, int64_t size, const char *error) {
+    int64_t downloaded = json_integer_value(json_object_get(r->job, "downloaded"));
+    int64_t total = json_integer_value(json_object_get(r->job, "total"));
+    if (st == JOB_INSTALLED) downloaded = total = size;
+    runner_set(r, st, downloaded, total, error);
+    runner_save(r, 1);
+    if (st == JOB_CANCELLED) job_clear_cancel(&r->cfg, r->job_id);
+    runner_publish(r, 0);
+    if (st == JOB_FAILED)
+        log_warn("job %s: %s failed: %s", r->job_id, r->model_id, error);
+    else
+        log_info("job %s: %s %s", r->job_id, r->model_id, job_status_name(st));
+}
+
+/* Reads what the download needs from the job file. 0, or -1 with a message in why. */
+static int runner_spec(runner *r, download_spec *spec, char *why, size_t n) {
+    memset(spec, 0, sizeof *spec);
+    spec->cfg = &r->cfg;
+    spec->model_id = r->model_id;
+    spec->url = runner_str(r->job, "url");
+    spec->checksum = runner_str(r->job, "checksum");
+    spec->ext = runner_str(r->job, "ext");
+    spec->expected_size = json_integer_value(json_object_get(r->job, "size"));
+    if (!id_model_valid(r->model_id, strlen(r->model_id)))
+        return snprintf(why, n, "invalid model id in the job file"), -1;
+    if (!*spec->url) return snprintf(why, n, "the job has no download URL"), -1;
+    if (strncmp(spec->checksum, "sha256:", 7) != 0 || strlen(spec->checksum) != 71 ||
+        strspn(spec->checksum + 7, "0123456789abcdefABCDEF") != 64)
+        return snprintf(why, n, "invalid checksum in the job file: '%s'", spec->checksum), -1;
+    if (!partial_ext_valid(spec->ext)) spec->ext = ".gguf";
+    return 0;
+}
+
+static void runner_run(runner *r) {
+    download_spec spec;
+    download_result res;
+    char why[512];
+    memset(&res, 0, sizeof res);
+    if (runner_spec(r, &spec, why, sizeof why) < 0) {
+        runner_finish(r, JOB_FAILED, 0, why);
+        return;
+    }
+    log_info("job %s: installing %s from %s", r->job_id, r->model_id, spec.url);
+    download_hooks hooks = {r, runner_report, runner_should_stop};
+    switch (download_run(&spec, &hooks, &res)) {
+    case DOWNLOAD_OK:
+        if (runner_register(r, &res, why, sizeof why) < 0)
+            runner_finish(r, JOB_FAILED, 0, why);
+        else
+            runner_finish(r, JOB_INSTALLED, res.size, NULL);
+        break;
+    case DOWNLOAD_FAILED:
+        runner_finish(r, JOB_FAILED, 0, res.error);
+        break;
+    case DOWNLOAD_CANCELLED:
+        runner_finish(r, JOB_CANCELLED, 0, NULL);
+        break;
+    case DOWNLOAD_STOPPED:
+        runner_save(r, 0);
+        log_info("job %s: stopped; it resumes at the next start", r->job_id);
+        break;
+    }
+}
+
+static void *runner_main(void *arg) {
+    runner *r = arg;
+    runner_run(r);
+    atomic_store(&r->finished, 1);
+    uint64_t one = 1;
+    ssize_t w = write(r->notify_fd, &one, sizeof one);
+    (void)w;
+    return NULL;
+}
+
+runner *runner_start(const char *root, json_t *job, const atomic_int *stopping, int notify_fd) {
+    runner *r = calloc(1, sizeof *r);
+    mg_error err;
+    if (!r) goto fail;
+    if (config_load(&r->cfg, root, &err) < 0) {
+        log_error("cannot load the configuration: %s", err.message);
+        free(r);
+        r = NULL;
+        goto fail;
+    }
+    snprintf(r->job_id, sizeof r->job_id, "%s", runner_str(job, "job_id"));
+    snprintf(r->model_id, sizeof r->model_id, "%s", runner_str(job, "model_id"));
+    r->job = job;
+    r->stopping = stopping;
+    r->notify_fd = notify_fd;
+    r->status = JOB_QUEUED; /* so that the first report publishes "downloading" */
+    progress_meter_init(&r->meter);
+    if (pthread_create(&r->thread, NULL, runner_main, r) != 0) {
+        log_error("cannot start a thread: %s", strerror(errno));
+        config_free(&r->cfg);
+        free(r);
+        r = NULL;
+        goto fail;
+    }
+    return r;
+fail:
+    json_decref(job);
+    return NULL;
+}
+
+int runner_cancel(runner *r) { return atomic_exchange(&r->cancel, 1) == 0; }
+
+int runner_join(runner *r, int timeout_ms) {
+    if (timeout_ms < 0) return pthread_join(r->thread, NULL) == 0 ? 0 : -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    return pthread_timedjoin_np(r->thread, NULL, &ts) == 0 ? 0 : -1;
+}
+
+void runner_free(runner *r) {
+    if (!r) return;
+    json_decref(r->job);
+    config_free(&r->cfg);
+    free(r);
+}
+
+void runner_cancelled_unclaimed(const mg_config *cfg, json_t *job) {
+    const char *model_id = runner_str(job, "model_id");
+    const char *ext = runner_str(job, "ext");
+    if (id_model_valid(model_id, strlen(model_id))) {
+        partial p;
+        partial_paths(&p, cfg, model_id, partial_ext_valid(ext) ? ext : ".gguf");
+        partial_discard(&p);
+    }
+    progress_send(progress_message(
+        model_id, runner_str(job, "job_id"), "cancelled",
+        json_number_value(json_object_get(job, "progress")),
+        json_integer_value(json_object_get(job, "downloaded")),
+        json_integer_value(json_object_get(job, "total")), 0, NULL));
+}

@@ -1,0 +1,46 @@
+/* runner.h - one running install job: a thread that downloads the model, keeps the job file
+ * and the live progress up to date, adds the registry entry and writes the final status. */
+#ifndef MG_RUNNER_H
+#define MG_RUNNER_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "id.h"
+#include "job.h"
+#include "progress.h"
+
+typedef struct runner {
+    char job_id[ID_JOB_LEN + 1];
+    char model_id[ID_MODEL_MAX + 1];
+    json_t *job;               /* owned: the claimed job, saved as it changes */
+    mg_config cfg;             /* owned: loaded when the job starts */
+    atomic_int cancel;         /* set by the main thread when jobs/{id}.cancel appears */
+    atomic_int finished;       /* set by the thread as it ends */
+    const atomic_int *stopping;/* borrowed: the daemon shuts down */
+    int notify_fd;             /* borrowed eventfd: written when the thread ends */
+    pthread_t thread;
+    job_status status;         /* last reported status */
+    progress_meter meter;
+    int64_t last_save_ms, last_cancel_check_ms;
+} runner;
+
+/* Starts a thread for `job` (a claimed job, status downloading; the reference is stolen).
+ * Returns a new runner (free with runner_free after runner_join), or NULL. */
+runner *runner_start(const char *root, json_t *job, const atomic_int *stopping, int notify_fd);
+
+/* Asks the runner to cancel its job. 1 when it was not asked before. */
+int runner_cancel(runner *r);
+
+/* Waits for the thread up to `timeout_ms` (< 0: forever). 0 when it ended, -1 otherwise. */
+int runner_join(runner *r, int timeout_ms);
+void runner_free(runner *r);
+
+/* Handles a job that the queue turned to cancelled while claiming it (its cancel marker was
+ * there): removes its partial download and publishes the final message. */
+void runner_cancelled_unclaimed(const mg_config *cfg, json_t *job);
+
+#endif

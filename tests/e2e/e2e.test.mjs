@@ -1,0 +1,281 @@
+// e2e.test.mjs - the web UI in headless Debian Chromium (playwright-core) against the real
+// stack (deploy/up in a temp root) and a throttled local download server: language switch,
+// filters and shareable URLs, search errors, install with a moving progress bar (across a
+// dropped WebSocket), a running job shown on page open, cancel, install errors, delete.
+// Run: node --test tests/e2e/  (MG_BIN_DIR = the CMake build; ctest sets it).
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Stack, makeFile } from './stack.mjs';
+
+const THROTTLE = 250000;                 // bytes/s per download
+const ALPHA_BYTES = 2000000;             // ~8 s at THROTTLE
+const BRAVO_BYTES = 8000000;             // ~32 s: cancelled long before the end
+
+let stack;
+let page;
+
+function gallery(sums) {
+  const base = (id, extra) => ({
+    id, checksum: `sha256:${'0'.repeat(64)}`, downloadUrl: stack.fileUrl(`${id}.gguf`),
+    updatedAt: '2025-06-01T00:00:00Z', ...extra,
+  });
+  return {
+    version: 1, generatedAt: '2025-06-01T00:00:00Z',
+    models: [
+      base('e2e-alpha', { name: 'Alpha Chat', checksum: `sha256:${sums.alpha}`, sizeGb: ALPHA_BYTES / 1e9,
+        rating: 4.5, categories: ['chat'], languages: ['en', 'de'], tags: ['tiny', 'test'],
+        parameters: '1B', quantization: 'Q4_K_M', contextLength: 4096, license: 'apache-2.0',
+        description: 'A tiny chat model for the browser test.',
+        recommendedHardware: { cpu: 'any x86-64', gpu: null, ramGb: 2, vramGb: 0 } }),
+      base('e2e-bravo', { name: 'Bravo Coder', checksum: `sha256:${sums.bravo}`, sizeGb: BRAVO_BYTES / 1e9,
+        rating: 4.0, categories: ['code'], languages: ['en'], tags: ['coder'], parameters: '3B',
+        quantization: 'Q5_K_M', contextLength: 16384, license: 'mit', description: 'Writes code, slowly.',
+        recommendedHardware: { cpu: 'any', gpu: 'any', ramGb: 8, vramGb: 4 } }),
+      base('e2e-charlie', { name: 'Charlie Deutsch', sizeGb: 0.5, rating: 3.0,
+        downloadUrl: stack.fileUrl('not-there.gguf'), categories: ['chat', 'multilingual'], languages: ['de'],
+        description: 'Its file is missing on the server (404).',
+        recommendedHardware: { ramGb: 16, vramGb: 0 } }),
+      base('e2e-delta', { name: 'Delta Giant', sizeGb: 50000, rating: 2.0, categories: ['chat'],
+        languages: ['en'], description: 'Far larger than any disk here (507).',
+        recommendedHardware: { ramGb: 64, vramGb: 48 } }),
+      base('e2e-echo', { name: 'Echo Embed', sizeGb: 0.3, categories: ['embedding'], languages: ['en', 'fr'],
+        description: 'No rating, no hardware figures.' }),
+    ],
+  };
+}
+
+// Polls fn until it returns a truthy value; fails with `what` after `timeout` ms.
+async function until(fn, what, timeout = 10000, interval = 100) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (e) { last = e; }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+async function api(method, p) {
+  const res = await fetch(stack.url(p), { method });
+  return { status: res.status, body: await res.json() };
+}
+
+const card = (id) => `article[data-model-id="${id}"]`;
+
+async function cardNames() {
+  return page.$$eval('#cards:not([aria-busy]) article .card-title', (els) => els.map((e) => e.textContent));
+}
+
+async function expectCards(names, what) {
+  await until(async () => JSON.stringify(await cardNames()) === JSON.stringify(names),
+    `${what}: cards ${JSON.stringify(names)}`, 10000);
+}
+
+async function open(query = '') {
+  await page.goto(stack.url(`/${query}`));
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 15000 });
+}
+
+const ALL = ['Alpha Chat', 'Bravo Coder', 'Charlie Deutsch', 'Delta Giant', 'Echo Embed'];
+
+describe('web UI against the real stack', { timeout: 240000 }, () => {
+  before(async () => {
+    stack = new Stack();
+    const sums = { alpha: makeFile(stack.files, 'e2e-alpha.gguf', ALPHA_BYTES),
+      bravo: makeFile(stack.files, 'e2e-bravo.gguf', BRAVO_BYTES) };
+    await stack.startDownloads(THROTTLE);
+    stack.writeJson('config/models_gallery.json', gallery(sums));
+    stack.writeJson('config/server.json', { allow_http: true });
+    await stack.startStack();
+    const ctx = await stack.browser({ locale: 'de-DE' });
+    page = ctx.pages()[0] || await ctx.newPage();
+    page.setDefaultTimeout(15000);
+    page.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));
+  });
+
+  after(async () => {
+    if (stack) await stack.stop();
+  });
+
+  it('speaks German to a German browser and switches to English, kept on reload', async () => {
+    await open();
+    assert.equal(await page.getAttribute('html', 'lang'), 'de');
+    assert.equal((await page.textContent('#tab-gallery')).trim(), 'Galerie');
+    assert.equal(await page.getAttribute('#lang button[data-lang="de"]', 'aria-pressed'), 'true');
+    await expectCards(ALL, 'German start');
+    await page.click('#lang button[data-lang="en"]');
+    assert.equal((await page.textContent('#tab-gallery')).trim(), 'Gallery');
+    assert.equal(await page.getAttribute('html', 'lang'), 'en');
+    assert.match(await page.textContent(`${card('e2e-alpha')} .install-btn`), /Install/);
+    await open();
+    assert.equal((await page.textContent('#tab-gallery')).trim(), 'Gallery');
+    assert.equal(await page.getAttribute('#lang button[data-lang="en"]', 'aria-pressed'), 'true');
+  });
+
+  it('filters, search, sort and "fits this machine" change the cards; the URL keeps them', async () => {
+    await open();
+    await expectCards(ALL, 'no filter (rating, descending; unrated last)');
+    const cats = await page.$$eval('#f-category option', (o) => o.map((x) => x.value));
+    assert.deepEqual(cats, ['', 'chat', 'code', 'embedding', 'multilingual']);
+
+    await page.selectOption('#f-category', 'code');
+    await expectCards(['Bravo Coder'], 'category code');
+    assert.match(page.url(), /category=code/);
+    await open(new URL(page.url()).search);   // a shared link
+    await expectCards(['Bravo Coder'], 'the shared URL');
+    assert.equal(await page.inputValue('#f-category'), 'code');
+    await page.selectOption('#f-category', '');
+
+    await page.selectOption('#f-language', 'de');
+    await expectCards(['Alpha Chat', 'Charlie Deutsch'], 'language de');
+    await page.selectOption('#f-language', '');
+
+    await page.selectOption('#f-rating', '4');
+    await expectCards(['Alpha Chat', 'Bravo Coder'], 'rating 4+');
+    await page.selectOption('#f-rating', '');
+
+    await page.fill('#f-max-size', '0.01');
+    await expectCards(['Alpha Chat', 'Bravo Coder'], 'size up to 0.01 GB');
+    await page.fill('#f-min-size', '0.005');
+    await expectCards(['Bravo Coder'], 'size 0.005-0.01 GB');
+    await page.fill('#f-min-size', '');
+    await page.fill('#f-max-size', '');
+
+    await page.type('#f-query', 'coder', { delay: 30 });   // debounced
+    await expectCards(['Bravo Coder'], 'query coder');
+    assert.match(page.url(), /query=coder/);
+    await page.fill('#f-query', 'nothing-like-this');
+    await until(async () => /No model matches/.test(await page.textContent('#cards')), 'the empty state');
+    await page.click('#cards .empty button');                 // "Reset filters"
+    await expectCards(ALL, 'after reset');
+    assert.equal(new URL(page.url()).search, '');
+
+    await page.selectOption('#f-sort', 'name');
+    await expectCards(ALL, 'name, ascending by default');
+    await page.selectOption('#f-order', 'desc');
+    await expectCards([...ALL].reverse(), 'name, descending');
+    await page.click('#f-reset');
+
+    await page.check('#f-fits');
+    await until(async () => /Enter the RAM/.test(await page.textContent('#fits-hint')), 'the hint to enter RAM');
+    await page.fill('#m-ram', '8');
+    await page.fill('#m-vram', '4');
+    await expectCards(['Alpha Chat', 'Bravo Coder'], 'fits 8 GB RAM / 4 GB VRAM');
+    await open('?fits=1');                                    // the machine is remembered
+    assert.equal(await page.inputValue('#m-ram'), '8');
+    await expectCards(['Alpha Chat', 'Bravo Coder'], 'fits after reload');
+    await page.click('#f-reset');
+    await expectCards(ALL, 'after reset');
+  });
+
+  it('shows the API\'s own words when a search is refused', async () => {
+    const direct = await api('GET', '/api/models/gallery/search?min_size_gb=5&max_size_gb=1');
+    assert.equal(direct.status, 400);
+    await open('?min_size_gb=5&max_size_gb=1');
+    const alert = await page.waitForSelector('#cards [role="alert"]');
+    assert.ok((await alert.textContent()).includes(direct.body.error.message),
+      `the alert shows the server's message ${JSON.stringify(direct.body.error.message)}`);
+    assert.equal(await page.getAttribute('#f-min-size', 'aria-invalid'), 'true');
+    await page.click('#f-reset');
+    await expectCards(ALL, 'after reset');
+  });
+
+  it('installs with a moving progress bar, survives a dropped socket, ends installed', async () => {
+    await open();
+    await page.click(`${card('e2e-alpha')} .install-btn`);
+    const values = [];
+    let dropped = false;
+    await until(async () => {
+      const v = await page.$eval(card('e2e-alpha'), (el) => {
+        const bar = el.querySelector('progress');
+        return bar ? (bar.hasAttribute('value') ? bar.value : -1) : null;
+      });
+      if (v !== null && v > 0 && values[values.length - 1] !== v) values.push(v);
+      if (!dropped && v > 15) {                       // drop the socket in the middle
+        dropped = true;
+        const detail = await page.textContent(`${card('e2e-alpha')} .progress-detail`);
+        assert.match(detail, /of .*·.*\/s.*left/, `progress detail: ${detail}`);
+        await page.evaluate(() => window.mgDebug.dropSocket());
+        await until(async () => (await page.getAttribute('#conn', 'data-state')) !== 'open', 'the socket state to drop', 3000, 20);
+      }
+      return (await page.$(`${card('e2e-alpha')} .badge-installed`)) !== null;
+    }, 'Alpha Chat to be installed', 60000, 150);
+    assert.ok(values.length >= 3, `the bar moved: ${JSON.stringify(values)}`);
+    for (let i = 1; i < values.length; i++) assert.ok(values[i] > values[i - 1], `progress rises: ${values}`);
+    assert.ok(dropped, 'the socket was dropped during the download');
+    await until(async () => (await page.getAttribute('#conn', 'data-state')) === 'open', 'the socket to reconnect', 20000);
+
+    await page.click('#tab-installed');
+    const row = await page.waitForSelector('#installed-content tr[data-model-id="e2e-alpha"]');
+    assert.equal(await row.getAttribute('data-status'), 'installed');
+    assert.match(await row.textContent(), /Alpha Chat.*installed.*2(\.00)? MB/s);
+  });
+
+  it('shows a job already running when the page opens, and cancels it', async () => {
+    const started = await api('POST', '/api/models/gallery/e2e-bravo/install');
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    await open();
+    await until(async () => (await page.$eval(`${card('e2e-bravo')} progress`, (b) => b.value)) > 0,
+      'the running job\'s progress on page open', 15000);
+    await page.click(`${card('e2e-bravo')} .install-cancel`);
+    await until(async () => /cancelled/.test(await page.textContent(card('e2e-bravo'))), 'the cancelled note');
+    assert.ok(await page.$(`${card('e2e-bravo')} .install-btn`), 'the Install button is back');
+    assert.equal(await page.$(`${card('e2e-bravo')} progress`), null);
+    const job = await until(async () => {
+      const r = await api('GET', `/api/models/jobs/${started.body.job_id}`);
+      return r.body.status === 'cancelled' && r.body;
+    }, 'the job to be cancelled on the server');
+    assert.equal(job.model_id, 'e2e-bravo');
+  });
+
+  it('shows install errors in plain words: no disk space, a failed download', async () => {
+    await open();
+    const refused = await api('POST', '/api/models/gallery/e2e-delta/install');
+    assert.equal(refused.status, 507, JSON.stringify(refused.body));
+    await page.click(`${card('e2e-delta')} .install-btn`);
+    const alert = await page.waitForSelector(`${card('e2e-delta')} [role="alert"]`);
+    assert.ok((await alert.textContent()).includes(refused.body.error.message), await alert.textContent());
+    assert.match(await alert.textContent(), /^Could not start the install: /);
+
+    await page.click(`${card('e2e-charlie')} .install-btn`);
+    const failed = await page.waitForSelector(`${card('e2e-charlie')} [role="alert"]`, { timeout: 30000 });
+    const jobs = await api('GET', '/api/models/jobs');
+    const job = jobs.body.jobs.find((j) => j.model_id === 'e2e-charlie');
+    assert.equal(job.status, 'failed');
+    assert.ok(job.error && (await failed.textContent()).includes(job.error), await failed.textContent());
+    assert.match(await failed.textContent(), /^The install failed: /);
+    assert.match(await page.textContent(`${card('e2e-charlie')} .install-btn`), /Try again/);
+  });
+
+  it('deletes an installed model after confirmation', async () => {
+    await open('?view=installed');
+    const del = `#installed-content tr[data-model-id="e2e-alpha"] button`;
+    await page.click(del);
+    assert.ok(await page.isVisible('#confirm'));
+    await page.click('#confirm button[value="cancel"]');
+    assert.ok(!(await page.isVisible('#confirm')));
+    assert.ok(await page.$('#installed-content tr[data-model-id="e2e-alpha"]'), 'kept after "Keep it"');
+    await page.click(del);
+    await page.click('#confirm button[value="ok"]');
+    await until(async () => /No model is installed yet/.test(await page.textContent('#installed-content')), 'the empty state');
+    const reg = await api('GET', '/api/models/installed');
+    assert.deepEqual(Object.keys(reg.body.models), []);
+    await page.focus('#tab-installed');                      // keyboard: arrows move between tabs
+    await page.keyboard.press('ArrowLeft');
+    assert.ok(await page.isVisible('#panel-gallery'));
+    assert.ok(await page.$(`${card('e2e-alpha')} .install-btn`), 'Alpha can be installed again');
+  });
+
+  it('fits a phone screen', async () => {
+    await page.setViewportSize({ width: 360, height: 740 });
+    await open();
+    await expectCards(ALL, 'phone width');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `no sideways scrolling (${overflow}px too wide)`);
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+});

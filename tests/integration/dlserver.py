@@ -1,0 +1,376 @@
+#!/usr/bin/env python3
+"""dlserver.py - a real HTTP download server for the installer tests (stdlib only).
+
+Serves the files of one directory on 127.0.0.1 (a free port unless told), with:
+  - Range requests: "bytes=a-b", "bytes=a-", "bytes=-n" -> 206 + Content-Range; an
+    unsatisfiable range -> 416; If-Range honoured (ETag or Last-Modified); --no-range
+    makes it ignore Range (always 200, whole file).
+  - throttle: at most --throttle bytes/s per response;
+  - faults: --fail-first K answers the first K file requests with --fail-status (500);
+    --drop-first K with --drop-after N closes the connection after N body bytes on the
+    first K file requests that are served (after the failed ones);
+  - 404 (JSON) for unknown files; only GET and HEAD (405 otherwise).
+  - GET /_stats: JSON counters {requests, file_requests, bytes_served, ranges, statuses,
+    paths: {path: {requests, bytes}}, settings}; POST /_stats/reset clears them.
+  - GET /_control: the settings; POST /_control with a JSON object changes them
+    (throttle, fail_first, fail_status, drop_first, drop_after, no_range) and restarts
+    the fault counters.
+
+As a module:
+    srv = DownloadServer(directory, throttle=100_000, drop_first=1, drop_after=4096)
+    srv.start(); url = srv.url("model.gguf"); ...; srv.stats(); srv.stop()
+As a program (prints "PORT <n>" on stdout once listening, runs until SIGTERM/SIGINT):
+    python3 dlserver.py --dir DIR [--port 0] [--throttle B] [--fail-first K] ...
+"""
+
+import argparse
+import email.utils
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+CHUNK = 16384
+
+_SETTING_TYPES = {
+    "throttle": int,
+    "fail_first": int,
+    "fail_status": int,
+    "drop_first": int,
+    "drop_after": int,
+    "no_range": bool,
+}
+
+
+class _State:
+    """Settings and counters shared by the handler threads (guarded by `lock`)."""
+
+    def __init__(self, directory, **settings):
+        self.directory = os.path.realpath(directory)
+        self.lock = threading.Lock()
+        self.settings = {"throttle": 0, "fail_first": 0, "fail_status": 500,
+                         "drop_first": 0, "drop_after": 0, "no_range": False}
+        self.update(settings)
+        self.reset_stats()
+
+    def update(self, settings):
+        with self.lock:
+            for k, v in settings.items():
+                if k not in _SETTING_TYPES:
+                    raise ValueError(f"unknown setting {k!r}")
+                self.settings[k] = _SETTING_TYPES[k](v) if v is not None else 0
+            self.failed = 0
+            self.dropped = 0
+
+    def reset_stats(self):
+        with self.lock:
+            self.requests = 0
+            self.file_requests = 0
+            self.bytes_served = 0
+            self.ranges = []
+            self.statuses = {}
+            self.paths = {}
+            self.failed = 0
+            self.dropped = 0
+
+    def snapshot(self):
+        with self.lock:
+            return {
+                "requests": self.requests,
+                "file_requests": self.file_requests,
+                "bytes_served": self.bytes_served,
+                "ranges": list(self.ranges),
+                "statuses": dict(self.statuses),
+                "paths": {k: dict(v) for k, v in self.paths.items()},
+                "settings": dict(self.settings),
+            }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "dlserver/1"
+
+    def log_message(self, fmt, *args):  # quiet; the tests read /_stats instead
+        if os.environ.get("DLSERVER_VERBOSE"):
+            sys.stderr.write("dlserver: " + (fmt % args) + "\n")
+
+    @property
+    def state(self):
+        return self.server.mg_state
+
+    # --- small helpers -------------------------------------------------------------------
+
+    def _count_status(self, status):
+        with self.state.lock:
+            self.state.statuses[str(status)] = self.state.statuses.get(str(status), 0) + 1
+
+    def _send_json(self, status, obj, extra=None):
+        body = (json.dumps(obj) + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self._count_status(status)
+
+    def _read_body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    # --- dispatch --------------------------------------------------------------------------
+
+    def do_GET(self):
+        self._dispatch()
+
+    def do_HEAD(self):
+        self._dispatch()
+
+    def do_POST(self):
+        path = urllib.parse.urlsplit(self.path).path
+        with self.state.lock:
+            self.state.requests += 1
+        if path == "/_control":
+            try:
+                settings = json.loads(self._read_body() or b"{}")
+                if not isinstance(settings, dict):
+                    raise ValueError("expected a JSON object")
+                self.state.update(settings)
+            except (ValueError, TypeError) as e:
+                return self._send_json(400, {"error": str(e)})
+            return self._send_json(200, self.state.snapshot()["settings"])
+        if path == "/_stats/reset":
+            self._read_body()
+            self.state.reset_stats()
+            return self._send_json(200, {"reset": True})
+        self._read_body()
+        self._send_json(405, {"error": "method not allowed"}, {"Allow": "GET, HEAD"})
+
+    def do_PUT(self):
+        self.do_POST()
+
+    def do_DELETE(self):
+        self.do_POST()
+
+    def _dispatch(self):
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        with self.state.lock:
+            self.state.requests += 1
+        if path == "/_stats":
+            return self._send_json(200, self.state.snapshot())
+        if path == "/_control":
+            return self._send_json(200, self.state.snapshot()["settings"])
+        self._serve_file(path)
+
+    # --- files -----------------------------------------------------------------------------
+
+    def _resolve(self, path):
+        full = os.path.realpath(os.path.join(self.state.directory, path.lstrip("/")))
+        if not full.startswith(self.state.directory + os.sep) or not os.path.isfile(full):
+            return None
+        return full
+
+    def _serve_file(self, path):
+        st = self.state
+        with st.lock:
+            st.file_requests += 1
+            p = st.paths.setdefault(path, {"requests": 0, "bytes": 0})
+            p["requests"] += 1
+            s = dict(st.settings)
+            fail = st.failed < s["fail_first"]
+            if fail:
+                st.failed += 1
+        if fail:
+            return self._send_json(s["fail_status"], {"error": "injected failure"})
+        full = self._resolve(path)
+        if full is None:
+            return self._send_json(404, {"error": "not found", "path": path})
+
+        size = os.path.getsize(full)
+        mtime = os.path.getmtime(full)
+        etag = '"%x-%x"' % (int(mtime), size)
+        last_modified = email.utils.formatdate(mtime, usegmt=True)
+        start, end, status = 0, size - 1, 200
+        range_header = self.headers.get("Range")
+        if range_header:
+            with st.lock:
+                st.ranges.append(range_header)
+        if_range = self.headers.get("If-Range")
+        use_range = (range_header and not s["no_range"]
+                     and (if_range is None or if_range in (etag, last_modified)))
+        if use_range:
+            parsed = _parse_range(range_header, size)
+            if parsed == "unsatisfiable":
+                return self._send_json(416, {"error": "range not satisfiable"},
+                                       {"Content-Range": f"bytes */{size}"})
+            if parsed is not None:
+                start, end = parsed
+                status = 206
+
+        with st.lock:
+            drop = status in (200, 206) and st.dropped < s["drop_first"]
+            if drop:
+                st.dropped += 1
+        length = end - start + 1 if size > 0 else 0
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(length))
+        self.send_header("Accept-Ranges", "none" if s["no_range"] else "bytes")
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", last_modified)
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        self._count_status(status)
+        if self.command == "HEAD":
+            return
+        limit = s["drop_after"] if drop else None
+        self._send_body(full, path, start, length, s["throttle"], limit)
+
+    def _send_body(self, full, path, start, length, throttle, limit):
+        st = self.state
+        sent = 0
+        began = time.monotonic()
+        chunk = CHUNK if not throttle else max(1, min(CHUNK, throttle // 20 or 1))
+        try:
+            with open(full, "rb") as f:
+                f.seek(start)
+                while sent < length:
+                    n = min(chunk, length - sent)
+                    if limit is not None:
+                        n = min(n, limit - sent)
+                        if n <= 0:
+                            break
+                    data = f.read(n)
+                    if not data:
+                        break
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                    sent += len(data)
+                    with st.lock:
+                        st.bytes_served += len(data)
+                        st.paths[path]["bytes"] += len(data)
+                    if throttle:
+                        ahead = sent / throttle - (time.monotonic() - began)
+                        if ahead > 0:
+                            time.sleep(ahead)
+        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+            self.close_connection = True
+            return
+        if limit is not None and sent < length:
+            # the injected drop: close without sending the rest
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _parse_range(header, size):
+    """(start, end) of a single byte range, "unsatisfiable", or None to ignore it."""
+    m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
+    if not m or (m.group(1) == "" and m.group(2) == ""):
+        return None
+    if m.group(1) == "":
+        n = int(m.group(2))
+        if n == 0:
+            return "unsatisfiable"
+        return max(0, size - n), size - 1
+    start = int(m.group(1))
+    end = int(m.group(2)) if m.group(2) else size - 1
+    if start >= size or end < start:
+        return "unsatisfiable"
+    return start, min(end, size - 1)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class DownloadServer:
+    """The server in a background thread of this process."""
+
+    def __init__(self, directory, port=0, **settings):
+        self.state = _State(directory, **settings)
+        self.httpd = _Server(("127.0.0.1", port), _Handler)
+        self.httpd.mg_state = self.state
+        self.port = self.httpd.server_address[1]
+        self.thread = None
+
+    def start(self):
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        return self.port
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def url(self, name=""):
+        return f"http://127.0.0.1:{self.port}/{urllib.parse.quote(name)}"
+
+    def configure(self, **settings):
+        self.state.update(settings)
+
+    def stats(self):
+        return self.state.snapshot()
+
+    def reset_stats(self):
+        self.state.reset_stats()
+
+    def add_file(self, name, data):
+        """Writes `data` (bytes) as `name` in the served directory; returns its sha256 hex."""
+        path = os.path.join(self.state.directory, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return hashlib.sha256(data).hexdigest()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dir", required=True, help="directory whose files are served")
+    ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: free port)")
+    ap.add_argument("--throttle", type=int, default=0, help="bytes per second per response")
+    ap.add_argument("--fail-first", type=int, default=0, help="answer the first K file requests with --fail-status")
+    ap.add_argument("--fail-status", type=int, default=500)
+    ap.add_argument("--drop-first", type=int, default=0, help="drop the first K served responses ...")
+    ap.add_argument("--drop-after", type=int, default=0, help="... after this many body bytes")
+    ap.add_argument("--no-range", action="store_true", help="ignore Range headers")
+    ap.add_argument("--port-file", help="also write the port number to this file")
+    a = ap.parse_args(argv)
+    srv = DownloadServer(a.dir, port=a.port, throttle=a.throttle, fail_first=a.fail_first,
+                         fail_status=a.fail_status, drop_first=a.drop_first,
+                         drop_after=a.drop_after, no_range=a.no_range)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    srv.start()
+    if a.port_file:
+        with open(a.port_file + ".tmp", "w") as f:
+            f.write(f"{srv.port}\n")
+        os.replace(a.port_file + ".tmp", a.port_file)
+    print(f"PORT {srv.port}", flush=True)
+    stop.wait()
+    srv.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+/* test_job.c - the durable install queue: enqueue and its dedup (also across processes),
+ * claim, cancel in every state, the public view, list order and malformed ids. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "id.h"
+#include "job.h"
+#include "unit.h"
+
+static void setup(mg_config *cfg) {
+    mg_error err;
+    if (config_load(cfg, unit_tmpdir(), &err) != 0) unit_fail(__FILE__, __LINE__, "%s", err.message);
+}
+
+/* A gallery model (new reference). */
+static json_t *model(const char *id) {
+    char url[256];
+    snprintf(url, sizeof url, "https://example.com/org/repo/resolve/main/%s.Q4_K_M.gguf", id);
+    return json_pack("{s:s,s:s,s:s,s:s,s:f}", "id", id, "name", "A model", "downloadUrl", url,
+                     "checksum",
+                     "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                     "sizeGb", 1.5);
+}
+
+static json_t *enqueue(const mg_config *cfg, const char *id, int *created) {
+    mg_error err;
+    json_t *m = model(id);
+    json_t *job = job_enqueue(cfg, m, created, &err);
+    json_decref(m);
+    if (!job) unit_fail(__FILE__, __LINE__, "job_enqueue: %s", err.message);
+    return job;
+}
+
+static const char *str(json_t *job, const char *key) {
+    return json_string_value(json_object_get(job, key));
+}
+
+static int count_job_files(const mg_config *cfg) {
+    char cmd[MG_PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "ls '%s/jobs' | grep -c '^[0-9a-f]*\\.json$'", cfg->root);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p) {
+        if (fscanf(p, "%d", &n) != 1) n = -1;
+        pclose(p);
+    }
+    return n;
+}
+
+/* Sets the status of job `id` on disk. */
+static void set_status(const mg_config *cfg, const char *id, const char *status) {
+    mg_error err;
+    json_t *job = job_load(cfg, id, &err);
+    CHECK(job != NULL);
+    if (!job) return;
+    json_object_set_new(job, "status", json_string(status));
+    CHECK_INT(job_save(cfg, job, 1, &err), 0);
+    json_decref(job);
+}
+
+UNIT_TEST(status_names) {
+    job_status s;
+    CHECK_STR(job_status_name(JOB_VERIFYING), "verifying");
+    CHECK_INT(job_status_parse("cancelled", &s), 0);
+    CHECK_INT(s, JOB_CANCELLED);
+    CHECK_INT(job_status_parse("bogus", &s), -1);
+    CHECK(job_status_terminal(JOB_INSTALLED) && job_status_terminal(JOB_FAILED));
+    CHECK(!job_status_terminal(JOB_QUEUED) && !job_status_terminal(JOB_DOWNLOADING));
+    char now[40];
+    job_now_iso(now);
+    CHECK_INT(strlen(now), 25);
+    CHECK_CONTAINS(now, "+00:00");
+}
+
+UNIT_TEST(enqueue_fields_and_dedup) {
+    mg_config cfg;
+    mg_error err;
+    setup(&cfg);
+    int created = -1;
+    json_t *a = enqueue(&cfg, "alpha", &created);
+    CHECK_INT(created, 1);
+    CHECK(id_job_valid(str(a, "job_id")));
+    CHECK_STR(str(a, "model_id"), "alpha");
+    CHECK_STR(str(a, "name"), "A model");
+    CHECK_CONTAINS(str(a, "url"), "https://example.com/");
+    CHECK_CONTAINS(str(a, "checksum"), "sha256:");
+    CHECK_STR(str(a, "ext"), ".gguf");
+    CHECK_INT(json_integer_value(json_object_get(a, "size")), 1500000000LL);
+    CHECK_INT(json_integer_value(json_object_get(a, "total")), 1500000000LL);
+    CHECK_INT(json_integer_value(json_object_get(a, "downloaded")), 0);
+    CHECK(json_is_number(json_object_get(a, "progress")));
+    CHECK(json_number_value(json_object_get(a, "progress")) == 0);
+    CHECK(json_is_null(json_object_get(a, "error")));
+    CHECK_STR(str(a, "status"), "queued");
+    CHECK_CONTAINS(str(a, "created_at"), "+00:00");
+    CHECK_STR(str(a, "created_at"), str(a, "updated_at"));
+
+    json_t *b = enqueue(&cfg, "alpha", &created);
+    CHECK_INT(created, 0);
+    CHECK_STR(str(b, "job_id"), str(a, "job_id"));
+    CHECK_INT(count_job_files(&cfg), 1);
+
+    json_t *loaded = job_load(&cfg, str(a, "job_id"), &err);
+    CHECK(json_equal(loaded, a));
+    json_t *active = job_find_active(&cfg, "alpha");
+    CHECK_STR(str(active, "job_id"), str(a, "job_id"));
+    CHECK(job_find_active(&cfg, "beta") == NULL);
+
+    /* Once finished, a new install makes a new job. */
+    set_status(&cfg, str(a, "job_id"), "failed");
+    json_t *c = enqueue(&cfg, "alpha", &created);
+    CHECK_INT(created, 1);
+    CHECK(strcmp(str(c, "job_id"), str(a, "job_id")) != 0);
+    CHECK_INT(count_job_files(&cfg), 2);
+
+    /* sizeBytes wins over sizeGb. */
+    json_t *m = model("beta");
+    json_object_set_new(m, "sizeBytes", json_integer(1234));
+    json_t *d = job_enqueue(&cfg, m, &created, &err);
+    CHECK_INT(json_integer_value(json_object_get(d, "size")), 1234);
+    json_decref(m);
+
+    m = model("../evil");
+    CHECK(job_enqueue(&cfg, m, &created, &err) == NULL);
+    CHECK_INT(err.status, 400);
+    json_decref(m);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+    json_decref(d);
+    json_decref(loaded);
+    json_decref(active);
+    config_free(&cfg);
+}
+
+UNIT_TEST(enqueue_is_serialised_between_processes) {
+    mg_config cfg;
+    setup(&cfg);
+    int fds[2];
+    CHECK_INT(pipe(fds), 0);
+    enum { N = 8 };
+    for (int i = 0; i < N; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            mg_error err;
+            int created = 0;
+            json_t *m = model("same");
+            json_t *job = job_enqueue(&cfg, m, &created, &err);
+            char line[32];
+            snprintf(line, sizeof line, "%d %s\n", created,
+                     job ? json_string_value(json_object_get(job, "job_id")) : "none");
+            if (write(fds[1], line, strlen(line)) < 0) _exit(2);
+            _exit(job ? 0 : 1);
+        }
+    }
+    close(fds[1]);
+    for (int i = 0; i < N; i++) {
+        int st = 0;
+        wait(&st);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    FILE *f = fdopen(fds[0], "r");
+    int created_total = 0, lines = 0;
+    char first[32] = "", id[32];
+    int created;
+    while (f && fscanf(f, "%d %31s", &created, id) == 2) {
+        created_total += created;
+        if (!lines++) snprintf(first, sizeof first, "%s", id);
+        CHECK_STR(id, first);
+    }
+    if (f) fclose(f);
+    CHECK_INT(lines, N);
+    CHECK_INT(created_total, 1);
+    CHECK_INT(count_job_files(&cfg), 1);
+    config_free(&cfg);
+}
+
+UNIT_TEST(claim) {
+    mg_config cfg;
+    mg_error err;
+    setup(&cfg);
+    int created;
+    json_t *a = enqueue(&cfg, "alpha", &created);
+    CHECK_INT(job_claim(&cfg, a, &err), 1);
+    CHECK_STR(str(a, "status"), "downloading");
+    json_t *disk = job_load(&cfg, str(a, "job_id"), &err);
+    CHECK_STR(str(disk, "status"), "downloading");
+    json_decref(disk);
+
+    /* A job left verifying by a crashed daemon is claimable again. */
+    set_status(&cfg, str(a, "job_id"), "verifying");
+    CHECK_INT(job_claim(&cfg, a, &err), 1);
+    CHECK_STR(str(a, "status"), "downloading");
+
+    /* Terminal jobs are not. */
+    set_status(&cfg, str(a, "job_id"), "installed");
+    CHECK_INT(job_claim(&cfg, a, &err), 0);
+    CHECK_STR(str(a, "status"), "installed");
+
+    /* A queued job with a cancel marker becomes cancelled instead. */
+    json_t *b = enqueue(&cfg, "beta", &created);
+    char path[MG_PATH_MAX], rel[64];
+    snprintf(rel, sizeof rel, "jobs/%s.cancel", str(b, "job_id"));
+    FILE *f = fopen(config_path(&cfg, path, rel), "w");
+    if (f) fclose(f);
+    CHECK(job_cancel_requested(&cfg, str(b, "job_id")));
+    CHECK_INT(job_claim(&cfg, b, &err), 0);
+    CHECK_STR(str(b, "status"), "cancelled");
+    CHECK(!job_cancel_requested(&cfg, str(b, "job_id")));
+    json_decref(a);
+    json_decref(b);
+    config_free(&cfg);
+}
+
+UNIT_TEST(cancel_each_state) {
+    mg_config cfg;
+    mg_error err;
+    setup(&cfg);
+    int created;
+    json_t *a = enqueue(&cfg, "alpha", &created);
+    json_t *c = job_cancel(&cfg, str(a, "job_id"), &err);
+    CHECK_STR(str(c, "status"), "cancelled");
+    json_t *disk = job_load(&cfg, str(a, "job_id"), &err);
+    CHECK_STR(str(disk, "status"), "cancelled");
+    CHECK(!job_cancel_requested(&cfg, str(a, "job_id")));
+    CHECK(job_find_active(&cfg, "alpha") == NULL);
+    json_decref(disk);
+    json_decref(c);
+
+    /* Terminal: 409. */
+    CHECK(job_cancel(&cfg, str(a, "job_id"), &err) == NULL);
+    CHECK_INT(err.status, 409);
+    CHECK_STR(err.code, "job_finished");
+
+    /* Running: the marker, the job unchanged until the installer acts. */
+    json_t *b = enqueue(&cfg, "beta", &created);
+    CHECK_INT(job_claim(&cfg, b, &err), 1);
+    c = job_cancel(&cfg, str(b, "job_id"), &err);
+    CHECK_STR(str(c, "status"), "downloading");
+    CHECK(job_cancel_requested(&cfg, str(b, "job_id")));
+    json_decref(c);
+    c = job_cancel(&cfg, str(b, "job_id"), &err); /* twice is fine */
+    CHECK(c != NULL);
+    json_decref(c);
+    job_clear_cancel(&cfg, str(b, "job_id"));
+    CHECK(!job_cancel_requested(&cfg, str(b, "job_id")));
+
+    /* Unknown and malformed ids. */
+    CHECK(job_cancel(&cfg, "0123456789abcdef", &err) == NULL);
+    CHECK_INT(err.status, 404);
+    CHECK(job_cancel(&cfg, "../x", &err) == NULL);
+    CHECK_INT(err.status, 400);
+    json_decref(a);
+    json_decref(b);
+    config_free(&cfg);
+}
+
+UNIT_TEST(public_fields) {
+    mg_config cfg;
+    setup(&cfg);
+    int created;
+    json_t *a = enqueue(&cfg, "alpha", &created);
+    json_t *p = job_public(a);
+    const char *want[] = {"job_id",     "model_id",   "status",    "progress", "downloaded",
+                          "total",      "error",      "created_at", "updated_at"};
+    CHECK_INT(json_object_size(p), 9);
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        CHECK(json_object_get(p, want[i]) != NULL);
+    CHECK(json_object_get(p, "url") == NULL);
+    CHECK(json_object_get(p, "checksum") == NULL);
+    json_decref(p);
+    json_decref(a);
+    config_free(&cfg);
+}
+
+UNIT_TEST(save_progress_and_list_order) {
+    mg_config cfg;
+    mg_error err;
+    setup(&cfg);
+    int created;
+    json_t *a = enqueue(&cfg, "alpha", &created);
+    json_t *b = enqueue(&cfg, "beta", &created);
+    json_t *c = enqueue(&cfg, "gamma", &created);
+    /* An older job by its date, whatever its id. */
+    json_object_set_new(b, "created_at", json_string("2020-01-01T00:00:00+00:00"));
+    json_object_set_new(b, "progress", json_real(42.5));
+    json_object_set_new(b, "downloaded", json_integer(42));
+    CHECK_INT(job_save(&cfg, b, 0, &err), 0);
+    json_t *list = job_list(&cfg, &err);
+    CHECK_INT(json_array_size(list), 3);
+    CHECK_STR(str(json_array_get(list, 0), "job_id"), str(c, "job_id"));
+    CHECK_STR(str(json_array_get(list, 1), "job_id"), str(a, "job_id"));
+    CHECK_STR(str(json_array_get(list, 2), "job_id"), str(b, "job_id"));
+    CHECK(json_number_value(json_object_get(json_array_get(list, 2), "progress")) == 42.5);
+    CHECK_INT(json_integer_value(json_object_get(json_array_get(list, 2), "downloaded")), 42);
+    json_decref(list);
+
+    /* No temporary files are left behind. */
+    char cmd[MG_PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "test $(ls -A '%s/jobs' | grep -vc '^\\.lock$') -eq 3", cfg.root);
+    CHECK_INT(system(cmd), 0);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+    config_free(&cfg);
+}
+
+UNIT_TEST(invalid_and_unknown_ids) {
+    mg_config cfg;
+    mg_error err;
+    setup(&cfg);
+    const char *bad[] = {"", "xyz", "0123456789ABCDEF", "0123456789abcde", "../../etc/passwd",
+                         "0123456789abcdef0", "0123456789abcdeg"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK(job_load(&cfg, bad[i], &err) == NULL);
+        CHECK_INT(err.status, 400);
+        CHECK_STR(err.code, "invalid_job_id");
+    }
+    CHECK(job_load(&cfg, NULL, &err) == NULL);
+    CHECK_INT(err.status, 400);
+    CHECK(job_load(&cfg, "0123456789abcdef", &err) == NULL);
+    CHECK_INT(err.status, 404);
+    CHECK_STR(err.code, "job_not_found");
+    config_free(&cfg);
+}
+
+UNIT_TEST(prune_old_terminal_jobs) {
+    mg_config cfg;
+    setup(&cfg);
+    int created;
+    json_t *a = enqueue(&cfg, "alpha", &created);
+    set_status(&cfg, str(a, "job_id"), "installed");
+    char path[MG_PATH_MAX], rel[64];
+    snprintf(rel, sizeof rel, "jobs/%s.json", str(a, "job_id"));
+    config_path(&cfg, path, rel);
+    char cmd[MG_PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "touch -d '8 days ago' '%s'", path);
+    CHECK_INT(system(cmd), 0);
+    json_t *b = enqueue(&cfg, "beta", &created);
+    CHECK(access(path, F_OK) != 0);
+    CHECK_INT(count_job_files(&cfg), 1);
+    json_decref(a);
+    json_decref(b);
+    config_free(&cfg);
+}

@@ -1,0 +1,550 @@
+/* test_search.c - the search index over the cache file and the search query: every
+ * parameter alone and combined, malformed values, sorting with ties and missing keys,
+ * paging, and agreement with a brute-force reference on a generated gallery. */
+#include <math.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "gallery.h"
+#include "search.h"
+#include "unit.h"
+
+static const char *data_path(const char *name) {
+    static char path[1024];
+    const char *dir = getenv("MG_TEST_DATA");
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : "tests/data", name);
+    return path;
+}
+
+/* Writes the cache of gallery file `name` into the test's directory; returns its path. */
+static const char *make_cache(const char *name) {
+    static char cache[600];
+    snprintf(cache, sizeof cache, "%s/gallery_cache.json", unit_tmpdir());
+    json_t *g = gallery_parse_file(name, NULL, NULL);
+    CHECK(g != NULL);
+    CHECK_INT(gallery_cache_write(cache, g, NULL, NULL), 0);
+    json_decref(g);
+    return cache;
+}
+
+static search_index *load_fixture(void) {
+    mg_error err;
+    search_index *idx = search_index_load(make_cache(data_path("search.json")), &err);
+    CHECK(idx != NULL);
+    if (!idx) fprintf(stderr, "%s\n", err.message);
+    return idx;
+}
+
+typedef struct { char *buf; size_t len; int writes; } sink;
+
+static int sink_write(void *ctx, const char *data, size_t len) {
+    sink *s = ctx;
+    s->buf = realloc(s->buf, s->len + len + 1);
+    memcpy(s->buf + s->len, data, len);
+    s->len += len;
+    s->buf[s->len] = '\0';
+    s->writes++;
+    return 0;
+}
+
+/* Runs the query string; returns the parsed answer, or NULL with err filled. */
+static json_t *run(search_index *idx, const char *qs, mg_error *err) {
+    search_query q;
+    if (search_query_parse(&q, qs, err) != 0) return NULL;
+    sink s = {0};
+    int rc = search_run(idx, &q, sink_write, &s, err);
+    search_query_free(&q);
+    json_error_t jerr;
+    json_t *answer = rc == 0 ? json_loadb(s.buf, s.len, 0, &jerr) : NULL;
+    if (rc == 0 && !answer) unit_fail(__FILE__, __LINE__, "answer not JSON: %s", jerr.text);
+    free(s.buf);
+    return answer;
+}
+
+/* The ids of the answer to `qs`, comma-separated, then "|total". */
+static const char *ids(search_index *idx, const char *qs) {
+    static char out[2048];
+    mg_error err;
+    json_t *a = run(idx, qs, &err);
+    if (!a) {
+        snprintf(out, sizeof out, "error %s: %s", err.parameter, err.message);
+        return out;
+    }
+    json_t *m;
+    size_t i;
+    out[0] = '\0';
+    json_array_foreach(json_object_get(a, "models"), i, m) {
+        if (i) strcat(out, ",");
+        strncat(out, json_string_value(json_object_get(m, "id")), 100);
+    }
+    snprintf(out + strlen(out), sizeof out - strlen(out), "|%lld",
+             (long long)json_integer_value(json_object_get(a, "total")));
+    json_decref(a);
+    return out;
+}
+
+/* The parameter a malformed query string is rejected for ("" when accepted). */
+static const char *bad_param(const char *qs) {
+    static mg_error err;
+    search_query q;
+    mg_error_clear(&err);
+    if (search_query_parse(&q, qs, &err) == 0) {
+        search_query_free(&q);
+        return "";
+    }
+    if (err.status != 400 || strcmp(err.code, "invalid_parameter") != 0) return "wrong code";
+    return err.parameter;
+}
+
+UNIT_TEST(index_counts_and_gets_models) {
+    search_index *idx = load_fixture();
+    if (!idx) return;
+    CHECK_INT(search_index_count(idx), 6);
+    json_t *m = search_index_get(idx, "Qwen-1.5b");
+    CHECK_STR(json_string_value(json_object_get(m, "name")), "Qwen 1.5B");
+    CHECK(json_is_object(json_object_get(m, "recommendedHardware")));
+    json_decref(m);
+    m = search_index_get(idx, "foxtrot");
+    CHECK(json_is_true(json_object_get(json_object_get(m, "x-extra"), "kept")));
+    json_decref(m);
+    CHECK(search_index_get(idx, "qwen-1.5b") == NULL);
+    CHECK(search_index_get(idx, "nope") == NULL);
+    CHECK(search_index_get(idx, "") == NULL);
+    search_index_free(idx);
+}
+
+UNIT_TEST(default_sort_is_rating_descending_ties_by_id_missing_last) {
+    search_index *idx = load_fixture();
+    if (!idx) return;
+    CHECK_STR(ids(idx, ""), "echo-70b,alpha-7b,beta-27b,delta-embed,foxtrot,Qwen-1.5b|6");
+    CHECK_STR(ids(idx, NULL), "echo-70b,alpha-7b,beta-27b,delta-embed,foxtrot,Qwen-1.5b|6");
+    CHECK_STR(ids(idx, "sort=rating&order=asc"),
+              "foxtrot,delta-embed,alpha-7b,beta-27b,echo-70b,Qwen-1.5b|6");
+    search_index_free(idx);
+}
+
+UNIT_TEST(sort_by_size_name_updated) {
+    search_index *idx = load_fixture();
+    if (!idx) return;
+    CHECK_STR(ids(idx, "sort=size"), "beta-27b,echo-70b,alpha-7b,foxtrot,Qwen-1.5b,delta-embed|6");
+    CHECK_STR(ids(idx, "sort=size&order=asc"),
+              "delta-embed,Qwen-1.5b,alpha-7b,foxtrot,echo-70b,beta-27b|6");
+    /* name: ascending by default, case-insensitive, ties by id */
+    CHECK_STR(ids(idx, "sort=name"), "alpha-7b,foxtrot,beta-27b,delta-embed,echo-70b,Qwen-1.5b|6");
+    CHECK_STR(ids(idx, "sort=name&order=desc"),
+              "Qwen-1.5b,echo-70b,delta-embed,beta-27b,alpha-7b,foxtrot|6");
+    /* updated: dates compared (offsets applied), ties by id, missing last */
+    CHECK_STR(ids(idx, "sort=updated"), "beta-27b,echo-70b,alpha-7b,Qwen-1.5b,delta-embed,foxtrot|6");
+    CHECK_STR(ids(idx, "sort=updated&order=asc"),
+              "Qwen-1.5b,alpha-7b,beta-27b,echo-70b,delta-embed,foxtrot|6");
+    CHECK_STR(ids(idx, "order=asc"), "foxtrot,delta-embed,alpha-7b,beta-27b,echo-70b,Qwen-1.5b|6");
+    search_index_free(idx);
+}
+
+UNIT_TEST(query_terms) {
+    search_index *idx = load_fixture();
+    if (!idx) return;
+    CHECK_STR(ids(idx, "query=7b"), "alpha-7b,beta-27b,foxtrot|3");
+    CHECK_STR(ids(idx, "query=qwen+coder"), "Qwen-1.5b|1");
+    CHECK_STR(ids(idx, "query=qwen%20CODER"), "Qwen-1.5b|1");
+    CHECK_STR(ids(idx, "query=%20%20qwen%09%09coder%20"), "Qwen-1.5b|1");
+    CHECK_STR(ids(idx, "query=ALPHA"), "alpha-7b,foxtrot|2");
+    CHECK_STR(ids(idx, "query=friendly"), "alpha-7b|1");        /* description */
+    CHECK_STR(ids(idx, "query=embedding"), "delta-embed|1");    /* category */
+    CHECK_STR(ids(idx, "query=coder"), "beta-27b,Qwen-1.5b|2"); /* tag */
+    CHECK_STR(ids(idx, "query=multilingual"), "Qwen-1.5b|1");
+    CHECK_STR(ids(idx, "query=q4_k_m"), "alpha-7b|1"); /* a tag; quantization is not searched */
+    CHECK_STR(ids(idx, "query=mit"), "|0");             /* license is not searched */
+    CHECK_STR(ids(idx, "query=assistant.llama"), "|0"); /* never across two fields */
+    CHECK_STR(ids(idx, "query=chatgeneral"), "|0");
+    CHECK_STR(ids(idx, "query=qwen%1Fcoder"), "|0");
+    CHECK_STR(ids(idx, "query=zzz"), "|0");
+    CHECK_STR(ids(idx, "query=+++"), "echo-70b,alpha-7b,beta-27b,delta-embed,foxtrot,Qwen-1.5b|6");
+    search_index_free(idx);
+}
+
+UNIT_TEST(exact_filters) {
+    search_index *idx = load_fixture();
+    if (!idx) return;
+    CHECK_STR(ids(idx, "category=CHAT"), "echo-70b,alpha-7b,foxtrot,Qwen-1.5b|4");
+    CHECK_STR(ids(idx, "category=cha"), "|0");
+    CHECK_STR(ids(idx, "category=chat%1Fgeneral"), "|0");
+    CHECK_STR(ids(idx, "language=EN"), "alpha-7b,beta-27b,Qwen-1.5b|3");
+    CHECK_STR(ids(idx, "language=e"), "|0");
+    CHECK_STR(ids(idx, "tag=q4_k_m"), "alpha-7b|1");
+    CHECK_STR(ids(idx, "tag=coder"), "beta-27b,Qwen-1.5b|2");
+    CHECK_STR(ids(idx, "quantization=q4_k_m"), "alpha-7b,Qwen-1.5b|2");
+    CHECK_STR(ids(idx, "quantization=Q4"), "|0");
+    CHECK_STR(ids(idx, "license=mit"), "beta-27b|1");
+    CHECK_STR(ids(idx, "license=APACHE-2.0"), "alpha-7b,delta-embed,Qwen-1.5b|3");
+    search_index_free(idx);
+}
+
+UNIT_TEST(numeric_filters) {
+    search_index *idx = load_fixture();
+    if (!idx) return;
+    CHECK_STR(ids(idx, "min_rating=4.5"), "echo-70b,alpha-7b,beta-27b|3");
+    CHECK_STR(ids(idx, "min_rating=0"), "echo-70b,alpha-7b,beta-27b,delta-embed,foxtrot|5");
+    CHECK_STR(ids(idx, "min_rating=6"), "|0");
+    CHECK_STR(ids(idx, "min_size_gb=4.1"), "echo-70b,alpha-7b,beta-27b,foxtrot|4");
+    CHECK_STR(ids(idx, "max_size_gb=4.1"), "alpha-7b,delta-embed,foxtrot,Qwen-1.5b|4");
+    CHECK_STR(ids(idx, "min_size_gb=4.1&max_size_gb=4.1"), "alpha-7b,foxtrot|2");
+    CHECK_STR(ids(idx, "max_ram_gb=8"), "alpha-7b,foxtrot,Qwen-1.5b|3");
+    CHECK_STR(ids(idx, "max_ram_gb=0.5"), "|0");
+    CHECK_STR(ids(idx, "max_vram_gb=0"), "foxtrot,Qwen-1.5b|2");
+    CHECK_STR(ids(idx, "max_vram_gb=1000"), "alpha-7b,beta-27b,foxtrot,Qwen-1.5b|4");
+    CHECK_STR(ids(idx, "min_rating=1e0"), "echo-70b,alpha-7b,beta-27b,delta-embed|4");
+    search_index_free(idx);
+}
+
+UNIT_TEST(filters_combine_with_and) {
+    search_index *idx = load_fixture();
+    if (!idx) return;
+    CHECK_STR(ids(idx, "category=chat&max_ram_gb=8&sort=name"), "alpha-7b,foxtrot,Qwen-1.5b|3");
+    CHECK_STR(ids(idx, "query=7b&category=chat&min_rating=1"), "alpha-7b|1");
+    CHECK_STR(ids(idx, "language=en&license=apache-2.0&tag=coder&quantization=Q4_K_M"),
+              "Qwen-1.5b|1");
+    CHECK_STR(ids(idx, "query=alpha&min_size_gb=1&max_size_gb=5&max_vram_gb=6&sort=size&order=asc"),
+              "alpha-7b,foxtrot|2");
+    search_index_free(idx);
+}
+
+UNIT_TEST(paging_and_echo) {
+    search_index *idx = load_fixture();
+    if (!idx) return;
+    CHECK_STR(ids(idx, "limit=2&offset=1"), "alpha-7b,beta-27b|6");
+    CHECK_STR(ids(idx, "limit=2&offset=5"), "Qwen-1.5b|6");
+    CHECK_STR(ids(idx, "offset=6"), "|6");
+    CHECK_STR(ids(idx, "offset=1000000"), "|6");
+    CHECK_STR(ids(idx, "category=chat&limit=1&offset=1"), "alpha-7b|4");
+    CHECK_STR(ids(idx, "category=chat&offset=9"), "|4");
+    mg_error err;
+    json_t *a = run(idx, "limit=2&offset=1", &err);
+    CHECK_INT(json_integer_value(json_object_get(a, "limit")), 2);
+    CHECK_INT(json_integer_value(json_object_get(a, "offset")), 1);
+    json_decref(a);
+    a = run(idx, "", &err);
+    CHECK_INT(json_integer_value(json_object_get(a, "limit")), 100);
+    CHECK_INT(json_integer_value(json_object_get(a, "offset")), 0);
+    /* whole model objects, as in the gallery */
+    json_t *g = gallery_parse_file(data_path("search.json"), NULL, NULL);
+    json_t *m, *mine;
+    size_t i, j;
+    json_array_foreach(json_object_get(a, "models"), i, m) {
+        json_array_foreach(json_object_get(g, "models"), j, mine)
+            if (json_equal(json_object_get(m, "id"), json_object_get(mine, "id")))
+                CHECK(json_equal(m, mine));
+    }
+    json_decref(g);
+    json_decref(a);
+    a = run(idx, "limit=1000", &err);
+    CHECK_INT(json_integer_value(json_object_get(a, "limit")), 1000);
+    json_decref(a);
+    search_index_free(idx);
+}
+
+UNIT_TEST(repeated_unknown_empty_and_encoded_parameters) {
+    search_index *idx = load_fixture();
+    if (!idx) return;
+    CHECK_STR(ids(idx, "limit=5&limit=1"), "echo-70b|6");
+    CHECK_STR(ids(idx, "category=code&category=embedding"), "delta-embed|1");
+    CHECK_STR(ids(idx, "foo=bar&sort_by=x&&=&x"), "echo-70b,alpha-7b,beta-27b,delta-embed,foxtrot,Qwen-1.5b|6");
+    CHECK_STR(ids(idx, "query=&category=&language=&tag=&quantization=&license=&min_rating="
+                       "&min_size_gb=&max_size_gb=&max_ram_gb=&max_vram_gb=&sort=&order=&limit=&offset="),
+              "echo-70b,alpha-7b,beta-27b,delta-embed,foxtrot,Qwen-1.5b|6");
+    CHECK_STR(ids(idx, "category"), "echo-70b,alpha-7b,beta-27b,delta-embed,foxtrot,Qwen-1.5b|6");
+    CHECK_STR(ids(idx, "cat%65gory=embedding"), "delta-embed|1");
+    CHECK_STR(ids(idx, "license=apache%2d2.0&limit=1"), "alpha-7b|3");
+    CHECK_STR(ids(idx, "query=100%"), "|0"); /* a bad escape stays literal */
+    /* the last value wins, and an empty one is ignored: the default applies */
+    CHECK_STR(ids(idx, "limit=2&limit="), "echo-70b,alpha-7b,beta-27b,delta-embed,foxtrot,Qwen-1.5b|6");
+    search_index_free(idx);
+}
+
+UNIT_TEST(malformed_values_name_their_parameter) {
+    static const char *numeric[] = {"min_rating", "min_size_gb", "max_size_gb", "max_ram_gb",
+                                    "max_vram_gb", NULL};
+    static const char *bad_numbers[] = {"abc", "nan", "NaN", "inf", "-inf", "1e999", "-1",
+                                        "-0.5", "0x10", "%201", "1%20", "1,5", "1.2.3", "+",
+                                        "e5", "1%00", "%00", NULL};
+    char qs[128];
+    for (int i = 0; numeric[i]; i++)
+        for (int j = 0; bad_numbers[j]; j++) {
+            snprintf(qs, sizeof qs, "%s=%s", numeric[i], bad_numbers[j]);
+            if (strcmp(bad_param(qs), numeric[i]) != 0)
+                unit_fail(__FILE__, __LINE__, "%s: got parameter \"%s\"", qs, bad_param(qs));
+        }
+    CHECK_STR(bad_param("min_rating=6"), "");
+    CHECK_STR(bad_param("min_rating=0"), "");
+    CHECK_STR(bad_param("min_rating=-0"), "");
+    CHECK_STR(bad_param("max_ram_gb=1e3"), "");
+    static const char *bad_limits[] = {"0", "1001", "1.5", "abc", "-1", "1e2", "%2B5", "99999999999999999999",
+                                       " 5", NULL};
+    for (int j = 0; bad_limits[j]; j++) {
+        snprintf(qs, sizeof qs, "limit=%s", bad_limits[j]);
+        CHECK_STR(bad_param(qs), "limit");
+    }
+    CHECK_STR(bad_param("limit=1"), "");
+    CHECK_STR(bad_param("limit=1000"), "");
+    CHECK_STR(bad_param("limit=0010"), "");
+    static const char *bad_offsets[] = {"-1", "1.5", "x", "99999999999999999999", NULL};
+    for (int j = 0; bad_offsets[j]; j++) {
+        snprintf(qs, sizeof qs, "offset=%s", bad_offsets[j]);
+        CHECK_STR(bad_param(qs), "offset");
+    }
+    CHECK_STR(bad_param("offset=0"), "");
+    CHECK_STR(bad_param("sort=Rating"), "sort");
+    CHECK_STR(bad_param("sort=popularity"), "sort");
+    CHECK_STR(bad_param("sort=name%00"), "sort");
+    CHECK_STR(bad_param("order=ASC"), "order");
+    CHECK_STR(bad_param("order=up"), "order");
+    CHECK_STR(bad_param("min_size_gb=5&max_size_gb=2"), "min_size_gb");
+    CHECK_STR(bad_param("max_size_gb=2&min_size_gb=5"), "min_size_gb");
+    CHECK_STR(bad_param("min_size_gb=2&max_size_gb=2"), "");
+    CHECK_STR(bad_param("category=%00"), "category");
+    CHECK_STR(bad_param("query=a%00b"), "query");
+    CHECK_STR(bad_param("license=mit%00"), "license");
+    CHECK_STR(bad_param("limit=abc&offset=2"), "limit");
+    CHECK_STR(bad_param("limit=abc&limit=5"), ""); /* the last value wins */
+    mg_error err;
+    search_query q;
+    CHECK_INT(search_query_parse(&q, "min_rating=%FF%FE", &err), -1);
+    CHECK_CONTAINS(err.message, "min_rating must be a finite number >= 0");
+    CHECK_INT(err.status, 400);
+}
+
+UNIT_TEST(query_parse_fields) {
+    search_query q;
+    mg_error err;
+    CHECK_INT(search_query_parse(&q, "query=Qwen+CODER&category=Chat&min_rating=4&sort=name", &err), 0);
+    CHECK_STR(q.terms, "qwen coder");
+    CHECK_STR(q.category, "chat");
+    CHECK(q.language == NULL);
+    CHECK(q.min_rating == 4.0);
+    CHECK(isnan(q.max_size_gb));
+    CHECK_INT(q.sort, SEARCH_SORT_NAME);
+    CHECK_INT(q.descending, 0);
+    CHECK_INT(q.limit, 100);
+    search_query_free(&q);
+    CHECK_INT(search_query_parse(&q, "sort=updated", &err), 0);
+    CHECK_INT(q.descending, 1);
+    search_query_free(&q);
+    CHECK_INT(search_query_parse(&q, "sort=name&order=desc", &err), 0);
+    CHECK_INT(q.descending, 1);
+    search_query_free(&q);
+}
+
+UNIT_TEST(answer_is_written_in_few_pieces) {
+    search_index *idx = load_fixture();
+    if (!idx) return;
+    search_query q;
+    CHECK_INT(search_query_parse(&q, "", NULL), 0);
+    sink s = {0};
+    CHECK_INT(search_run(idx, &q, sink_write, &s, NULL), 0);
+    CHECK_INT(s.writes, 1);
+    CHECK(strncmp(s.buf, "{\"total\":6,\"offset\":0,\"limit\":100,\"models\":[{\"id\":\"echo-70b\"", 58) == 0);
+    free(s.buf);
+    search_query_free(&q);
+    search_index_free(idx);
+}
+
+static int stop_write(void *ctx, const char *data, size_t len) {
+    (void)ctx, (void)data, (void)len;
+    return -1;
+}
+
+UNIT_TEST(writer_stopping_is_an_error) {
+    search_index *idx = load_fixture();
+    if (!idx) return;
+    search_query q;
+    mg_error err;
+    CHECK_INT(search_query_parse(&q, "", NULL), 0);
+    CHECK_INT(search_run(idx, &q, stop_write, NULL, &err), -1);
+    search_query_free(&q);
+    search_index_free(idx);
+}
+
+UNIT_TEST(index_rejects_what_is_not_a_cache) {
+    mg_error err;
+    char path[600];
+    CHECK(search_index_load("/nonexistent/cache.json", &err) == NULL);
+    CHECK_INT(err.status, 404);
+    /* the gallery itself (pretty-printed) is not in cache format */
+    CHECK(search_index_load(data_path("search.json"), &err) == NULL);
+    CHECK_CONTAINS(err.message, "not in gallery cache format");
+    snprintf(path, sizeof path, "%s/truncated.json", unit_tmpdir());
+    const char *cache = make_cache(data_path("search.json"));
+    size_t len;
+    char *text = fs_read_all(cache, &len, NULL);
+    fs_write_atomic(path, text, len - 4, NULL); /* without the closing "]}" */
+    CHECK(search_index_load(path, &err) == NULL);
+    fs_write_atomic(path, "", 0, NULL);
+    CHECK(search_index_load(path, &err) == NULL);
+    fs_write_atomic(path, text, len, NULL);
+    search_index *idx = search_index_load(path, &err);
+    CHECK(idx != NULL);
+    search_index_free(idx);
+    free(text);
+}
+
+UNIT_TEST(index_of_empty_gallery) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/c.json", unit_tmpdir());
+    json_t *g = gallery_parse("{\"models\":[]}", 13, "x", NULL, NULL);
+    CHECK_INT(gallery_cache_write(path, g, NULL, NULL), 0);
+    json_decref(g);
+    search_index *idx = search_index_load(path, NULL);
+    CHECK(idx != NULL);
+    CHECK_INT(search_index_count(idx), 0);
+    CHECK_STR(ids(idx, "query=x"), "|0");
+    CHECK_STR(ids(idx, ""), "|0");
+    search_index_free(idx);
+}
+
+UNIT_TEST(replaced_cache_never_mixes) {
+    search_index *idx = load_fixture();
+    if (!idx) return;
+    const char *cache = make_cache(data_path("search.json"));
+    struct stat st;
+    stat(cache, &st);
+    CHECK_INT(search_index_is_current(idx, &st), 0); /* rewritten: a new file */
+    json_t *g = gallery_parse_file(data_path("invalid_models.json"), NULL, NULL);
+    gallery_cache_write(cache, g, NULL, NULL);
+    json_decref(g);
+    CHECK_STR(ids(idx, "sort=name&limit=2"), "alpha-7b,foxtrot|6");
+    search_index *fresh = search_index_load(cache, NULL);
+    stat(cache, &st);
+    CHECK_INT(search_index_is_current(fresh, &st), 1);
+    CHECK_INT(search_index_is_current(idx, &st), 0);
+    CHECK_STR(ids(fresh, "sort=name&limit=2"), "m00,m40|4");
+    search_index_free(fresh);
+    search_index_free(idx);
+}
+
+/* ---- agreement with a brute-force reference on a generated gallery ---------------- */
+
+static double num(json_t *obj, const char *key) {
+    json_t *v = json_object_get(obj, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static int in_list(json_t *v, const char *want) {
+    json_t *item;
+    size_t i;
+    if (json_is_string(v)) return strcasecmp(json_string_value(v), want) == 0;
+    json_array_foreach(v, i, item) if (strcasecmp(json_string_value(item), want) == 0) return 1;
+    return 0;
+}
+
+static int ref_match(json_t *m, const char *category, const char *term, double min_rating,
+                     double max_ram) {
+    if (category && !in_list(json_object_get(m, "categories"), category)) return 0;
+    if (!isnan(min_rating) && !(num(m, "rating") >= min_rating)) return 0;
+    if (!isnan(max_ram) && !(num(json_object_get(m, "recommendedHardware"), "ramGb") <= max_ram))
+        return 0;
+    if (term) {
+        const char *fields[] = {"id", "name", "description"};
+        int hit = 0;
+        for (int i = 0; i < 3; i++) {
+            json_t *v = json_object_get(m, fields[i]);
+            if (json_is_string(v) && strcasestr(json_string_value(v), term)) hit = 1;
+        }
+        json_t *item;
+        size_t i;
+        json_array_foreach(json_object_get(m, "tags"), i, item)
+            if (strcasestr(json_string_value(item), term)) hit = 1;
+        json_array_foreach(json_object_get(m, "categories"), i, item)
+            if (strcasestr(json_string_value(item), term)) hit = 1;
+        if (!hit) return 0;
+    }
+    return 1;
+}
+
+/* Checks the order of an answer's models for sort key `key` (a model field). */
+static void check_order(json_t *models, const char *key, int desc) {
+    json_t *prev = NULL, *m;
+    size_t i;
+    json_array_foreach(models, i, m) {
+        if (prev) {
+            double a = num(prev, key), b = num(m, key);
+            const char *ia = json_string_value(json_object_get(prev, "id"));
+            const char *ib = json_string_value(json_object_get(m, "id"));
+            int ok;
+            if (isnan(a)) ok = isnan(b) && strcmp(ia, ib) < 0;
+            else if (isnan(b)) ok = 1;
+            else if (a == b) ok = strcmp(ia, ib) < 0;
+            else ok = desc ? a > b : a < b;
+            if (!ok) {
+                unit_fail(__FILE__, __LINE__, "%s order broken at %zu (%s, %s)", key, i, ia, ib);
+                return;
+            }
+        }
+        prev = m;
+    }
+}
+
+UNIT_TEST(generated_gallery_agrees_with_reference) {
+    char gen[1200], gallery[600], cmd[2000];
+    snprintf(gen, sizeof gen, "%s/../../bench/gen_gallery.py", data_path(""));
+    snprintf(gallery, sizeof gallery, "%s/gen.json", unit_tmpdir());
+    snprintf(cmd, sizeof cmd, "python3 '%s' 3000 --seed 7 --invalid 30 > '%s'", gen, gallery);
+    if (system(cmd) != 0) {
+        printf("  (python3 unavailable: skipped)\n");
+        return;
+    }
+    json_t *invalid = NULL;
+    json_t *g = gallery_parse_file(gallery, &invalid, NULL);
+    CHECK(g != NULL);
+    CHECK_INT(json_array_size(invalid), 30);
+    json_t *models = json_object_get(g, "models");
+    const char *cache = make_cache(gallery);
+    search_index *idx = search_index_load(cache, NULL);
+    CHECK(idx != NULL);
+    if (!idx) return;
+    CHECK_INT(search_index_count(idx), 2970);
+    struct { const char *qs, *category, *term; double min_rating, max_ram; } cases[] = {
+        {"category=code", "code", NULL, NAN, NAN},
+        {"query=7b", NULL, "7b", NAN, NAN},
+        {"query=Qwen&min_rating=4", NULL, "qwen", 4, NAN},
+        {"max_ram_gb=10&category=CHAT", "chat", NULL, NAN, 10},
+        {"min_rating=4.9", NULL, NULL, 4.9, NAN},
+    };
+    char qs[256];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t want = 0;
+        json_t *m;
+        size_t i;
+        json_array_foreach(models, i, m)
+            want += ref_match(m, cases[c].category, cases[c].term, cases[c].min_rating,
+                              cases[c].max_ram);
+        snprintf(qs, sizeof qs, "%s&limit=1000&sort=size", cases[c].qs);
+        json_t *a = run(idx, qs, NULL);
+        CHECK_INT(json_integer_value(json_object_get(a, "total")), want);
+        json_array_foreach(json_object_get(a, "models"), i, m)
+            if (!ref_match(m, cases[c].category, cases[c].term, cases[c].min_rating,
+                           cases[c].max_ram))
+                unit_fail(__FILE__, __LINE__, "%s: %s should not match", cases[c].qs,
+                          json_string_value(json_object_get(m, "id")));
+        check_order(json_object_get(a, "models"), "sizeGb", 1);
+        json_decref(a);
+    }
+    /* full orders, paged */
+    for (int desc = 0; desc < 2; desc++) {
+        json_t *all = json_array();
+        for (int off = 0; off < 3000; off += 1000) {
+            snprintf(qs, sizeof qs, "sort=rating&order=%s&limit=1000&offset=%d",
+                     desc ? "desc" : "asc", off);
+            json_t *a = run(idx, qs, NULL);
+            json_array_extend(all, json_object_get(a, "models"));
+            json_decref(a);
+        }
+        CHECK_INT(json_array_size(all), 2970);
+        check_order(all, "rating", desc);
+        json_decref(all);
+    }
+    search_index_free(idx);
+    json_decref(invalid);
+    json_decref(g);
+}
