@@ -316,7 +316,7 @@ static void gallery_now_iso(char out[40]) {
 
 /* Serialises `gallery` in the one-model-per-line format. Caller frees *buf. */
 static int gallery_cache_render(json_t *gallery, char **buf, size_t *len) {
-    const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY;
+    const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15);
     FILE *f = open_memstream(buf, len);
     if (!f) return -1;
     json_t *version = json_object_get(gallery, "version");

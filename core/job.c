@@ -320,7 +320,7 @@ json_t *job_list(const mg_config *cfg, mg_error *err) {
         return NULL;
     }
     for (size_t i = 0; i < n; i++) items[i] = json_incref(json_array_get(all, i));
-    qsort(items, n, sizeof *items, job_list_cmp);
+    if (n > 1) qsort(items, n, sizeof *items, job_list_cmp);
     json_array_clear(all);
     for (size_t i = 0; i < n; i++) json_array_append_new(all, items[i]);
     free(items);

@@ -25,78 +25,81 @@
 #define SEARCH_SORTS 4
 #define SEARCH_LIMIT_DEFAULT 100
 #define SEARCH_LIMIT_MAX 1000
+#define SEARCH_OUT_MAX (4u << 20) /* answers above this go out in several writes */
 
 enum { SEARCH_L_CATEGORY, SEARCH_L_LANGUAGE, SEARCH_L_TAG, SEARCH_L_QUANT, SEARCH_L_LICENSE,
        SEARCH_LISTS };
 enum { SEARCH_N_RATING, SEARCH_N_SIZE, SEARCH_N_RAM, SEARCH_N_VRAM, SEARCH_N_UPDATED,
        SEARCH_NUMS };
 
-/* A span of the string pool. */
+/* A span of one of the string buffers. */
 typedef struct { uint32_t off, len; } search_span;
+
+/* A growing byte buffer; offsets into it stay below 4 GiB. */
+typedef struct { char *p; size_t len, cap; } search_buf;
 
 typedef struct search_rec {
     uint64_t text_off;          /* the model's JSON text in the cache file */
     uint32_t text_len;
-    search_span id;             /* original case */
-    search_span hay;            /* \x1f id \x1f name \x1f description \x1f tags.. categories.. */
-    search_span name;           /* lower-cased name, inside hay */
-    search_span list[SEARCH_LISTS]; /* \x1f a \x1f b \x1f, or off == SEARCH_NONE */
+    search_span id;             /* in strs, original case */
+    search_span hay;            /* in hays: \x1f id \x1f name \x1f description \x1f tags.. categories.. */
+    search_span name;           /* in hays: the lower-cased name */
+    search_span list[SEARCH_LISTS]; /* in strs: \x1f a \x1f b \x1f, or off == SEARCH_NONE */
     double num[SEARCH_NUMS];
 } search_rec;
 
 struct search_index {
     int fd;
     struct stat st;
-    search_rec *recs;
+    search_rec *recs;           /* in file order, so hays are in record order too */
     size_t n, cap;
-    char *pool;
-    size_t pool_len, pool_cap;
+    search_buf strs, hays;
     uint32_t *perm[SEARCH_SORTS][2]; /* [sort][descending] */
     uint32_t *by_id;
 };
 
 /* ---- building records ------------------------------------------------------------- */
 
-static int search_pool_reserve(search_index *idx, size_t more) {
-    if (idx->pool_len + more <= idx->pool_cap) return 0;
-    size_t cap = idx->pool_cap ? idx->pool_cap : 65536;
-    while (cap < idx->pool_len + more) cap *= 2;
+static int search_buf_reserve(search_buf *b, size_t more) {
+    if (b->len + more <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 65536;
+    while (cap < b->len + more) cap *= 2;
     if (cap > UINT32_MAX) return -1;
-    char *p = realloc(idx->pool, cap);
+    char *p = realloc(b->p, cap);
     if (!p) return -1;
-    idx->pool = p;
-    idx->pool_cap = cap;
+    b->p = p;
+    b->cap = cap;
     return 0;
 }
 
 /* Appends `len` bytes, lower-cased when `lower`; NUL and the separator become \x1e. */
-static void search_pool_put(search_index *idx, const char *s, size_t len, int lower) {
-    char *out = idx->pool + idx->pool_len;
+static void search_buf_put(search_buf *b, const char *s, size_t len, int lower) {
+    char *out = b->p + b->len;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == 0 || c == SEARCH_SEP) c = 0x1e;
         else if (lower && c < 128) c = (unsigned char)tolower(c);
         out[i] = (char)c;
     }
-    idx->pool_len += len;
+    b->len += len;
 }
 
-static void search_pool_sep(search_index *idx) { idx->pool[idx->pool_len++] = SEARCH_SEP; }
+static void search_buf_sep(search_buf *b) { b->p[b->len++] = SEARCH_SEP; }
 
-/* Appends the string `v` (if it is one) followed by a separator. */
-static void search_put_field(search_index *idx, json_t *v) {
-    if (json_is_string(v)) search_pool_put(idx, json_string_value(v), json_string_length(v), 1);
-    search_pool_sep(idx);
+/* Appends the string `v` (if it is one), lower-cased, followed by a separator. */
+static void search_put_field(search_buf *b, json_t *v) {
+    if (json_is_string(v)) search_buf_put(b, json_string_value(v), json_string_length(v), 1);
+    search_buf_sep(b);
 }
 
 /* Appends each string of the array `v` followed by a separator. */
-static void search_put_items(search_index *idx, json_t *v) {
+static void search_put_items(search_buf *b, json_t *v) {
     json_t *item;
     size_t i;
-    json_array_foreach(v, i, item) search_put_field(idx, item);
+    json_array_foreach(v, i, item) search_put_field(b, item);
 }
 
-/* Room a model's strings need in the pool (an upper bound). */
+/* Room a model's strings need in either buffer (an upper bound). */
 static size_t search_model_need(json_t *model) {
     static const char *keys[] = {"id", "name", "description", "quantization", "license", NULL};
     static const char *arrays[] = {"tags", "categories", "languages", NULL};
@@ -112,14 +115,14 @@ static size_t search_model_need(json_t *model) {
 }
 
 /* A \x1f-framed list of one string field or of an array of strings; none when empty. */
-static search_span search_put_list(search_index *idx, json_t *v) {
+static search_span search_put_list(search_buf *b, json_t *v) {
     search_span sp = {SEARCH_NONE, 0};
     if (!json_is_string(v) && !(json_is_array(v) && json_array_size(v) > 0)) return sp;
-    sp.off = (uint32_t)idx->pool_len;
-    search_pool_sep(idx);
-    if (json_is_string(v)) search_put_field(idx, v);
-    else search_put_items(idx, v);
-    sp.len = (uint32_t)(idx->pool_len - sp.off);
+    sp.off = (uint32_t)b->len;
+    search_buf_sep(b);
+    if (json_is_string(v)) search_put_field(b, v);
+    else search_put_items(b, v);
+    sp.len = (uint32_t)(b->len - sp.off);
     return sp;
 }
 
@@ -163,6 +166,20 @@ static double search_parse_date(json_t *v) {
     return (double)(timegm(&tm) - offset);
 }
 
+/* The haystack `query` terms are looked for in. */
+static void search_put_hay(search_buf *h, search_rec *r, json_t *model) {
+    r->hay.off = (uint32_t)h->len;
+    search_buf_sep(h);
+    search_put_field(h, json_object_get(model, "id"));
+    r->name.off = (uint32_t)h->len;
+    search_put_field(h, json_object_get(model, "name"));
+    r->name.len = (uint32_t)(h->len - r->name.off - 1);
+    search_put_field(h, json_object_get(model, "description"));
+    search_put_items(h, json_object_get(model, "tags"));
+    search_put_items(h, json_object_get(model, "categories"));
+    r->hay.len = (uint32_t)(h->len - r->hay.off);
+}
+
 static int search_add_model(search_index *idx, json_t *model, uint64_t off, size_t len) {
     json_t *id = json_object_get(model, "id");
     if (!json_is_string(id) || len > UINT32_MAX) return -1;
@@ -173,28 +190,22 @@ static int search_add_model(search_index *idx, json_t *model, uint64_t off, size
         idx->recs = r;
         idx->cap = cap;
     }
-    if (search_pool_reserve(idx, search_model_need(model)) != 0) return -1;
+    size_t need = search_model_need(model);
+    if (search_buf_reserve(&idx->strs, need) != 0 || search_buf_reserve(&idx->hays, need) != 0)
+        return -1;
     search_rec *r = &idx->recs[idx->n++];
+    search_buf *b = &idx->strs;
     r->text_off = off;
     r->text_len = (uint32_t)len;
-    r->id.off = (uint32_t)idx->pool_len;
+    r->id.off = (uint32_t)b->len;
     r->id.len = (uint32_t)json_string_length(id);
-    search_pool_put(idx, json_string_value(id), r->id.len, 0);
-    r->hay.off = (uint32_t)idx->pool_len;
-    search_pool_sep(idx);
-    search_put_field(idx, id);
-    r->name.off = (uint32_t)idx->pool_len;
-    search_put_field(idx, json_object_get(model, "name"));
-    r->name.len = (uint32_t)(idx->pool_len - r->name.off - 1);
-    search_put_field(idx, json_object_get(model, "description"));
-    search_put_items(idx, json_object_get(model, "tags"));
-    search_put_items(idx, json_object_get(model, "categories"));
-    r->hay.len = (uint32_t)(idx->pool_len - r->hay.off);
-    r->list[SEARCH_L_CATEGORY] = search_put_list(idx, json_object_get(model, "categories"));
-    r->list[SEARCH_L_LANGUAGE] = search_put_list(idx, json_object_get(model, "languages"));
-    r->list[SEARCH_L_TAG] = search_put_list(idx, json_object_get(model, "tags"));
-    r->list[SEARCH_L_QUANT] = search_put_list(idx, json_object_get(model, "quantization"));
-    r->list[SEARCH_L_LICENSE] = search_put_list(idx, json_object_get(model, "license"));
+    search_buf_put(b, json_string_value(id), r->id.len, 0);
+    search_put_hay(&idx->hays, r, model);
+    r->list[SEARCH_L_CATEGORY] = search_put_list(b, json_object_get(model, "categories"));
+    r->list[SEARCH_L_LANGUAGE] = search_put_list(b, json_object_get(model, "languages"));
+    r->list[SEARCH_L_TAG] = search_put_list(b, json_object_get(model, "tags"));
+    r->list[SEARCH_L_QUANT] = search_put_list(b, json_object_get(model, "quantization"));
+    r->list[SEARCH_L_LICENSE] = search_put_list(b, json_object_get(model, "license"));
     json_t *hw = json_object_get(model, "recommendedHardware");
     r->num[SEARCH_N_RATING] = search_number(model, "rating");
     r->num[SEARCH_N_SIZE] = search_number(model, "sizeGb");
@@ -208,9 +219,9 @@ static int search_add_model(search_index *idx, json_t *model, uint64_t off, size
 
 typedef struct { const search_index *idx; int sort, desc; } search_sort_ctx;
 
-static int search_cmp_span(const search_index *idx, search_span a, search_span b) {
+static int search_cmp_span(const char *base, search_span a, search_span b) {
     size_t n = a.len < b.len ? a.len : b.len;
-    int c = memcmp(idx->pool + a.off, idx->pool + b.off, n);
+    int c = memcmp(base + a.off, base + b.off, n);
     return c ? c : (a.len > b.len) - (a.len < b.len);
 }
 
@@ -223,7 +234,7 @@ static int search_cmp(const void *pa, const void *pb, void *arg) {
     const search_rec *b = &c->idx->recs[*(const uint32_t *)pb];
     int r = 0;
     if (c->sort == SEARCH_SORT_NAME) {
-        r = search_cmp_span(c->idx, a->name, b->name);
+        r = search_cmp_span(c->idx->hays.p, a->name, b->name);
     } else if (c->sort >= 0) {
         double x = a->num[search_sort_num[c->sort]], y = b->num[search_sort_num[c->sort]];
         if (isnan(x) || isnan(y)) {
@@ -233,7 +244,7 @@ static int search_cmp(const void *pa, const void *pb, void *arg) {
         }
     }
     if (r && c->desc) r = -r;
-    return r ? r : search_cmp_span(c->idx, a->id, b->id);
+    return r ? r : search_cmp_span(c->idx->strs.p, a->id, b->id);
 }
 
 static uint32_t *search_sorted(const search_index *idx, int sort, int desc) {
@@ -262,7 +273,8 @@ void search_index_free(search_index *idx) {
         for (int d = 0; d < 2; d++) free(idx->perm[s][d]);
     free(idx->by_id);
     free(idx->recs);
-    free(idx->pool);
+    free(idx->strs.p);
+    free(idx->hays.p);
     free(idx);
 }
 
@@ -321,8 +333,11 @@ static int search_load_file(search_index *idx) {
 
 /* Gives back the slack of the growing arrays. */
 static void search_shrink(search_index *idx) {
-    char *p = realloc(idx->pool, idx->pool_len ? idx->pool_len : 1);
-    if (p) idx->pool = p;
+    search_buf *bufs[] = {&idx->strs, &idx->hays};
+    for (int i = 0; i < 2; i++) {
+        char *p = realloc(bufs[i]->p, bufs[i]->len ? bufs[i]->len : 1);
+        if (p) bufs[i]->p = p, bufs[i]->cap = bufs[i]->len;
+    }
     search_rec *r = realloc(idx->recs, (idx->n ? idx->n : 1) * sizeof *r);
     if (r) idx->recs = r;
 }
@@ -385,7 +400,7 @@ json_t *search_index_get(const search_index *idx, const char *id) {
         size_t mid = lo + (hi - lo) / 2;
         const search_rec *r = &idx->recs[idx->by_id[mid]];
         size_t m = r->id.len < key.len ? r->id.len : key.len;
-        int c = memcmp(idx->pool + r->id.off, id, m);
+        int c = memcmp(idx->strs.p + r->id.off, id, m);
         if (!c) c = (r->id.len > key.len) - (r->id.len < key.len);
         if (c == 0) {
             char *text = malloc(r->text_len ? r->text_len : 1);
@@ -672,19 +687,85 @@ static int search_numbers_match(const search_rec *r, const search_query *q) {
            (isnan(q->max_vram_gb) || r->num[SEARCH_N_VRAM] <= q->max_vram_gb);
 }
 
-static int search_match(const search_index *idx, const search_rec *r, const search_plan *p,
-                        const search_query *q) {
-    if (!search_numbers_match(r, q)) return 0;
+static int search_lists_match(const search_index *idx, const search_rec *r,
+                              const search_plan *p) {
     for (int i = 0; i < SEARCH_LISTS; i++) {
         if (!p->exact[i]) continue;
         if (r->list[i].off == SEARCH_NONE ||
-            !memmem(idx->pool + r->list[i].off, r->list[i].len, p->exact[i], p->exact_len[i]))
+            !memmem(idx->strs.p + r->list[i].off, r->list[i].len, p->exact[i], p->exact_len[i]))
             return 0;
     }
-    const char *hay = idx->pool + r->hay.off;
-    for (size_t i = 0; i < p->nterms; i++)
-        if (!memmem(hay, r->hay.len, p->terms[i].s, p->terms[i].len)) return 0;
     return 1;
+}
+
+#define SEARCH_BIT_GET(bits, i) (((bits)[(i) >> 6] >> ((i) & 63)) & 1u)
+#define SEARCH_BIT_SET(bits, i) ((bits)[(i) >> 6] |= (uint64_t)1 << ((i) & 63))
+
+/* The record whose haystack holds byte `off` of hays (records are in hays order). */
+static size_t search_rec_at(const search_index *idx, size_t off) {
+    size_t lo = 0, hi = idx->n;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (idx->recs[mid].hay.off <= off) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* Marks in `bits` (zeroed) the records whose haystack holds `t`: one pass over all
+ * haystacks, which lie back to back; a hit never spans two since `t` has no separator. */
+static void search_term_bits(const search_index *idx, search_needle t, uint64_t *bits) {
+    const char *hay = idx->hays.p, *end = hay + idx->hays.len, *at = hay;
+    while (at < end) {
+        const char *hit = memmem(at, (size_t)(end - at), t.s, t.len);
+        if (!hit) break;
+        size_t r = search_rec_at(idx, (size_t)(hit - hay));
+        SEARCH_BIT_SET(bits, r);
+        at = hay + idx->recs[r].hay.off + idx->recs[r].hay.len;
+    }
+}
+
+/* Clears in `bits` the records whose haystack lacks `t` (few candidates left). */
+static void search_term_narrow(const search_index *idx, search_needle t, uint64_t *bits) {
+    for (size_t i = 0; i < idx->n; i++) {
+        if (!SEARCH_BIT_GET(bits, i)) continue;
+        const search_rec *r = &idx->recs[i];
+        if (!memmem(idx->hays.p + r->hay.off, r->hay.len, t.s, t.len))
+            bits[i >> 6] &= ~((uint64_t)1 << (i & 63));
+    }
+}
+
+static size_t search_popcount(const uint64_t *bits, size_t words) {
+    size_t n = 0;
+    for (size_t w = 0; w < words; w++) n += (size_t)__builtin_popcountll(bits[w]);
+    return n;
+}
+
+/* Fills `bits` with the records matching the plan, in file order; returns their count.
+ * The first term scans all haystacks at once; later terms do the same while many
+ * candidates are left, else look only at the candidates. */
+static size_t search_filter(const search_index *idx, const search_query *q,
+                            const search_plan *p, uint64_t *bits, uint64_t *tmp) {
+    size_t words = (idx->n + 63) / 64, total = 0;
+    if (p->nterms == 0) memset(bits, 0xff, words * sizeof *bits);
+    for (size_t t = 0; t < p->nterms; t++) {
+        if (t > 0 && search_popcount(bits, words) < idx->n / 8) {
+            search_term_narrow(idx, p->terms[t], bits);
+            continue;
+        }
+        uint64_t *dst = t == 0 ? bits : tmp;
+        memset(dst, 0, words * sizeof *dst);
+        search_term_bits(idx, p->terms[t], dst);
+        if (t > 0)
+            for (size_t w = 0; w < words; w++) bits[w] &= tmp[w];
+    }
+    for (size_t i = 0; i < idx->n; i++) {
+        if (!SEARCH_BIT_GET(bits, i)) continue;
+        const search_rec *r = &idx->recs[i];
+        if (search_numbers_match(r, q) && search_lists_match(idx, r, p)) total++;
+        else bits[i >> 6] &= ~((uint64_t)1 << (i & 63));
+    }
+    return total;
 }
 
 /* The answer being assembled, written out in large pieces. */
@@ -733,57 +814,75 @@ static int search_out_model(search_out *o, const search_index *idx, const search
     return 0;
 }
 
-/* Collects into `hits` the records on the requested page; returns the total. */
+/* Collects into `hits` the records on the requested page; returns the total, or
+ * (size_t)-1 when out of memory. */
 static size_t search_collect(const search_index *idx, const search_query *q,
                              const search_plan *p, const uint32_t *perm, uint32_t *hits,
                              size_t *nhits) {
-    size_t total = 0, off = (size_t)q->offset, lim = (size_t)q->limit;
+    size_t off = (size_t)q->offset, lim = (size_t)q->limit, seen = 0;
     *nhits = 0;
     if (!p->filtered) {
         for (size_t i = off; i < idx->n && *nhits < lim; i++) hits[(*nhits)++] = perm[i];
         return idx->n;
     }
-    if (p->never) return 0;
-    for (size_t i = 0; i < idx->n; i++) {
-        if (!search_match(idx, &idx->recs[perm[i]], p, q)) continue;
-        if (total >= off && *nhits < lim) hits[(*nhits)++] = perm[i];
-        total++;
+    if (p->never || idx->n == 0) return 0;
+    size_t words = (idx->n + 63) / 64;
+    uint64_t *bits = malloc(2 * words * sizeof *bits);
+    if (!bits) return (size_t)-1;
+    size_t total = search_filter(idx, q, p, bits, bits + words);
+    for (size_t i = 0; i < idx->n && *nhits < lim && seen < total; i++) {
+        if (!SEARCH_BIT_GET(bits, perm[i])) continue;
+        if (seen++ >= off) hits[(*nhits)++] = perm[i];
     }
+    free(bits);
     return total;
+}
+
+/* Writes the answer for the page `hits` through `o`. 0, or -1 (o->failed: the writer). */
+static int search_write_answer(const search_index *idx, const search_query *q,
+                               const uint32_t *hits, size_t nhits, size_t total,
+                               search_out *o) {
+    char head[128];
+    int hn = snprintf(head, sizeof head, "{\"total\":%zu,\"offset\":%ld,\"limit\":%ld,\"models\":[",
+                      total, q->offset, q->limit);
+    int rc = search_out_put(o, head, (size_t)hn);
+    for (size_t i = 0; rc == 0 && i < nhits; i++)
+        rc = search_out_model(o, idx, &idx->recs[hits[i]], i == 0);
+    if (rc == 0) rc = search_out_put(o, "]}", 2);
+    if (rc == 0) rc = search_out_flush(o);
+    return rc;
+}
+
+/* A buffer for the whole answer when it is not huge, so that it goes out in one write. */
+static size_t search_answer_size(const search_index *idx, const uint32_t *hits, size_t nhits) {
+    size_t need = 160;
+    for (size_t i = 0; i < nhits; i++) need += idx->recs[hits[i]].text_len + 1;
+    return need < SEARCH_OUT_MAX ? need : SEARCH_OUT_MAX;
 }
 
 int search_run(const search_index *idx, const search_query *q, search_write_fn write,
                void *ctx, mg_error *err) {
     search_plan plan;
-    memset(&plan, 0, sizeof plan);
     size_t lim = q->limit > 0 ? (size_t)q->limit : SEARCH_LIMIT_DEFAULT, nhits = 0;
-    uint32_t *hits = malloc(lim * sizeof *hits);
-    search_out o = {.write = write, .ctx = ctx, .cap = 256 * 1024};
-    o.buf = malloc(o.cap);
-    if (!hits || !o.buf || search_plan_init(&plan, q) != 0) {
-        free(hits);
-        free(o.buf);
-        search_plan_free(&plan);
-        return mg_error_set(err, 500, "out_of_memory", NULL, "out of memory");
-    }
+    size_t total = (size_t)-1;
     int s = (int)q->sort >= 0 && (int)q->sort < SEARCH_SORTS ? (int)q->sort : SEARCH_SORT_RATING;
-    size_t total = search_collect(idx, q, &plan, idx->perm[s][q->descending ? 1 : 0], hits,
-                                  &nhits);
-    char head[128];
-    int hn = snprintf(head, sizeof head, "{\"total\":%zu,\"offset\":%ld,\"limit\":%ld,\"models\":[",
-                      total, q->offset, q->limit);
-    int rc = search_out_put(&o, head, (size_t)hn);
-    for (size_t i = 0; rc == 0 && i < nhits; i++)
-        rc = search_out_model(&o, idx, &idx->recs[hits[i]], i == 0);
-    if (rc == 0) rc = search_out_put(&o, "]}", 2);
-    if (rc == 0) rc = search_out_flush(&o);
-    int writer_stopped = o.failed;
+    uint32_t *hits = malloc(lim * sizeof *hits);
+    search_out o = {.write = write, .ctx = ctx};
+    if (search_plan_init(&plan, q) == 0 && hits)
+        total = search_collect(idx, q, &plan, idx->perm[s][q->descending ? 1 : 0], hits, &nhits);
+    int rc = -1;
+    if (total != (size_t)-1) {
+        o.cap = search_answer_size(idx, hits, nhits);
+        o.buf = malloc(o.cap);
+        if (o.buf) rc = search_write_answer(idx, q, hits, nhits, total, &o);
+    }
+    int no_memory = !o.buf;
     search_plan_free(&plan);
     free(hits);
     free(o.buf);
-    if (rc != 0)
-        return mg_error_set(err, 500, writer_stopped ? "write_failed" : "io_error", NULL,
-                            writer_stopped ? "the answer could not be written"
-                                           : "cannot read the gallery cache");
-    return 0;
+    if (rc == 0) return 0;
+    if (o.failed)
+        return mg_error_set(err, 500, "write_failed", NULL, "the answer could not be written");
+    if (no_memory) return mg_error_set(err, 500, "out_of_memory", NULL, "out of memory");
+    return mg_error_set(err, 500, "io_error", NULL, "cannot read the gallery cache");
 }

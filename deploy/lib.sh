@@ -11,12 +11,13 @@ MG_PACKAGES=(libfcgi-dev libjansson-dev libcurl4-openssl-dev libssl-dev nginx li
 mg_log() { printf '%s\n' "$*" >&2; }
 mg_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Prints the packages of MG_PACKAGES that dpkg does not report as installed.
+# Prints the packages of MG_PACKAGES that dpkg does not report as installed (one dpkg call).
 mg_missing_packages() {
-    local p st
+    local installed p
+    installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${MG_PACKAGES[@]}" 2>/dev/null |
+                awk '$2 == "install" && $3 == "ok" && $4 == "installed" { print $1 }' || true)
     for p in "${MG_PACKAGES[@]}"; do
-        st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-        [[ $st == "install ok installed" ]] || printf '%s\n' "$p"
+        grep -qxF "$p" <<<"$installed" || printf '%s\n' "$p"
     done
 }
 

@@ -33,6 +33,7 @@ typedef struct master_slot {
     double started;     /* monotonic seconds */
     double backoff;     /* current restart delay */
     double respawn_at;  /* when pid == 0: monotonic time of the next start */
+    int restarting;     /* asked to stop (SIGHUP): restart at once, no warning */
 } master_slot;
 
 typedef struct master_opts {
@@ -150,11 +151,13 @@ static void master_spawn(master_slot *s, mg_config *cfg, int fd) {
 }
 
 /* Records the end of worker `pid` (wait status `st`) and schedules its restart. */
-static void master_reaped(master_slot *slots, int n, pid_t pid, int st, int restarting) {
+static void master_reaped(master_slot *slots, int n, pid_t pid, int st, int stopping) {
     for (int i = 0; i < n; i++) {
         master_slot *s = &slots[i];
         if (s->pid != pid) continue;
         double now = master_now(), lived = now - s->started;
+        int restarting = stopping || s->restarting;
+        s->restarting = 0;
         if (restarting)
             s->backoff = 0;
         else if (lived < MASTER_YOUNG_S)
@@ -187,10 +190,10 @@ static void master_signal_all(master_slot *slots, int n, int sig) {
         if (slots[i].pid > 0) kill(slots[i].pid, sig);
 }
 
-static void master_reap_all(master_slot *slots, int n, int restarting) {
+static void master_reap_all(master_slot *slots, int n, int stopping) {
     int st;
     pid_t pid;
-    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) master_reaped(slots, n, pid, st, restarting);
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) master_reaped(slots, n, pid, st, stopping);
 }
 
 /* Waits for a signal of `set` up to `seconds`. The signal, or 0 on timeout. */
@@ -235,9 +238,10 @@ static void master_supervise(master_slot *slots, int n, mg_config *cfg, int fd,
         }
         if (sig == SIGHUP) {
             log_info("SIGHUP: restarting the workers");
+            for (int i = 0; i < n; i++) slots[i].restarting = slots[i].pid > 0;
             master_signal_all(slots, n, SIGTERM);
         }
-        master_reap_all(slots, n, sig == SIGHUP);
+        master_reap_all(slots, n, 0);
     }
 }
 

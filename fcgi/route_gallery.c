@@ -42,6 +42,7 @@ static void route_gallery_validators(http_req *req, const struct stat *st, char 
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
     http_add_header(req, "ETag: %s", etag);
     http_add_header(req, "Last-Modified: %s", date);
+    http_add_header(req, "Cache-Control: no-cache");
 }
 
 /* Sends the open cache file `fd` (its stat in `st`) as the answer body. */

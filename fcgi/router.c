@@ -143,6 +143,17 @@ static int route_body_ok(http_req *req) {
     return 0;
 }
 
+#define ROUTE_ID_RULE                                                                      \
+    "a model id is 1 to 128 characters: letters, digits, '.', '_' and '-', starting with a " \
+    "letter or digit (^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$)"
+
+/* 1 when a segment of `rp` is "." or ".." (a raw path nginx passed on unresolved). */
+static int route_has_dot_segment(const route_path *rp) {
+    for (size_t i = 0; i < rp->n; i++)
+        if (strcmp(rp->seg[i].s, ".") == 0 || strcmp(rp->seg[i].s, "..") == 0) return 1;
+    return 0;
+}
+
 /* 1 when `def` has a parameter segment. */
 static int route_has_param(const route_def *def) {
     for (size_t i = 0; i < ROUTE_SEGS_MAX && def->pattern[i]; i++)
@@ -194,6 +205,9 @@ void route_dispatch(http_req *req, worker_ctx *w) {
         http_add_header(req, "Allow: %s", allow);
         http_error(req, 405, "method_not_allowed", NULL, "%s is not allowed here; allowed: %s",
                    req->method[0] ? req->method : "(none)", allow);
+    } else if (route_has_dot_segment(&rp)) {
+        http_error(req, 400, "invalid_model_id", "id",
+                   "'.' and '..' are not path segments here, nor model ids: %s", ROUTE_ID_RULE);
     } else {
         http_error(req, 404, "not_found", NULL, "no endpoint at %s", req->path);
     }
@@ -202,9 +216,7 @@ void route_dispatch(http_req *req, worker_ctx *w) {
 
 int route_model_id_ok(http_req *req, const route_seg *id) {
     if (id && id_model_valid(id->s, id->len)) return 1;
-    http_error(req, 400, "invalid_model_id", "id",
-               "a model id is 1 to 128 characters: letters, digits, '.', '_' and '-', starting "
-               "with a letter or digit (^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$)");
+    http_error(req, 400, "invalid_model_id", "id", "%s", ROUTE_ID_RULE);
     return 0;
 }
 

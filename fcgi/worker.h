@@ -18,7 +18,7 @@ typedef struct worker_ctx {
     struct stat src_st;     /* config/models_gallery.json when the cache was last ensured */
     int src_checked;        /* 1 once gallery_cache_ensure ran in this process */
     time_t ensure_failed_at; /* last failed gallery_cache_ensure with no cache left, or 0 */
-    char ensure_error[512]; /* its message, answered again until the next retry */
+    char ensure_error[560]; /* its message, answered again until the next retry */
     http_buf out;           /* answer buffer reused between requests */
 } worker_ctx;
 

@@ -48,6 +48,7 @@ typedef struct download_state {
     int stop;             /* 1 cancel, 2 shutdown */
     int transient;        /* the last failure was a transient one */
     int64_t last_tick;
+    int64_t t_start, t_transferred, t_hashed; /* phase times (ms), for the log */
     int64_t moved_ms;     /* when the partial last grew (stall detection) */
     int64_t moved_pos;
     long retry_base_ms, stall_s;
@@ -182,7 +183,8 @@ static size_t download_on_body(char *data, size_t size, size_t n, void *ud) {
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
             if (w == 0 || errno == ENOSPC || errno == EDQUOT)
-                download_why(st, "disk full: cannot write %s", st->part.part);
+                download_why(st, "disk full: no space left to download %s",
+                             st->spec->model_id);
             else
                 download_why(st, "cannot write %s: %s", st->part.part,
                          strerror(errno));
@@ -416,9 +418,12 @@ static download_outcome download_verified(download_state *st) {
         download_outcome o = download_transfer(st);
         if (o != DOWNLOAD_OK) return o;
         if (st->total <= 0 || st->total < st->pos) st->total = st->pos;
+        st->t_transferred = progress_now_ms();
         download_tick(st, JOB_VERIFYING, 1);
         char hex[65];
-        if (hashpipe_finish(&st->hp, hex) < 0) {
+        int hashed = hashpipe_finish(&st->hp, hex);
+        st->t_hashed = progress_now_ms();
+        if (hashed < 0) {
             download_why(st, "cannot read back %s: %s", st->part.part,
                      strerror(errno));
             return DOWNLOAD_FAILED;
@@ -469,11 +474,18 @@ download_outcome download_run(const download_spec *spec, const download_hooks *h
     }
     if (partial_open(&st.part, spec->url, spec->checksum, st.why, sizeof st.why) < 0) goto out;
     st.pos = st.part.size;
+    st.t_start = progress_now_ms();
     download_tick(&st, JOB_DOWNLOADING, 1);
     o = download_verified(&st);
     hashpipe_cancel(&st.hp);
     if (o == DOWNLOAD_OK && partial_commit(&st.part, st.why, sizeof st.why) < 0)
         o = DOWNLOAD_FAILED;
+    if (o == DOWNLOAD_OK)
+        log_info("%s: %lld bytes verified and installed in %.2f s (transfer %.2f s, hash tail "
+                 "%.2f s, fsync+rename %.2f s)",
+                 spec->model_id, (long long)st.pos, (progress_now_ms() - st.t_start) / 1e3,
+                 (st.t_transferred - st.t_start) / 1e3, (st.t_hashed - st.t_transferred) / 1e3,
+                 (progress_now_ms() - st.t_hashed) / 1e3);
 out:
     if (o == DOWNLOAD_STOPPED || (o == DOWNLOAD_FAILED && st.transient))
         partial_close(&st.part); /* kept: a later run resumes it */

@@ -243,12 +243,24 @@ static int refresh_cache_current(refresh_cycle *c, json_t *meta, const char *sha
            json_integer_value(json_object_get(rec, "mtime_ns")) == refresh_ns(st.st_mtim);
 }
 
+/* 1 when `parts` (borrowed) holds a part named `name`. */
+static int refresh_has_part(json_t *parts, const char *name) {
+    json_t *p;
+    size_t i;
+    json_array_foreach(parts, i, p) {
+        const char *n = json_string_value(json_object_get(p, "name"));
+        if (n && name && strcmp(n, name) == 0) return 1;
+    }
+    return 0;
+}
+
 /* The cache meta for the merged gallery: where each part came from and the invalid entries
- * of every source (each tagged with its source's name). New reference. */
-static json_t *refresh_meta(json_t *entries, json_t *clashes, const char *sha) {
+ * of those sources (each tagged with its source's name). New reference. */
+static json_t *refresh_meta(json_t *entries, json_t *parts, json_t *clashes, const char *sha) {
     json_t *srcs = json_array(), *invalid = json_array(), *e, *bad;
     size_t i, j;
     json_array_foreach(entries, i, e) {
+        if (!refresh_has_part(parts, json_string_value(json_object_get(e, "name")))) continue;
         json_array_append_new(srcs, json_pack("{s:O, s:O, s:O, s:O, s:O}", "name",
                                               json_object_get(e, "name"), "url",
                                               json_object_get(e, "url"), "path",
@@ -268,7 +280,7 @@ static json_t *refresh_meta(json_t *entries, json_t *clashes, const char *sha) {
 
 /* Writes the merged gallery when it differs from the cache. 0, or -1 (logged). */
 static int refresh_write_cache(refresh_cycle *c, json_t *merged, json_t *entries,
-                               json_t *clashes) {
+                               json_t *parts, json_t *clashes) {
     char sha[65], cache[MG_PATH_MAX], lock_path[MG_PATH_MAX];
     mg_error err;
     refresh_digest(merged, sha);
@@ -281,7 +293,7 @@ static int refresh_write_cache(refresh_cycle *c, json_t *merged, json_t *entries
         log_error("gallery cache not written: %s", err.message);
         return -1;
     }
-    json_t *m = refresh_meta(entries, clashes, sha);
+    json_t *m = refresh_meta(entries, parts, clashes, sha);
     int rc = gallery_cache_write(config_path(&c->cfg, cache, "cache/gallery_cache.json"), merged,
                                  m, &err);
     fs_unlock(lock);
@@ -362,7 +374,7 @@ static json_t *refresh_remote(refresh_cycle *c) {
     json_t *merged = sources_merge(parts, &clashes);
     refresh_note_clashes(entries, clashes);
     if (json_array_size(parts) > 0) {
-        refresh_write_cache(c, merged, entries, clashes);
+        refresh_write_cache(c, merged, entries, parts, clashes);
     } else {
         mg_error err;
         mg_error_clear(&err);
@@ -524,16 +536,19 @@ static void *refresh_main(void *arg) {
     return NULL;
 }
 
-/* inotify on cache/ (the request file) and config/ (server.json, local path sources). */
+/* inotify on cache/ (the request file) and config/ (server.json, local path sources), both
+ * created when missing. */
 static int refresh_watch(const char *root) {
+    static const char *dirs[] = {"cache", "config"};
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) return -1;
-    char dir[MG_PATH_MAX];
-    const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE;
-    fs_join(dir, sizeof dir, root, "cache");
-    inotify_add_watch(fd, dir, mask);
-    fs_join(dir, sizeof dir, root, "config");
-    inotify_add_watch(fd, dir, mask);
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        char dir[MG_PATH_MAX];
+        fs_join(dir, sizeof dir, root, dirs[i]);
+        fs_mkdirs(dir, 0755, NULL);
+        if (inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE) < 0)
+            log_warn("cannot watch %s: %s (checking every second)", dir, strerror(errno));
+    }
     return fd;
 }
 

@@ -107,7 +107,7 @@ static void runner_finish(runner *r, job_status st, int64_t size, const char *er
     if (st == JOB_INSTALLED) downloaded = total = size;
     runner_set(r, st, downloaded, total, error);
     runner_save(r, 1);
-    if (st == JOB_CANCELLED) job_clear_cancel(&r->cfg, r->job_id);
+    job_clear_cancel(&r->cfg, r->job_id); /* a late cancel of a finished job is moot */
     runner_publish(r, 0);
     if (st == JOB_FAILED)
         log_warn("job %s: %s failed: %s", r->job_id, r->model_id, error);

@@ -119,6 +119,7 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
   it('filters, search, sort and "fits this machine" change the cards; the URL keeps them', async () => {
     await open();
     await expectCards(ALL, 'no filter (rating, descending; unrated last)');
+    assert.doesNotMatch(await page.textContent('#cards'), /\b(null|undefined|NaN)\b/);
     const cats = await page.$$eval('#f-category option', (o) => o.map((x) => x.value));
     assert.deepEqual(cats, ['', 'chat', 'code', 'embedding', 'multilingual']);
 

@@ -318,6 +318,7 @@ class Stack:
                     except OSError:
                         pass
                 raise AssertionError(f"deploy/down left processes running: {desc}")
+            self.check_sanitizer_reports()
         finally:
             if os.environ.get("MG_KEEP_ROOT") != "1":
                 shutil.rmtree(self.root, ignore_errors=True)
@@ -329,6 +330,16 @@ class Stack:
 
     def __exit__(self, *exc):
         self.stop()
+
+    def check_sanitizer_reports(self):
+        """Fails when a sanitizer (ASan, LSan, UBSan) reported anything in the daemons' logs."""
+        for name in ("fcgi", "installer"):
+            text = self.log(name)
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                at = text.find(marker)
+                if at >= 0:
+                    raise AssertionError(f"sanitizer report in run/{name}.log:\n"
+                                         + text[max(0, at - 200):at + 4000])
 
     def diagnostics(self, lines=30):
         out = []

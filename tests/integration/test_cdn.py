@@ -96,7 +96,10 @@ class CdnServer:
                     rec = {"path": self.path,
                            "headers": {k.lower(): v for k, v in self.headers.items()}}
                     server.requests.append(rec)
-                rec["status"] = self.answer(doc, mode)
+                try:
+                    rec["status"] = self.answer(doc, mode)
+                except (BrokenPipeError, ConnectionResetError):
+                    rec["status"] = "client gone"  # the refresher gave up (timeout)
 
             def answer(self, doc, mode):
                 if mode == "500":

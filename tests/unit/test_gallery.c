@@ -266,14 +266,14 @@ UNIT_TEST(cache_of_empty_gallery_is_json) {
 
 /* ---- gallery_cache_ensure --------------------------------------------------------- */
 
-typedef struct { mg_config cfg; char source[600], cache[600], meta[600]; } env;
+typedef struct { mg_config cfg; char source[MG_PATH_MAX], cache[MG_PATH_MAX], meta[MG_PATH_MAX]; } env;
 
 static void env_init(env *e) {
     mg_error err;
     CHECK_INT(config_load(&e->cfg, unit_tmpdir(), &err), 0);
-    snprintf(e->source, sizeof e->source, "%s/config/models_gallery.json", e->cfg.root);
-    snprintf(e->cache, sizeof e->cache, "%s/cache/gallery_cache.json", e->cfg.root);
-    snprintf(e->meta, sizeof e->meta, "%s/cache/gallery_cache.meta.json", e->cfg.root);
+    config_path(&e->cfg, e->source, "config/models_gallery.json");
+    config_path(&e->cfg, e->cache, "cache/gallery_cache.json");
+    config_path(&e->cfg, e->meta, "cache/gallery_cache.meta.json");
 }
 
 static void put_file(const char *path, const char *text) {

@@ -262,7 +262,7 @@ function gallery_card(m) {
       gallery_fact('card.license', m.license),
       gallery_fact('card.hardware', gallery_hardware(m.recommendedHardware), 'wide'),
       gallery_fact('card.languages', gallery_list(m.languages, gallery_langName), 'wide'),
-      gallery_fact('card.updated', m.updatedAt ? format_date(m.updatedAt, false) : null)),
+      m.updatedAt ? gallery_fact('card.updated', format_date(m.updatedAt, false)) : null),
     gallery_chips('card.categories', m.categories, 'chip-cat'),
     gallery_chips('card.tags', m.tags, 'chip-tag'),
     install_area(m));

@@ -55,12 +55,13 @@ function install_drawButton(area) {
   delete el.dataset.jobId;
   const note = install_notes.get(model.id);
   el.dataset.state = note && note.kind === 'error' ? 'error' : 'idle';
-  el.replaceChildren(
-    h('button', { type: 'button', class: 'btn btn-primary install-btn',
-      'aria-label': t('install.buttonLabel', { name: model.name }),
-      onclick: (ev) => install_start(model, ev.currentTarget) },
-    note && note.kind === 'error' ? t('install.retry') : t('install.button')),
-    note ? h('p', { class: `install-note note-${note.kind}`, role: note.kind === 'error' ? 'alert' : 'status', text: note.text }) : null);
+  const button = h('button', { type: 'button', class: 'btn btn-primary install-btn',
+    'aria-label': t('install.buttonLabel', { name: model.name }),
+    onclick: (ev) => install_start(model, ev.currentTarget) },
+  note && note.kind === 'error' ? t('install.retry') : t('install.button'));
+  if (!note) return el.replaceChildren(button);
+  el.replaceChildren(button, h('p', { class: `install-note note-${note.kind}`,
+    role: note.kind === 'error' ? 'alert' : 'status', text: note.text }));
 }
 
 function install_drawProgress(area, job) {

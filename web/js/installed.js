@@ -85,7 +85,7 @@ function installed_row(entry) {
       name !== entry.id ? h('span', { class: 'model-id', text: entry.id }) : null),
     h('td', { 'data-label': t('installed.status') },
       h('span', { class: `badge badge-${status}`, text: t(`badge.${status}`) })),
-    h('td', { 'data-label': t('installed.size'), text: Number.isFinite(entry.size) ? format_bytes(entry.size) : '–' }),
+    h('td', { class: 'nowrap', 'data-label': t('installed.size'), text: Number.isFinite(entry.size) ? format_bytes(entry.size) : '–' }),
     h('td', { 'data-label': t('installed.installedAt'), text: entry.installedAt ? format_date(entry.installedAt) : '–' }),
     h('td', { 'data-label': t('installed.file') }, h('code', { text: entry.path || '–' })),
     h('td', { 'data-label': t('installed.actions') },

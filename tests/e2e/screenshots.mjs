@@ -1,0 +1,71 @@
+// screenshots.mjs - takes docs/screenshot-gallery.png and docs/screenshot-installed.png from
+// the running stack: the repository's gallery, one model downloading (from a local sparse
+// file standing in for the real one, cancelled afterwards) and a registry with one model of
+// each status. Run: MG_BIN_DIR=build node tests/e2e/screenshots.mjs  (npm run screenshots)
+import fs from 'node:fs';
+import path from 'node:path';
+import { Stack, REPO } from './stack.mjs';
+
+const OUT = process.env.MG_SCREENSHOT_DIR || path.join(REPO, 'docs');
+
+function firstInDefaultOrder(models) {
+  const rating = (m) => (Number.isFinite(m.rating) ? m.rating : -Infinity);
+  return [...models].sort((a, b) => rating(b) - rating(a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))[0];
+}
+
+async function main() {
+  const stack = new Stack();
+  try {
+    const seed = JSON.parse(fs.readFileSync(path.join(REPO, 'config', 'models_gallery.json'), 'utf8'));
+    const demo = firstInDefaultOrder(seed.models);
+    const bytes = demo.sizeBytes || Math.round(demo.sizeGb * 1e9);
+    fs.closeSync(fs.openSync(path.join(stack.files, 'demo.gguf'), 'w'));
+    fs.truncateSync(path.join(stack.files, 'demo.gguf'), bytes);  // sparse: no disk used
+    await stack.startDownloads(Math.round(bytes / 80));             // ~80 s for the whole file
+    demo.downloadUrl = stack.fileUrl('demo.gguf');
+    stack.writeJson('config/models_gallery.json', seed);
+    stack.writeJson('config/server.json', { allow_http: true });
+
+    const [a, b] = seed.models.filter((m) => m.id !== demo.id);
+    const now = Date.now();
+    const iso = (msAgo) => new Date(now - msAgo).toISOString().replace(/\.\d+Z$/, '+00:00');
+    stack.writeJson('config/models.json', { models: {
+      [a.id]: { id: a.id, name: a.name, path: `models/llm/${a.id}.gguf`, size: a.sizeBytes || 1,
+        installedAt: iso(86400000 * 2), backend: 'gallery', active: true },
+      [b.id]: { id: b.id, name: b.name, path: `models/llm/${b.id}.gguf`, size: b.sizeBytes || 1,
+        installedAt: iso(86400000 * 9), backend: 'gallery', active: false },
+    } });
+    const llm = path.join(stack.root, 'models', 'llm');
+    fs.mkdirSync(llm, { recursive: true });
+    for (const [name, size] of [[`${a.id}.gguf`, a.sizeBytes || 1], ['my-finetune.gguf', 1234567890]]) {
+      fs.closeSync(fs.openSync(path.join(llm, name), 'w'));
+      fs.truncateSync(path.join(llm, name), size);
+    }
+    await stack.startStack();
+
+    const ctx = await stack.browser({ locale: 'en-US', viewport: { width: 1280, height: 1240 } });
+    const page = ctx.pages()[0] || await ctx.newPage();
+    let frames = 0;
+    page.on('websocket', (ws) => ws.on('framereceived', () => { frames++; }));
+    await page.goto(stack.url('/'));
+    await page.waitForSelector('body[data-ready="true"]');
+    await page.click(`article[data-model-id="${demo.id}"] .install-btn`);
+    await page.waitForFunction((id) => {
+      const bar = document.querySelector(`article[data-model-id="${id}"] progress`);
+      return bar && bar.value > 15;
+    }, demo.id, { timeout: 30000 });
+    await page.mouse.move(0, 0);
+    await page.evaluate(() => { document.activeElement.blur(); window.scrollTo(0, 0); });
+    await page.screenshot({ path: path.join(OUT, 'screenshot-gallery.png') });
+    await page.click(`article[data-model-id="${demo.id}"] .install-cancel`);
+    await page.click('#tab-installed');
+    await page.waitForSelector('#installed-content table');
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: path.join(OUT, 'screenshot-installed.png') });
+    process.stdout.write(`screenshots in ${OUT} (${frames} progress frames received)\n`);
+  } finally {
+    await stack.stop();
+  }
+}
+
+main().catch((e) => { process.stderr.write(`${e.stack || e}\n`); process.exitCode = 1; });
