@@ -183,7 +183,7 @@ bench_round() {
     wrk -t"$THREADS" -c"$CONNS" -d"${ROUND_SECONDS}s" --timeout 10s --latency "$@" "$url" >"$out" 2>&1 ||
         bench_die "wrk failed: $(cat "$out")"
     t1=$(bench_cpu_ticks $($pids_fn))
-    read -r req secs < <(awk '/requests in/ { s = $4; sub(/s,$/, "", s); print $1, s; exit }' "$out")
+    read -r req secs < <(awk '/requests in/ { s = $4; sub(/s,$/, "", s); print $1, s; exit }' "$out") || true
     bad=$(awk '/Non-2xx or 3xx responses:/ { n += $NF } /Socket errors:/ {
                 for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) { v = $i; sub(/,/, "", v); n += v } }
                END { print n + 0 }' "$out")
@@ -363,6 +363,7 @@ OURS_ROOT=$WORK/ours
 mkdir -p "$OURS_ROOT/config"
 read -r PORT_OURS PORT_STATIC PORT_PEER <<<"$(bench_free_ports 3)"
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 bench_gen "$N_MODELS" "$OURS_ROOT/config/models_gallery.json"
 ours_up
 static_up
@@ -409,6 +410,7 @@ done
 # Every worker serves searches (each builds its own index), then memory is read.
 wrk -t"$THREADS" -c"$CONNS" -d2s "$S_OURS?$Q_BROAD" >/dev/null 2>&1 || true
 wrk -t"$THREADS" -c"$CONNS" -d2s "$S_OURS?query=instruct&sort=updated&limit=1000" >/dev/null 2>&1 || true
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 FCGI_MASTER=$(tr -dc 0-9 <"$OURS_ROOT/run/fcgi.pid")
 MEM_ROWS=()
 MEM_MAX=0
@@ -426,6 +428,8 @@ done
 HR=$(printf '%.0s-' {1..80})
 printf '\nModel Gallery benchmark  %s  (%s cores, %s, wrk -t%s -c%s -d%ss --latency, loopback)\n' \
     "$(date -u +%FT%TZ)" "$(nproc)" "$(uname -r)" "$THREADS" "$CONNS" "$SECONDS_RUN"
+printf 'load average before: %s, after: %s (anything above ~0.5 before means other work shares the cores)\n' \
+    "$LOAD_START" "$LOAD_END"
 printf 'gallery: %s models generated, %s served, GET body %s MiB; peer: FastAPI + uvicorn --workers 2\n' \
     "$N_MODELS" "$MODELS_SERVED" "$(bench_mib "$GALLERY_BYTES")"
 printf 'search selective: ?%s  (ours vs peer: %s)\n' "$Q_SELECTIVE" "$CHECK_SEL"

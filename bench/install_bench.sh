@@ -76,11 +76,6 @@ measure() { # $1: command; prints seconds
     bash -c "$1" >/dev/null
     echo "$(now) - $t0" | bc
 }
-echo "a) curl -o f && sync f" >&2
-a=$(for _ in $(seq "$runs"); do measure "curl -s -o '$work/out/f' '$url' && sync '$work/out/f'"; done | tee /dev/stderr | median)
-echo "b) curl -o f && sha256sum f" >&2
-b=$(for _ in $(seq "$runs"); do measure "curl -s -o '$work/out/f' '$url' && sha256sum '$work/out/f'"; done | tee /dev/stderr | median)
-rm -f "$work/out/f"
 
 # ---- c) the installer ----
 root="$work/root"
@@ -96,50 +91,83 @@ gallery_model() { # $1: id
     printf ']}\n'
 } >"$root/config/models_gallery.json"
 
-write_job() { # $1: model id; prints the job id
-    local jid; jid=$(openssl rand -hex 8)
-    local ts; ts=$(date -u +%Y-%m-%dT%H:%M:%S+00:00)
-    printf '{"job_id":"%s","model_id":"%s","name":"Bench","url":"%s","checksum":"sha256:%s","ext":".gguf","size":%s,"status":"queued","progress":0.0,"downloaded":0,"total":%s,"error":null,"created_at":"%s","updated_at":"%s","created_ns":%s}' \
-        "$jid" "$1" "$url" "$sha" "$size" "$size" "$ts" "$ts" "$(date +%s%N)" >"$root/jobs/.$jid.tmp"
-    mv "$root/jobs/.$jid.tmp" "$root/jobs/$jid.json"
-    echo "$jid"
-}
-job_status() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' "$1" 2>/dev/null || echo "?"; }
-
-wait_installed() { # $1: command printing the status; waits until it is final
-    local st
-    while :; do
-        st=$($1)
-        case "$st" in installed) return 0 ;; failed|cancelled) echo "job $st" >&2; return 1 ;; esac
-        sleep 0.01
-    done
+# One install, timed by one python process (spawning a poller per check would steal CPU
+# from the install on a small machine). $1: "direct" or "stack"; $2: model id; $3: the root
+# or the API port. Prints seconds.
+time_install() {
+    python3 - "$1" "$2" "$3" "$url" "$sha" "$size" <<'PY'
+import http.client, json, os, sys, time
+mode, model, where, url, sha, size = sys.argv[1:7]
+def api(method, path):
+    c = http.client.HTTPConnection("127.0.0.1", int(where), timeout=30)
+    c.request(method, path); r = c.getresponse(); body = json.loads(r.read()); c.close()
+    return body
+os.sync()
+t0 = time.monotonic()
+if mode == "direct":
+    jid = os.urandom(8).hex()
+    now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    job = {"job_id": jid, "model_id": model, "name": model, "url": url, "checksum": "sha256:" + sha,
+           "ext": ".gguf", "size": int(size), "status": "queued", "progress": 0.0, "downloaded": 0,
+           "total": int(size), "error": None, "created_at": now, "updated_at": now,
+           "created_ns": time.time_ns()}
+    path = os.path.join(where, "jobs", jid + ".json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(job, f)
+    os.rename(path + ".tmp", path)
+    def status():
+        try:
+            with open(path) as f:
+                return json.load(f)["status"]
+        except (OSError, ValueError):
+            return "?"
+else:
+    jid = api("POST", "/api/models/gallery/%s/install" % model)["job_id"]
+    def status():
+        return api("GET", "/api/models/jobs/" + jid)["status"]
+while True:
+    st = status()
+    if st == "installed":
+        break
+    if st in ("failed", "cancelled"):
+        sys.exit("job " + st)
+    time.sleep(0.01)
+print("%.3f" % (time.monotonic() - t0))
+PY
 }
 
 if [ "${MG_BENCH_STACK:-0}" = 1 ] && [ -x "$repo/deploy/up" ]; then
     api_port=$(free_port)
     MG_ROOT="$root" MG_PORT="$api_port" MG_BIN_DIR="$bin_dir" "$repo/deploy/up" >&2
-    echo "c) POST install through the stack (deploy/up)" >&2
-    c=$(for i in $(seq "$runs"); do
-        sync; t0=$(now)
-        jid=$(curl -s -X POST "http://127.0.0.1:$api_port/api/models/gallery/bench-$i/install" |
-              python3 -c 'import json,sys; print(json.load(sys.stdin)["job_id"])')
-        wait_installed "eval curl -s http://127.0.0.1:$api_port/api/models/jobs/$jid | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"status\"])'"
-        echo "$(now) - $t0" | bc
-    done | tee /dev/stderr | median)
+    mode=stack where=$api_port
 else
     "$bin_dir/mg-installer" --root "$root" 2>"$work/installer.log" &
     inst_pid=$!
     for _ in $(seq 100); do [ -s "$root/run/installer.pid" ] && break; sleep 0.05; done
-    echo "c) mg-installer: job file written -> installed" >&2
-    c=$(for i in $(seq "$runs"); do
-        sync; t0=$(now)
-        jid=$(write_job "bench-$i")
-        wait_installed "job_status $root/jobs/$jid.json"
-        echo "$(now) - $t0" | bc
-    done | tee /dev/stderr | median)
+    mode=direct where=$root
 fi
-got=$(openssl dgst -sha256 -r "$root/models/llm/bench-1.gguf" | cut -d' ' -f1)
-[ "$got" = "$sha" ] || { echo "installed file has the wrong digest" >&2; exit 1; }
+# Rounds of a, b, c side by side, so that the load of the machine and the state of the disk
+# weigh on all three alike. Each installed file is checked, then removed (as the curl
+# outputs are) so that every run writes to the same kind of free space.
+for i in $(seq "$runs"); do
+    ta=$(measure "curl -s -o '$work/out/f' '$url' && sync '$work/out/f'")
+    tb=$(measure "curl -s -o '$work/out/f' '$url' && sha256sum '$work/out/f'")
+    rm -f "$work/out/f"
+    tc=$(time_install "$mode" "bench-$i" "$where")
+    got=$(openssl dgst -sha256 -r "$root/models/llm/bench-$i.gguf" | cut -d' ' -f1)
+    [ "$got" = "$sha" ] || { echo "installed file has the wrong digest" >&2; exit 1; }
+    if [ "$mode" = stack ]; then
+        curl -s -o /dev/null -X DELETE "http://127.0.0.1:$api_port/api/models/bench-$i"
+    else
+        rm -f "$root/models/llm/bench-$i.gguf"
+    fi
+    printf 'run %s: a %.2f s  b %.2f s  c %.2f s\n' "$i" "$ta" "$tb" "$tc" >&2
+    echo "$ta $tb $tc" >>"$work/times"
+done
+a=$(cut -d' ' -f1 "$work/times" | median)
+b=$(cut -d' ' -f2 "$work/times" | median)
+c=$(cut -d' ' -f3 "$work/times" | median)
+[ -s "$work/installer.log" ] && grep -h "installed in" "$work/installer.log" | sed 's/^.*: bench/  bench/' >&2 || true
 
 printf '\n%s MiB over 127.0.0.1, median of %s runs\n' "$size_mb" "$runs"
 printf '  a) curl -o f && sync f        %6.2f s\n' "$a"

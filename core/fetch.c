@@ -13,24 +13,25 @@
 
 /* ---- options and results ---------------------------------------------------------- */
 
-static long fetch_env_long(const char *name, long def) {
+/* The positive integer in environment variable `name` when it is one up to `max`, else def. */
+static long long fetch_env_number(const char *name, long long def, long long max) {
     const char *v = getenv(name);
     if (!v || !*v) return def;
     char *end;
     long long n = strtoll(v, &end, 10);
-    return (*end == '\0' && n > 0 && n <= 86400) ? (long)n : def;
+    return (*end == '\0' && n > 0 && n <= max) ? n : def;
 }
 
 void fetch_options_init(fetch_options *opt, int allow_http) {
     memset(opt, 0, sizeof *opt);
     opt->allow_http = allow_http;
-    opt->connect_timeout_s =
-        fetch_env_long("MG_FETCH_CONNECT_TIMEOUT_S", FETCH_DEFAULT_CONNECT_TIMEOUT_S);
-    opt->timeout_s = fetch_env_long("MG_FETCH_TIMEOUT_S", FETCH_DEFAULT_TIMEOUT_S);
+    opt->connect_timeout_s = (long)fetch_env_number("MG_FETCH_CONNECT_TIMEOUT_S",
+                                                    FETCH_DEFAULT_CONNECT_TIMEOUT_S, 3600);
+    opt->timeout_s =
+        (long)fetch_env_number("MG_FETCH_TIMEOUT_S", FETCH_DEFAULT_TIMEOUT_S, 86400);
     opt->max_redirects = FETCH_DEFAULT_MAX_REDIRECTS;
-    const char *cap = getenv("MG_FETCH_MAX_BYTES");
-    long long n = cap && *cap ? strtoll(cap, NULL, 10) : 0;
-    opt->max_bytes = n > 0 ? n : FETCH_DEFAULT_MAX_BYTES;
+    opt->max_bytes =
+        fetch_env_number("MG_FETCH_MAX_BYTES", FETCH_DEFAULT_MAX_BYTES, 1LL << 40);
 }
 
 void fetch_result_init(fetch_result *res) { memset(res, 0, sizeof *res); }

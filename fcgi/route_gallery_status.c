@@ -11,7 +11,6 @@ void route_gallery_status(http_req *req, worker_ctx *w, const route_seg *param) 
     (void)param;
     mg_error err;
     mg_error_clear(&err);
-    worker_refresh_config(w);
     json_t *status = sources_status(&w->cfg, &err);
     if (!status) {
         http_send_error(req, &err);

@@ -3,6 +3,7 @@
  * queued jobs through the scheduler, and stops cleanly on SIGTERM/SIGINT, leaving running
  * downloads to resume at the next start. */
 #include <curl/curl.h>
+#include <jansson.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -228,6 +229,7 @@ int main(int argc, char **argv) {
     mg_error err;
     char sock[MG_PATH_MAX];
     log_set_component("mg-installer");
+    json_object_seed(0); /* before any thread: jansson seeds its hash function once */
     const char *root = main_args(argc, argv);
     d.signal_fd = main_signals();
     if (d.signal_fd < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {

@@ -192,7 +192,8 @@ static void progress_post(CURL *c, const char *text) {
 /* Takes the next message to deliver (caller frees), or NULL when the thread must end. */
 static char *progress_next(void) {
     pthread_mutex_lock(&progress_q.mu);
-    while (!progress_q.count && !progress_q.stopping) pthread_cond_wait(&progress_q.cv, &progress_q.mu);
+    while (!progress_q.count && !progress_q.stopping)
+        pthread_cond_wait(&progress_q.cv, &progress_q.mu);
     char *text = NULL;
     if (progress_q.count &&
         (!progress_q.stopping || progress_now_ms() < progress_q.deadline)) {

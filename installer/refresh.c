@@ -121,6 +121,22 @@ static void refresh_entry_success(refresh_cycle *c, json_t *entry, json_t *rec) 
     json_object_set(entry, "invalid", json_object_get(rec, "invalid"));
 }
 
+/* Takes `g` (a new reference, consumed) as the good gallery of `s`, replacing `stored`
+ * (consumed, may be NULL); `res` gives its validators and invalid entries, `stat_rec`
+ * (borrowed, may be NULL) a path source's stat. Returns a new reference to the new record. */
+static json_t *refresh_accept(refresh_cycle *c, const gallery_source *s, json_t *entry,
+                              json_t *stored, json_t *g, const fetch_result *res,
+                              json_t *stat_rec) {
+    int changed = !stored || !json_equal(g, json_object_get(stored, "gallery"));
+    json_decref(stored);
+    json_t *rec = refresh_store_save(c, s, g, res->invalid, res->etag, res->last_modified,
+                                     stat_rec);
+    if (changed) json_object_set_new(entry, "last_change", json_string(c->now));
+    refresh_entry_success(c, entry, rec);
+    json_decref(g);
+    return rec;
+}
+
 /* Fetches URL source `s`. Returns a new reference to its good record (new or stored) or NULL. */
 static json_t *refresh_url_source(refresh_cycle *c, const gallery_source *s, json_t *entry) {
     json_t *stored = refresh_store_load(c, s);
@@ -137,11 +153,7 @@ static json_t *refresh_url_source(refresh_cycle *c, const gallery_source *s, jso
     json_object_set_new(entry, "http_status",
                         res.http_status ? json_integer(res.http_status) : json_null());
     if (g) {
-        json_decref(stored);
-        stored = refresh_store_save(c, s, g, res.invalid, res.etag, res.last_modified, NULL);
-        json_object_set_new(entry, "last_change", json_string(c->now));
-        refresh_entry_success(c, entry, stored);
-        json_decref(g);
+        stored = refresh_accept(c, s, entry, stored, g, &res, NULL);
     } else if (res.not_modified && stored) {
         refresh_entry_success(c, entry, stored);
     } else {
@@ -182,11 +194,7 @@ static json_t *refresh_path_source(refresh_cycle *c, const gallery_source *s, js
     if (!now_stat)
         mg_error_set(&err, 500, "io_error", NULL, "%s: %s", s->path, strerror(errno));
     if (g) {
-        json_decref(stored);
-        stored = refresh_store_save(c, s, g, res.invalid, NULL, NULL, now_stat);
-        json_object_set_new(entry, "last_change", json_string(c->now));
-        refresh_entry_success(c, entry, stored);
-        json_decref(g);
+        stored = refresh_accept(c, s, entry, stored, g, &res, now_stat);
     } else {
         if (res.invalid) json_object_set(entry, "invalid", res.invalid);
         refresh_entry_error(c, s, entry, err.message);

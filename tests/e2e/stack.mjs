@@ -66,6 +66,7 @@ export class Stack {
     this.dlPort = 0;
     this.port = 0;
     this.up = false;
+    this.failed = false;                  // keeps the temp dir for a look afterwards
     this.context = null;
     this.exitHook = () => this.stopSync();
     process.on('exit', this.exitHook);
@@ -158,7 +159,7 @@ export class Stack {
       try { process.kill(this.dl.pid, 'SIGTERM'); } catch { /* gone */ }
     }
     this.dl = null;
-    if (process.env.MG_KEEP_ROOT === '1') process.stderr.write(`e2e: kept ${this.tmp}\n`);
+    if (process.env.MG_KEEP_ROOT === '1' || this.failed) process.stderr.write(`e2e: kept ${this.tmp}\n`);
     else fs.rmSync(this.tmp, { recursive: true, force: true });
     process.removeListener('exit', this.exitHook);
   }

@@ -304,7 +304,8 @@ class Stack:
         try:
             if self.started_pids:
                 self.record_pids()
-            self.run_script("down", check=False)
+            pidfiles = {n: self.pid(n) for n in ("nginx", "fcgi", "installer")}
+            rc, down_out = self.run_script("down", check=False)
             deadline = time.monotonic() + 3
             left = [p for p in self.started_pids if alive(p)]
             while left and time.monotonic() < deadline:
@@ -317,7 +318,9 @@ class Stack:
                         os.kill(p, 9)
                     except OSError:
                         pass
-                raise AssertionError(f"deploy/down left processes running: {desc}")
+                raise AssertionError(f"deploy/down left processes running: {desc}; pid files"
+                                     f" before down: {pidfiles}; deploy/down exited {rc}:\n"
+                                     f"{down_out}")
             self.check_sanitizer_reports()
         finally:
             if os.environ.get("MG_KEEP_ROOT") != "1":

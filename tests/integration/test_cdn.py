@@ -77,6 +77,7 @@ class CdnServer:
                 pass
 
             def send(self, status, body=b"", headers=None, length=None):
+                self.rec["status"] = status  # recorded before the client can see the answer
                 self.send_response(status)
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
@@ -96,10 +97,11 @@ class CdnServer:
                     rec = {"path": self.path,
                            "headers": {k.lower(): v for k, v in self.headers.items()}}
                     server.requests.append(rec)
+                self.rec = rec
                 try:
-                    rec["status"] = self.answer(doc, mode)
+                    self.answer(doc, mode)
                 except (BrokenPipeError, ConnectionResetError):
-                    rec["status"] = "client gone"  # the refresher gave up (timeout)
+                    pass  # the refresher gave up (timeout, size cap)
 
             def answer(self, doc, mode):
                 if mode == "500":
@@ -124,6 +126,22 @@ class CdnServer:
                     return self.send(200, body[: len(body) // 2], validators, len(body))
                 if mode == "invalid_json":
                     return self.send(200, b"{\"models\": [ this is not json", validators)
+                if mode == "big":
+                    pad = body[:-1] + b" " * 100_000 + body[-1:]
+                    return self.send(200, pad, validators)
+                if mode == "big_stream":
+                    # No Content-Length: the size is known only while reading.
+                    self.rec["status"] = 200
+                    self.send_response(200)
+                    for k, v in validators.items():
+                        self.send_header(k, v)
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.close_connection = True
+                    for _ in range(20):
+                        self.wfile.write(b" " * 8192)
+                    self.wfile.write(body)
+                    return 200
                 if mode == "no_valid":
                     bad = json.dumps(gallery({"id": "x y", "name": ""}, {"id": "ok-id"}))
                     return self.send(200, bad.encode(), validators)
@@ -256,7 +274,7 @@ class TestFailuresKeepLastGood(CdnTestCase):
         cdn = CdnServer().start()
         self.addCleanup(cdn.stop)
         cdn.publish("/g.json", gallery(model("cdn-a"), model("cdn-b")), '"v1"')
-        with self.cdn_stack(cdn) as s:
+        with self.cdn_stack(cdn, env={"MG_FETCH_MAX_BYTES": "65536"}) as s:
             self.wait_ids(s, ["cdn-a", "cdn-b"])
             # The CDN changes, but every answer it gives is broken: the last good stays.
             cdn.publish("/g.json", gallery(model("cdn-z")), '"v2"')
@@ -267,6 +285,8 @@ class TestFailuresKeepLastGood(CdnTestCase):
                 ("no_valid", 200, "no valid model"),
                 ("slow", None, None),
                 ("redirect_loop", 302, "redirect"),
+                ("big", 200, "larger than 65536 bytes"),
+                ("big_stream", 200, "larger than 65536 bytes"),
             ]
             for mode, http_status, text in cases:
                 with self.subTest(mode=mode):
@@ -305,6 +325,27 @@ class TestFailuresKeepLastGood(CdnTestCase):
             self.assertEqual(src["etag"], '"v2"')
             self.assertEqual(self.ids(s), ["cdn-z"])
             self.assertIn("installer", s.logs())
+
+
+class TestPeriodicRefresh(CdnTestCase):
+    def test_ttl(self):
+        cdn = CdnServer().start()
+        self.addCleanup(cdn.stop)
+        cdn.publish("/g.json", gallery(model("cdn-a")), '"v1"')
+        with self.cdn_stack(cdn, {"gallery_cache_ttl_s": 1}) as s:
+            self.wait_ids(s, ["cdn-a"])
+            answered = lambda: [r for r in cdn.requests_for("/g.json") if "status" in r]
+            wait_until(lambda: len(answered()) >= 3, timeout=15,
+                       what="two refreshes by the TTL alone")
+            reqs = answered()
+            self.assertEqual(reqs[0]["status"], 200)
+            self.assertTrue(all(r["headers"].get("if-none-match") == '"v1"' and r["status"] == 304
+                                for r in reqs[1:3]), reqs)
+            cdn.publish("/g.json", gallery(model("cdn-b")), '"v2"')
+            self.wait_ids(s, ["cdn-b"], timeout=15)
+            st = self.status(s)
+            self.assertEqual(st["ttl_s"], 1)
+            self.assertIsNotNone(st["next_refresh_at"])
 
 
 class TestSeveralSources(CdnTestCase):

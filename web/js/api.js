@@ -33,7 +33,7 @@ export async function api(path, { method = 'GET', signal } = {}) {
   if (token && method !== 'GET') headers.Authorization = `Bearer ${token}`;
   let res;
   try {
-    res = await fetch(path, { method, headers, signal, cache: 'no-store' });
+    res = await fetch(path, { method, headers, signal, cache: 'no-cache' }); // revalidates (ETag)
   } catch (e) {
     if (e.name === 'AbortError') throw e;
     throw new ApiError(0, 'network', t('error.network'));
@@ -49,7 +49,8 @@ function api_errorFrom(status, body) {
   const e = body && typeof body === 'object' ? body.error : null;
   if (status === 401 && !(e && e.message)) return new ApiError(401, 'unauthorized', t('error.auth'));
   if (e && typeof e.message === 'string' && e.message) {
-    return new ApiError(status, e.code || `http_${status}`, e.message, e.parameter || null);
+    const message = status === 401 ? `${e.message} – ${t('error.auth')}` : e.message;
+    return new ApiError(status, e.code || `http_${status}`, message, e.parameter || null);
   }
   return new ApiError(status, `http_${status}`, t('error.http', { status }));
 }

@@ -10,7 +10,7 @@ import { installed_setGalleryNames } from './installed.js';
 export const GALLERY_PAGE = 12;
 const gallery_defaults = {
   query: '', category: '', language: '', min_rating: '', min_size_gb: '', max_size_gb: '',
-  sort: 'rating', order: '', fits: '', offset: '0',
+  sort: 'rating', order: '', fits: '', offset: '0', limit: String(GALLERY_PAGE),
 };
 const gallery_machineKey = 'mg.machine';
 // Form fields by the API parameter they feed (to mark the one the server names in an error).
@@ -134,7 +134,7 @@ function gallery_bindForm() {
   }
   $('#m-token').addEventListener('change', (ev) => api_setToken(ev.target.value.trim()));
   $('#f-reset').addEventListener('click', () => {
-    gallery_state = { ...gallery_defaults };
+    gallery_state = { ...gallery_defaults, limit: gallery_state.limit };
     gallery_fillForm();
     gallery_toUrl();
     gallery_search();
@@ -144,8 +144,13 @@ function gallery_bindForm() {
   $('#pager-next').addEventListener('click', () => gallery_page(1));
 }
 
+function gallery_limit() {
+  const n = Number(gallery_state.limit);
+  return Number.isInteger(n) && n > 0 ? n : GALLERY_PAGE;
+}
+
 function gallery_page(step) {
-  const offset = Math.max(0, Number(gallery_state.offset) + step * GALLERY_PAGE);
+  const offset = Math.max(0, (Number(gallery_state.offset) || 0) + step * gallery_limit());
   gallery_state = { ...gallery_state, offset: String(offset) };
   gallery_toUrl();
   gallery_search().then(() => $('#results-summary').focus());
@@ -171,7 +176,7 @@ function gallery_params() {
     } else if (m.ram !== '' && m.vram !== '') hint.textContent = t('machine.using', m);
     else hint.textContent = m.ram !== '' ? t('machine.usingRam', m) : t('machine.usingVram', m);
   }
-  p.set('limit', String(GALLERY_PAGE));
+  p.set('limit', s.limit || String(GALLERY_PAGE));
   p.set('offset', s.offset || '0');
   return p;
 }
@@ -227,7 +232,7 @@ export function gallery_render() {
     ? ` · ${t('results.range', { from: fmtNumber(offset + 1), to: fmtNumber(offset + models.length) })}` : ''}`;
   $('#cards').replaceChildren(...(models.length ? models.map(gallery_card) : [gallery_empty()]));
   install_prune();
-  gallery_renderPager(total, offset);
+  gallery_renderPager(total, offset, Number(body.limit) || gallery_limit());
 }
 
 function gallery_empty() {
@@ -237,13 +242,13 @@ function gallery_empty() {
     h('button', { type: 'button', class: 'btn', onclick: () => $('#f-reset').click() }, t('filters.reset')));
 }
 
-function gallery_renderPager(total, offset) {
-  const pages = Math.ceil(total / GALLERY_PAGE);
-  const page = Math.floor(offset / GALLERY_PAGE) + 1;
+function gallery_renderPager(total, offset, limit) {
+  const pages = Math.ceil(total / limit);
+  const page = Math.floor(offset / limit) + 1;
   $('#pager').hidden = pages <= 1 && offset === 0;
   $('#pager-status').textContent = t('pager.status', { page: fmtNumber(page), pages: fmtNumber(Math.max(pages, 1)) });
   $('#pager-prev').disabled = offset <= 0;
-  $('#pager-next').disabled = offset + GALLERY_PAGE >= total;
+  $('#pager-next').disabled = offset + limit >= total;
 }
 
 function gallery_card(m) {

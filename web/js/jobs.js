@@ -27,6 +27,7 @@ export function jobs_apply(msg) {
   const cur = jobs_byModel.get(msg.model_id);
   const sameJob = cur && cur.job_id === msg.job_id;
   if (sameJob && jobs_rank[msg.status] < jobs_rank[cur.status]) return;
+  if (sameJob && jobs_behind(cur, msg)) return;
   const terminal = jobs_isTerminal(msg.status);
   if (terminal) jobs_finished.add(msg.job_id);
   if (!sameJob && terminal) {
@@ -41,6 +42,15 @@ export function jobs_apply(msg) {
   const job = { ...(sameJob ? cur : {}), ...msg, seen_at: Date.now() };
   jobs_byModel.set(msg.model_id, job);
   jobs_listeners.forEach((fn) => fn(msg.model_id, job, { terminal, fresh: !sameJob }));
+}
+
+// An older snapshot of the same job (a job document read while newer progress messages
+// had already arrived, or a replayed message) must not move the bar back a little; a
+// download that really starts over (a server without Range support) falls back a lot.
+function jobs_behind(cur, msg) {
+  const was = Number(cur.downloaded) || 0;
+  const now = Number(msg.downloaded) || 0;
+  return msg.status === cur.status && now < was && now >= was / 2;
 }
 
 // jobs_load: fetches every job once (page open, after a reconnect); ended jobs are only
