@@ -179,9 +179,11 @@ bench_round() {
     if [[ -z ${RES[$key.rounds]:-} ]] && ((WARMUP > 0)); then
         wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" --timeout 10s "$@" "$url" >/dev/null 2>&1 || true
     fi
+    # shellcheck disable=SC2046 # one argument per pid
     t0=$(bench_cpu_ticks $($pids_fn))
     wrk -t"$THREADS" -c"$CONNS" -d"${ROUND_SECONDS}s" --timeout 10s --latency "$@" "$url" >"$out" 2>&1 ||
         bench_die "wrk failed: $(cat "$out")"
+    # shellcheck disable=SC2046
     t1=$(bench_cpu_ticks $($pids_fn))
     read -r req secs < <(awk '/requests in/ { s = $4; sub(/s,$/, "", s); print $1, s; exit }' "$out") || true
     bad=$(awk '/Non-2xx or 3xx responses:/ { n += $NF } /Socket errors:/ {
@@ -396,33 +398,57 @@ bench_pair 304.ours "$G_OURS" ours_pids "If-None-Match: $ETAG_OURS" \
 bench_pair sel.ours "$S_OURS?$Q_SELECTIVE" ours_pids "" sel.peer "$S_PEER?$Q_SELECTIVE" peer_pids ""
 bench_pair broad.ours "$S_OURS?$Q_BROAD" ours_pids "" broad.peer "$S_PEER?$Q_BROAD" peer_pids ""
 
-# The memory check: our stack restarted on a larger gallery.
+# The memory check: our stack restarted on a larger gallery, searched, then each worker's
+# resident memory read. Twice: after the restart that rebuilds the cache from the new gallery,
+# and after a plain restart with the cache already current.
+bench_mem_searches() {
+    local q
+    for q in "" "$Q_SELECTIVE" "$Q_BROAD" "sort=updated&order=asc&limit=1000" "sort=size&offset=40000" \
+        "query=qwen%20coder&max_ram_gb=16" "tag=gguf&license=apache-2.0&sort=name&order=desc" \
+        "query=reasoning&min_size_gb=1&max_size_gb=8&max_vram_gb=12"; do
+        curl -s -o /dev/null "$S_OURS?$q"
+    done
+    # Every worker serves searches (each has its own index), then memory is read.
+    wrk -t"$THREADS" -c"$CONNS" -d2s "$S_OURS?$Q_BROAD" >/dev/null 2>&1 || true
+    wrk -t"$THREADS" -c"$CONNS" -d2s "$S_OURS?query=instruct&sort=updated&limit=1000" >/dev/null 2>&1 || true
+}
+
+# bench_mem_read LABEL: adds the rows of the fcgi master and each worker to MEM_ROWS.
+MEM_ROWS=()
+MEM_MAX=0
+MEM_WORKERS=0
+bench_mem_read() {
+    local label=$1 master p rss anon file role
+    master=$(tr -dc 0-9 <"$OURS_ROOT/run/fcgi.pid")
+    for p in $master $(bench_descendants "$master" | sort -n); do
+        rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
+        [[ -n $rss ]] || continue
+        anon=$(awk '/^RssAnon:/ { print $2 }' "/proc/$p/status")
+        file=$(awk '/^RssFile:/ { print $2 }' "/proc/$p/status")
+        role=worker
+        if [[ $p == "$master" ]]; then
+            role=master
+        else
+            MEM_WORKERS=$((MEM_WORKERS + 1))
+            if ((rss > MEM_MAX)); then MEM_MAX=$rss; fi
+        fi
+        MEM_ROWS+=("$(printf '%-30s %-8s %-8s %10.1f %10.1f %10.1f' "$label" "$role" "$p" \
+            "$(bench_mib $((rss * 1024)))" "$(bench_mib $((anon * 1024)))" "$(bench_mib $((file * 1024)))")")
+        label=""
+    done
+}
+
 bench_stop_pid "$PEER_PID"; PEER_PID=""
 bench_stop_pid "$STATIC_PID"; STATIC_PID=""
 bench_gen "$N_MODELS_MEM" "$OURS_ROOT/config/models_gallery.json"
 ours_up
 MEM_MODELS=$(curl -s "$S_OURS?limit=1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["total"])')
-for q in "" "$Q_SELECTIVE" "$Q_BROAD" "sort=updated&order=asc&limit=1000" "sort=size&offset=40000" \
-    "query=qwen%20coder&max_ram_gb=16" "tag=gguf&license=apache-2.0&sort=name&order=desc" \
-    "query=reasoning&min_size_gb=1&max_size_gb=8&max_vram_gb=12"; do
-    curl -s -o /dev/null "$S_OURS?$q"
-done
-# Every worker serves searches (each builds its own index), then memory is read.
-wrk -t"$THREADS" -c"$CONNS" -d2s "$S_OURS?$Q_BROAD" >/dev/null 2>&1 || true
-wrk -t"$THREADS" -c"$CONNS" -d2s "$S_OURS?query=instruct&sort=updated&limit=1000" >/dev/null 2>&1 || true
+bench_mem_searches
+bench_mem_read "restart, cache rebuilt"
+ours_up
+bench_mem_searches
+bench_mem_read "restart, cache current"
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
-FCGI_MASTER=$(tr -dc 0-9 <"$OURS_ROOT/run/fcgi.pid")
-MEM_ROWS=()
-MEM_MAX=0
-for p in $FCGI_MASTER $(bench_descendants "$FCGI_MASTER" | sort -n); do
-    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
-    anon=$(awk '/^RssAnon:/ { print $2 }' "/proc/$p/status")
-    file=$(awk '/^RssFile:/ { print $2 }' "/proc/$p/status")
-    role=worker
-    if [[ $p == "$FCGI_MASTER" ]]; then role=master; elif ((rss > MEM_MAX)); then MEM_MAX=$rss; fi
-    MEM_ROWS+=("$(printf '%-8s %-8s %10.1f %10.1f %10.1f' "$role" "$p" \
-        "$(bench_mib $((rss * 1024)))" "$(bench_mib $((anon * 1024)))" "$(bench_mib $((file * 1024)))")")
-done
 
 # ---------------------------------------------------------------------------------------------
 HR=$(printf '%.0s-' {1..80})
@@ -455,9 +481,9 @@ printf '\nTargets\n'
 printf '  %s\n' "${SUMMARY[@]}"
 printf '\nmg-fcgi resident memory with a %s-model gallery (%s served), after searches\n' \
     "$N_MODELS_MEM" "$MEM_MODELS"
-printf '%-8s %-8s %10s %10s %10s\n' role pid "VmRSS MiB" "anon MiB" "file MiB"
+printf '%-30s %-8s %-8s %10s %10s %10s\n' when role pid "VmRSS MiB" "anon MiB" "file MiB"
 printf '%s\n' "${MEM_ROWS[@]}"
-if ((${#MEM_ROWS[@]} < 2)); then
+if ((MEM_WORKERS == 0)); then
     printf '  worker VmRSS < 64 MiB: no mg-fcgi worker process found\n'
 else
     awk -v m="$MEM_MAX" 'BEGIN { r = m / 1024

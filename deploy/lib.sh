@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # deploy/lib.sh - helpers shared by deploy/up, deploy/down and tests/run (sourced, not run).
 #
 # mg_need_packages  installs the Debian packages the build and the stack need when any is missing
@@ -6,7 +7,7 @@
 
 MG_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MG_PACKAGES=(libfcgi-dev libjansson-dev libcurl4-openssl-dev libssl-dev nginx libnginx-mod-nchan
-             cmake pkg-config gcc make python3 ca-certificates)
+             cmake pkg-config gcc libc6-dev make python3 ca-certificates)
 
 mg_log() { printf '%s\n' "$*" >&2; }
 mg_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -34,10 +35,8 @@ mg_need_packages() {
     apt-get update -q </dev/null || mg_die "apt-get update failed"
     # shellcheck disable=SC2086
     apt-get install -y -q --no-install-recommends $missing </dev/null || mg_die "apt-get install failed"
-    # Debian's nginx package starts a system nginx on port 80; it is not ours and not needed.
-    if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
-        systemctl disable --now nginx >/dev/null 2>&1 || true
-    fi
+    # Debian's nginx package may start the system nginx (port 80); ours run beside it, each
+    # with its own configuration, so it is left as the system has it.
 }
 
 # mg_build BUILD_DIR [cmake args...]
@@ -94,7 +93,7 @@ mg_signal() {
 }
 
 mg_stop_root() {
-    local root=$1 run=$1/run name pid i
+    local run=$1/run name pid i
     local -a pids=()
     [[ -d $run ]] || return 0
     for name in installer:mg-installer fcgi:mg-fcgi nginx:nginx; do

@@ -22,6 +22,7 @@
 #include "id.h"
 #include "log.h"
 #include "progress.h"
+#include "refresh.h"
 #include "sched.h"
 
 #define MAIN_RESCAN_MS 2000    /* look at the queue at least this often */
@@ -250,7 +251,11 @@ int main(int argc, char **argv) {
     log_info("serving %s (up to %d downloads at once)", d.cfg.root,
              d.cfg.max_parallel_downloads);
     main_gallery(&d);
+    /* issue 4: the gallery refresher (gallery_url / galleries sources) */
+    refresh_thread *refresher = refresh_start(d.cfg.root, &err);
+    if (!refresher) log_error("%s", err.message);
     main_loop(&d);
+    refresh_stop(refresher);
     sched_shutdown(&d.sched, MAIN_SHUTDOWN_MS);
     progress_stop(200);
     main_pidfile_remove(&d);
