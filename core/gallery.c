@@ -28,6 +28,7 @@
 #include "fs.h"
 #include "id.h"
 #include "log.h"
+#include "sources.h"
 
 #ifndef MG_DEFAULT_ROOT
 #define MG_DEFAULT_ROOT "."
@@ -540,6 +541,7 @@ static int gallery_rebuild(const gallery_paths *p, json_t *meta, gallery_stats *
     json_t *g = text ? gallery_parse(text, len, p->source, &invalid, &perr) : NULL;
     free(text);
     if (!g) return gallery_keep_last(p, meta, s, perr.message, err);
+    sources_tag_models(g, SOURCES_DEFAULT_NAME); /* every answer names its source */
     json_t *src = gallery_stat_json(&s->source, 1);
     json_object_set_new(src, "path", json_string(p->source));
     json_t *m = json_pack("{s:o, s:o, s:n}", "source", src, "invalid", invalid, "error");

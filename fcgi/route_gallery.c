@@ -119,11 +119,15 @@ static int route_gallery_installer_running(const mg_config *cfg) {
     long pid = text ? strtol(text, NULL, 10) : 0;
     free(text);
     if (pid <= 0) return 0;
+    /* /proc/<pid>/stat is "pid (comm) state ...": the name must be ours and the process
+     * not a zombie (a killed daemon stays one until its parent reaps it). */
     char proc[64];
-    snprintf(proc, sizeof proc, "/proc/%ld/comm", pid);
-    char *comm = fs_read_all(proc, NULL, NULL);
-    int running = comm && strcmp(comm, "mg-installer\n") == 0;
-    free(comm);
+    snprintf(proc, sizeof proc, "/proc/%ld/stat", pid);
+    char *stat = fs_read_all(proc, NULL, NULL);
+    char *close_paren = stat ? strrchr(stat, ')') : NULL;
+    int running = close_paren && close_paren[1] == ' ' && close_paren[2] != 'Z' &&
+                  close_paren[2] != 'X' && strstr(stat, " (mg-installer)") == close_paren - 14;
+    free(stat);
     return running;
 }
 

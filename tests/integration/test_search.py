@@ -28,7 +28,7 @@ VALID = [
 MODELS = {}
 for _m in FIXTURE["models"]:
     if isinstance(_m, dict) and _m.get("id") in VALID and _m["id"] not in MODELS:
-        MODELS[_m["id"]] = _m
+        MODELS[_m["id"]] = dict(_m, gallery="default")  # answers name their source
 
 DEFAULT_ORDER = [
     "deepseek-r1-distill-qwen-1.5b", "gemma-2-27b-it", "qwen2.5-coder-7b-instruct",
