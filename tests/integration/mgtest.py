@@ -335,7 +335,8 @@ class Stack:
         self.stop()
 
     def check_sanitizer_reports(self):
-        """Fails when a sanitizer (ASan, LSan, UBSan) reported anything in the daemons' logs."""
+        """Fails when a sanitizer (ASan, LSan, UBSan) reported anything in the daemons' logs, or
+        an nginx worker died."""
         for name in ("fcgi", "installer"):
             text = self.log(name)
             for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
@@ -343,6 +344,12 @@ class Stack:
                 if at >= 0:
                     raise AssertionError(f"sanitizer report in run/{name}.log:\n"
                                          + text[max(0, at - 200):at + 4000])
+        # an nginx worker that died (nchan asserts abort it) dropped the requests it served
+        text = self.log("nginx-error")
+        at = text.find("exited on signal")
+        if at >= 0:
+            raise AssertionError("an nginx worker crashed (run/nginx-error.log):\n"
+                                 + text[max(0, at - 600):at + 200])
 
     def diagnostics(self, lines=30):
         out = []
@@ -442,3 +449,16 @@ def load_fixture(name="gallery_it.json"):
 def main():
     """unittest.main with verbose output (each test file is one ctest test)."""
     unittest.main(verbosity=2)
+
+
+class SharedStackTestCase(StackTestCase):
+    """A StackTestCase whose tests share one stack on the integration fixture gallery,
+    started before the first test of the class and stopped after the last."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack(gallery="gallery_it.json")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()

@@ -13,7 +13,7 @@ import subprocess
 import time
 
 import mgtest
-from mgtest import (REPO, Stack, StackTestCase, alive, free_port, proc_comm, proc_stat,
+from mgtest import (REPO, SharedStackTestCase, Stack, StackTestCase, alive, free_port, proc_comm, proc_stat,
                     session_members, wait_until)
 from wsclient import WebSocket
 
@@ -206,16 +206,8 @@ class DeployTest(StackTestCase):
             self.assertEqual(s.get("/api/models/health").json["installer"], "running")
 
 
-class ProgressChannelTest(StackTestCase):
+class ProgressChannelTest(SharedStackTestCase):
     """The nchan channel: the installer's publisher socket to every subscriber."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.stack = Stack(gallery="gallery_it.json")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.stop()
 
     def msg(self, n, status="downloading"):
         return {"model_id": "minimal-model", "job_id": f"{n:016x}", "status": status,
@@ -243,13 +235,15 @@ class ProgressChannelTest(StackTestCase):
 
     def test_late_subscriber_gets_recent_messages(self):
         s = self.stack
-        for n in range(100, 120):
+        for n in range(100, 180):
             s.publish(self.msg(n))
         with WebSocket("127.0.0.1", s.port, "/api/models/ws/progress") as ws:
             got = [json.loads(m) for m in ws.messages(1.0)]
         self.assertTrue(got, "a new subscriber got no recent message")
-        self.assertLessEqual(len(got), 16)
-        self.assertEqual(got[-1], self.msg(119))
+        # the buffer (nchan_message_buffer_length 64) is replayed oldest first, newest last
+        self.assertLessEqual(len(got), 64)
+        self.assertEqual(got[-1], self.msg(179))
+        self.assertEqual(got, [self.msg(n) for n in range(180 - len(got), 180)])
 
     def test_eventsource(self):
         s = self.stack

@@ -6,7 +6,7 @@ broken request), and the nchan publisher out of reach from TCP."""
 import socket
 
 import mgtest
-from mgtest import Stack, StackTestCase
+from mgtest import SharedStackTestCase
 
 ENDPOINTS_METHODS = [
     # path, methods that are wrong there, a method Allow must name
@@ -46,15 +46,7 @@ def raw_exchange(port, data, timeout=5.0):
     return status, hdrs, body
 
 
-class ErrorsTest(StackTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.stack = Stack(gallery="gallery_it.json")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.stop()
-
+class ErrorsTest(SharedStackTestCase):
     def test_wrong_methods(self):
         for path, methods, allowed in ENDPOINTS_METHODS:
             for method in methods:

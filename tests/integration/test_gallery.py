@@ -10,7 +10,7 @@ import re
 import time
 
 import mgtest
-from mgtest import Stack, StackTestCase, load_fixture, wait_until
+from mgtest import SharedStackTestCase, load_fixture, wait_until
 
 FIXTURE = load_fixture("gallery_it.json")
 VALID_IDS = [
@@ -57,15 +57,7 @@ def gallery_ok(stack, ids):
     return r
 
 
-class GalleryReadTest(StackTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.stack = Stack(gallery="gallery_it.json")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.stop()
-
+class GalleryReadTest(SharedStackTestCase):
     def test_payload(self):
         r = self.stack.gallery()
         body = self.assertJsonAnswer(r, 200)
@@ -136,16 +128,8 @@ class GalleryReadTest(StackTestCase):
                                  f" {hits}\n--- logs ---\n" + "\n".join(lines[-60:]))
 
 
-class GalleryChangeTest(StackTestCase):
+class GalleryChangeTest(SharedStackTestCase):
     """Tests that change files of the root; each leaves the good fixture in place."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.stack = Stack(gallery="gallery_it.json")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.stop()
 
     def tearDown(self):
         self.stack.write_gallery("gallery_it.json")

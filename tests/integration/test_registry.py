@@ -6,7 +6,7 @@ partial downloads never show), DELETE /api/models/{id}, ids that try to leave mo
 import os
 
 import mgtest
-from mgtest import Stack, StackTestCase
+from mgtest import SharedStackTestCase, Stack, StackTestCase
 
 INSTALLED = "qwen2.5-0.5b-instruct"
 MISSING = "gemma-3-1b-it"
@@ -48,15 +48,7 @@ BAD_IDS = [
 ]
 
 
-class RegistryTest(StackTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.stack = Stack(gallery="gallery_it.json")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.stop()
-
+class RegistryTest(SharedStackTestCase):
     def setUp(self):
         s = self.stack
         s.write_json("config/models.json", registry())
