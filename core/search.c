@@ -3,10 +3,17 @@
  * Loading streams the cache one line (one model) at a time and keeps per model a compact
  * record: the byte span of its JSON text, its id, a lower-cased haystack for `query`
  * (id, name, description, tags, categories, each field between \x1f separators so a term
- * never spans two fields), lower-cased \x1f-framed lists for the exact-match filters, and
- * the numbers filters and sorts use (NAN when absent). Every (sort, order) pair is sorted
- * once at load; a search walks one permutation, and answers pread the model texts from the
- * fd the index keeps open. */
+ * never spans two fields), and the numbers filters and sorts use (NAN when absent).
+ *
+ * The exact-match fields (categories, languages, tags, quantization, license) are inverted:
+ * each distinct lower-cased value of a field is interned once (a hash table per field) and
+ * keeps the set of models holding it, as a bitset over model indexes when it is common or
+ * as a sorted posting list when it is rare (whichever is smaller, so a value never costs
+ * more than 4 bytes per model holding it). A query looks each filter value up once (an
+ * unknown value matches nothing), ANDs the sets, tests the numeric bounds and then the
+ * `query` terms only on the models left, and walks the permutation of the requested
+ * (sort, order) -- each pair is sorted once at load -- with one bit test per model. Answers
+ * pread the model texts from the fd the index keeps open. */
 #include "search.h"
 
 #include <ctype.h>
@@ -26,6 +33,13 @@
 #define SEARCH_LIMIT_DEFAULT 100
 #define SEARCH_LIMIT_MAX 1000
 #define SEARCH_OUT_MAX (4u << 20) /* answers above this go out in several writes */
+/* A value held by at least 1/SEARCH_BITS_RATIO of the models keeps a bitset (n/8 bytes),
+ * a rarer one a posting list (4 bytes per model). */
+#define SEARCH_BITS_RATIO 32
+
+#define SEARCH_BIT_GET(bits, i) (((bits)[(i) >> 6] >> ((i) & 63)) & 1u)
+#define SEARCH_BIT_SET(bits, i) ((bits)[(i) >> 6] |= (uint64_t)1 << ((i) & 63))
+#define SEARCH_BIT_CLEAR(bits, i) ((bits)[(i) >> 6] &= ~((uint64_t)1 << ((i) & 63)))
 
 enum { SEARCH_L_CATEGORY, SEARCH_L_LANGUAGE, SEARCH_L_TAG, SEARCH_L_QUANT, SEARCH_L_LICENSE,
        SEARCH_LISTS };
@@ -44,16 +58,41 @@ typedef struct search_rec {
     search_span id;             /* in strs, original case */
     search_span hay;            /* in hays: \x1f id \x1f name \x1f description \x1f tags.. categories.. */
     search_span name;           /* in hays: the lower-cased name */
-    search_span list[SEARCH_LISTS]; /* in strs: \x1f a \x1f b \x1f, or off == SEARCH_NONE */
-    double num[SEARCH_NUMS];
 } search_rec;
+
+/* One distinct (lower-cased) value of an exact-match field. */
+typedef struct search_val {
+    search_span str;            /* in the index's vstrs */
+    uint32_t count;             /* models holding it */
+    uint32_t at;                /* its first word in field.bits, or first entry in field.posts */
+} search_val;
+
+/* A model holding a value, recorded while loading (in model order). */
+typedef struct { uint32_t rec, val; } search_occ;
+
+/* The inverted index of one exact-match field. */
+typedef struct search_field {
+    search_val *vals;
+    size_t nvals, capvals;
+    uint32_t *slots;            /* open-addressing hash table: value index + 1, 0 = free */
+    size_t nslots;              /* a power of two, at most half full */
+    uint64_t *bits;             /* the bitsets of the common values, words each */
+    uint32_t *posts;            /* the posting lists of the rare values, ascending */
+    search_occ *occ;            /* loading only */
+    size_t nocc, capocc;
+} search_field;
 
 struct search_index {
     int fd;
     struct stat st;
     search_rec *recs;           /* in file order, so hays are in record order too */
+    double *num[SEARCH_NUMS];   /* [field][record], NAN when absent: one array per field so
+                                   a numeric bound reads only its own numbers */
     size_t n, cap;
-    search_buf strs, hays;
+    search_buf strs, hays;      /* strs: the ids; hays: the query haystacks */
+    search_buf vstrs;           /* the interned values of the exact-match fields */
+    search_field field[SEARCH_LISTS];
+    size_t words;               /* 64-bit words of a bitset over the models */
     uint32_t *perm[SEARCH_SORTS][2]; /* [sort][descending] */
     uint32_t *by_id;
 };
@@ -114,16 +153,150 @@ static size_t search_model_need(json_t *model) {
     return need;
 }
 
-/* A \x1f-framed list of one string field or of an array of strings; none when empty. */
-static search_span search_put_list(search_buf *b, json_t *v) {
-    search_span sp = {SEARCH_NONE, 0};
-    if (!json_is_string(v) && !(json_is_array(v) && json_array_size(v) > 0)) return sp;
-    sp.off = (uint32_t)b->len;
-    search_buf_sep(b);
-    if (json_is_string(v)) search_put_field(b, v);
-    else search_put_items(b, v);
-    sp.len = (uint32_t)(b->len - sp.off);
-    return sp;
+/* ---- the inverted index of the exact-match fields -------------------------------- */
+
+static uint32_t search_hash(const char *s, size_t len) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+/* The index of value s[0..len) (lower-cased) in field `f`, or SEARCH_NONE. */
+static uint32_t search_val_find(const search_index *idx, const search_field *f, const char *s,
+                                size_t len) {
+    if (!f->nslots) return SEARCH_NONE;
+    size_t mask = f->nslots - 1;
+    for (size_t at = search_hash(s, len) & mask;; at = (at + 1) & mask) {
+        uint32_t slot = f->slots[at];
+        if (!slot) return SEARCH_NONE;
+        const search_val *v = &f->vals[slot - 1];
+        if (v->str.len == len && memcmp(idx->vstrs.p + v->str.off, s, len) == 0) return slot - 1;
+    }
+}
+
+/* Doubles the hash table of `f` (or makes the first one). */
+static int search_slots_grow(const search_index *idx, search_field *f) {
+    size_t nslots = f->nslots ? f->nslots * 2 : 16, mask = nslots - 1;
+    uint32_t *slots = calloc(nslots, sizeof *slots);
+    if (!slots) return -1;
+    for (size_t i = 0; i < f->nvals; i++) {
+        search_span sp = f->vals[i].str;
+        size_t at = search_hash(idx->vstrs.p + sp.off, sp.len) & mask;
+        while (slots[at]) at = (at + 1) & mask;
+        slots[at] = (uint32_t)i + 1;
+    }
+    free(f->slots);
+    f->slots = slots;
+    f->nslots = nslots;
+    return 0;
+}
+
+/* Records that model `rec` holds the string `v` (lower-cased) in field `f`, interning the
+ * value when it is new. Strings that are empty or not strings are no value. 0, or -1. */
+static int search_val_add(search_index *idx, search_field *f, uint32_t rec, json_t *v) {
+    if (!json_is_string(v) || json_string_length(v) == 0) return 0;
+    size_t len = json_string_length(v);
+    const char *s = json_string_value(v);
+    search_buf *b = &idx->vstrs;
+    if (search_buf_reserve(b, len) != 0) return -1;
+    char *low = b->p + b->len; /* lower-cased at the end of vstrs, kept only when new */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        low[i] = (char)(c < 128 ? tolower(c) : c);
+    }
+    uint32_t val = search_val_find(idx, f, low, len);
+    if (val == SEARCH_NONE) {
+        if (f->nvals == UINT32_MAX - 1) return -1;
+        if ((f->nvals + 1) * 2 > f->nslots && search_slots_grow(idx, f) != 0) return -1;
+        if (f->nvals == f->capvals) {
+            size_t cap = f->capvals ? f->capvals * 2 : 16;
+            search_val *vals = realloc(f->vals, cap * sizeof *vals);
+            if (!vals) return -1;
+            f->vals = vals;
+            f->capvals = cap;
+        }
+        val = (uint32_t)f->nvals++;
+        f->vals[val] = (search_val){{(uint32_t)b->len, (uint32_t)len}, 0, 0};
+        b->len += len;
+        size_t mask = f->nslots - 1, at = search_hash(low, len) & mask;
+        while (f->slots[at]) at = (at + 1) & mask;
+        f->slots[at] = val + 1;
+    }
+    /* a value twice in one model ("tags": ["a", "A"]) counts once */
+    for (size_t i = f->nocc; i > 0 && f->occ[i - 1].rec == rec; i--)
+        if (f->occ[i - 1].val == val) return 0;
+    if (f->nocc == f->capocc) {
+        size_t cap = f->capocc ? f->capocc * 2 : 1024;
+        search_occ *occ = realloc(f->occ, cap * sizeof *occ);
+        if (!occ) return -1;
+        f->occ = occ;
+        f->capocc = cap;
+    }
+    f->occ[f->nocc++] = (search_occ){rec, val};
+    f->vals[val].count++;
+    return 0;
+}
+
+/* A string field, or each string of an array field. */
+static int search_vals_add(search_index *idx, int list, uint32_t rec, json_t *v) {
+    search_field *f = &idx->field[list];
+    if (!json_is_array(v)) return search_val_add(idx, f, rec, v);
+    json_t *item;
+    size_t i;
+    json_array_foreach(v, i, item) if (search_val_add(idx, f, rec, item) != 0) return -1;
+    return 0;
+}
+
+static int search_val_is_bits(const search_index *idx, const search_val *v) {
+    return (uint64_t)v->count * SEARCH_BITS_RATIO >= idx->n;
+}
+
+/* Once every model is in: gives each value its bitset or posting list. 0, or -1. */
+static int search_fields_build(search_index *idx) {
+    idx->words = (idx->n + 63) / 64;
+    for (int l = 0; l < SEARCH_LISTS; l++) {
+        search_field *f = &idx->field[l];
+        size_t nbits = 0, nposts = 0;
+        for (size_t i = 0; i < f->nvals; i++) {
+            search_val *v = &f->vals[i];
+            if (search_val_is_bits(idx, v)) {
+                v->at = (uint32_t)(nbits * idx->words);
+                nbits++;
+            } else {
+                nposts += v->count;
+                v->at = (uint32_t)nposts; /* the end: filled backwards below */
+            }
+        }
+        if (nbits * idx->words > UINT32_MAX) return -1;
+        f->bits = calloc(nbits * idx->words + 1, sizeof *f->bits);
+        f->posts = malloc((nposts + 1) * sizeof *f->posts);
+        if (!f->bits || !f->posts) return -1;
+        for (size_t i = f->nocc; i > 0; i--) {
+            search_occ o = f->occ[i - 1];
+            search_val *v = &f->vals[o.val];
+            if (search_val_is_bits(idx, v)) SEARCH_BIT_SET(f->bits + v->at, o.rec);
+            else f->posts[--v->at] = o.rec;
+        }
+        free(f->occ);
+        f->occ = NULL;
+        f->nocc = f->capocc = 0;
+        if (f->nvals) {
+            search_val *vals = realloc(f->vals, f->nvals * sizeof *vals);
+            if (vals) f->vals = vals, f->capvals = f->nvals;
+        }
+    }
+    return 0;
+}
+
+static void search_fields_free(search_index *idx) {
+    for (int l = 0; l < SEARCH_LISTS; l++) {
+        search_field *f = &idx->field[l];
+        free(f->vals);
+        free(f->slots);
+        free(f->bits);
+        free(f->posts);
+        free(f->occ);
+    }
 }
 
 static double search_number(json_t *obj, const char *key) {
@@ -188,6 +361,11 @@ static int search_add_model(search_index *idx, json_t *model, uint64_t off, size
         search_rec *r = realloc(idx->recs, cap * sizeof *r);
         if (!r) return -1;
         idx->recs = r;
+        for (int k = 0; k < SEARCH_NUMS; k++) {
+            double *num = realloc(idx->num[k], cap * sizeof *num);
+            if (!num) return -1;
+            idx->num[k] = num;
+        }
         idx->cap = cap;
     }
     size_t need = search_model_need(model);
@@ -201,17 +379,18 @@ static int search_add_model(search_index *idx, json_t *model, uint64_t off, size
     r->id.len = (uint32_t)json_string_length(id);
     search_buf_put(b, json_string_value(id), r->id.len, 0);
     search_put_hay(&idx->hays, r, model);
-    r->list[SEARCH_L_CATEGORY] = search_put_list(b, json_object_get(model, "categories"));
-    r->list[SEARCH_L_LANGUAGE] = search_put_list(b, json_object_get(model, "languages"));
-    r->list[SEARCH_L_TAG] = search_put_list(b, json_object_get(model, "tags"));
-    r->list[SEARCH_L_QUANT] = search_put_list(b, json_object_get(model, "quantization"));
-    r->list[SEARCH_L_LICENSE] = search_put_list(b, json_object_get(model, "license"));
+    static const char *lists[SEARCH_LISTS] = {"categories", "languages", "tags",
+                                              "quantization", "license"};
+    for (int l = 0; l < SEARCH_LISTS; l++)
+        if (search_vals_add(idx, l, (uint32_t)(idx->n - 1), json_object_get(model, lists[l])) != 0)
+            return -1;
     json_t *hw = json_object_get(model, "recommendedHardware");
-    r->num[SEARCH_N_RATING] = search_number(model, "rating");
-    r->num[SEARCH_N_SIZE] = search_number(model, "sizeGb");
-    r->num[SEARCH_N_RAM] = search_number(hw, "ramGb");
-    r->num[SEARCH_N_VRAM] = search_number(hw, "vramGb");
-    r->num[SEARCH_N_UPDATED] = search_parse_date(json_object_get(model, "updatedAt"));
+    size_t i = idx->n - 1;
+    idx->num[SEARCH_N_RATING][i] = search_number(model, "rating");
+    idx->num[SEARCH_N_SIZE][i] = search_number(model, "sizeGb");
+    idx->num[SEARCH_N_RAM][i] = search_number(hw, "ramGb");
+    idx->num[SEARCH_N_VRAM][i] = search_number(hw, "vramGb");
+    idx->num[SEARCH_N_UPDATED][i] = search_parse_date(json_object_get(model, "updatedAt"));
     return 0;
 }
 
@@ -230,13 +409,14 @@ static const int search_sort_num[SEARCH_SORTS] = {SEARCH_N_RATING, SEARCH_N_SIZE
 
 static int search_cmp(const void *pa, const void *pb, void *arg) {
     const search_sort_ctx *c = arg;
-    const search_rec *a = &c->idx->recs[*(const uint32_t *)pa];
-    const search_rec *b = &c->idx->recs[*(const uint32_t *)pb];
+    uint32_t ia = *(const uint32_t *)pa, ib = *(const uint32_t *)pb;
+    const search_rec *a = &c->idx->recs[ia], *b = &c->idx->recs[ib];
     int r = 0;
     if (c->sort == SEARCH_SORT_NAME) {
         r = search_cmp_span(c->idx->hays.p, a->name, b->name);
     } else if (c->sort >= 0) {
-        double x = a->num[search_sort_num[c->sort]], y = b->num[search_sort_num[c->sort]];
+        const double *num = c->idx->num[search_sort_num[c->sort]];
+        double x = num[ia], y = num[ib];
         if (isnan(x) || isnan(y)) {
             if (!isnan(x) || !isnan(y)) return isnan(x) ? 1 : -1; /* missing last */
         } else {
@@ -273,8 +453,11 @@ void search_index_free(search_index *idx) {
         for (int d = 0; d < 2; d++) free(idx->perm[s][d]);
     free(idx->by_id);
     free(idx->recs);
+    for (int k = 0; k < SEARCH_NUMS; k++) free(idx->num[k]);
     free(idx->strs.p);
     free(idx->hays.p);
+    free(idx->vstrs.p);
+    search_fields_free(idx);
     free(idx);
 }
 
@@ -333,13 +516,17 @@ static int search_load_file(search_index *idx) {
 
 /* Gives back the slack of the growing arrays. */
 static void search_shrink(search_index *idx) {
-    search_buf *bufs[] = {&idx->strs, &idx->hays};
-    for (int i = 0; i < 2; i++) {
+    search_buf *bufs[] = {&idx->strs, &idx->hays, &idx->vstrs};
+    for (int i = 0; i < 3; i++) {
         char *p = realloc(bufs[i]->p, bufs[i]->len ? bufs[i]->len : 1);
         if (p) bufs[i]->p = p, bufs[i]->cap = bufs[i]->len;
     }
     search_rec *r = realloc(idx->recs, (idx->n ? idx->n : 1) * sizeof *r);
     if (r) idx->recs = r;
+    for (int k = 0; k < SEARCH_NUMS; k++) {
+        double *num = realloc(idx->num[k], (idx->n ? idx->n : 1) * sizeof *num);
+        if (num) idx->num[k] = num;
+    }
 }
 
 search_index *search_index_load(const char *cache_path, mg_error *err) {
@@ -362,7 +549,7 @@ search_index *search_index_load(const char *cache_path, mg_error *err) {
         return NULL;
     }
     search_shrink(idx);
-    if (search_sort_all(idx) != 0) {
+    if (search_fields_build(idx) != 0 || search_sort_all(idx) != 0) {
         mg_error_set(err, 500, "out_of_memory", NULL, "out of memory indexing %s", cache_path);
         search_index_free(idx);
         return NULL;
@@ -497,6 +684,13 @@ static int search_bad(mg_error *err, const char *param, const char *v, size_t le
                         param, what, ex);
 }
 
+/* A parameter given with an empty value ("min_rating=" or a bare "min_rating"). Empty text
+ * filters are ignored; an empty number, page, sort or order is malformed. */
+static int search_empty(mg_error *err, const char *param, const char *what) {
+    return mg_error_set(err, 400, "invalid_parameter", param, "%s must be %s, got an empty value",
+                        param, what);
+}
+
 /* A finite, non-negative decimal number. */
 static int search_parse_number(const char *v, size_t len, const char *param, double *out,
                                mg_error *err) {
@@ -539,7 +733,9 @@ static int search_parse_text(char **slot, const char *v, size_t len, const char 
 static int search_parse_sort(search_query *q, const search_raw *raw, mg_error *err) {
     static const char *sorts[] = {"rating", "size", "name", "updated", NULL};
     const char *v = raw->v[SP_SORT];
-    if (v && raw->len[SP_SORT]) {
+    if (v && !raw->len[SP_SORT])
+        return search_empty(err, "sort", "one of rating, size, name, updated");
+    if (v) {
         int i = 0;
         while (sorts[i] && strcmp(sorts[i], v) != 0) i++;
         if (!sorts[i] || strlen(v) != raw->len[SP_SORT])
@@ -549,7 +745,8 @@ static int search_parse_sort(search_query *q, const search_raw *raw, mg_error *e
     }
     q->descending = q->sort != SEARCH_SORT_NAME;
     v = raw->v[SP_ORDER];
-    if (v && raw->len[SP_ORDER]) {
+    if (v && !raw->len[SP_ORDER]) return search_empty(err, "order", "asc or desc");
+    if (v) {
         if (strcmp(v, "asc") != 0 && strcmp(v, "desc") != 0)
             return search_bad(err, "order", v, raw->len[SP_ORDER], "asc or desc");
         q->descending = strcmp(v, "desc") == 0;
@@ -567,16 +764,22 @@ static int search_parse_values(search_query *q, const search_raw *raw, mg_error 
             search_parse_text(texts[i - SP_QUERY], raw->v[i], raw->len[i], search_params[i],
                               err) != 0)
             return -1;
-    for (int i = SP_MIN_RATING; i <= SP_MAX_VRAM; i++)
-        if (raw->v[i] && raw->len[i] &&
-            search_parse_number(raw->v[i], raw->len[i], search_params[i],
+    for (int i = SP_MIN_RATING; i <= SP_MAX_VRAM; i++) {
+        if (!raw->v[i]) continue;
+        if (!raw->len[i]) return search_empty(err, search_params[i], "a number");
+        if (search_parse_number(raw->v[i], raw->len[i], search_params[i],
                                 nums[i - SP_MIN_RATING], err) != 0)
             return -1;
-    if (raw->v[SP_LIMIT] && raw->len[SP_LIMIT] &&
+    }
+    if (raw->v[SP_LIMIT] && !raw->len[SP_LIMIT])
+        return search_empty(err, "limit", "an integer from 1 to 1000");
+    if (raw->v[SP_LIMIT] &&
         search_parse_integer(raw->v[SP_LIMIT], raw->len[SP_LIMIT], "limit", 1,
                              SEARCH_LIMIT_MAX, &q->limit, err) != 0)
         return -1;
-    if (raw->v[SP_OFFSET] && raw->len[SP_OFFSET] &&
+    if (raw->v[SP_OFFSET] && !raw->len[SP_OFFSET])
+        return search_empty(err, "offset", "an integer >= 0");
+    if (raw->v[SP_OFFSET] &&
         search_parse_integer(raw->v[SP_OFFSET], raw->len[SP_OFFSET], "offset", 0,
                              1000000000L, &q->offset, err) != 0)
         return -1;
@@ -623,24 +826,32 @@ typedef struct { const char *s; size_t len; } search_needle;
 typedef struct search_plan {
     search_needle *terms;
     size_t nterms;
-    char *exact[SEARCH_LISTS]; /* "\x1fvalue\x1f", or NULL */
-    size_t exact_len[SEARCH_LISTS];
+    const search_val *exact[SEARCH_LISTS]; /* the values filtered on, smallest first */
+    int exact_list[SEARCH_LISTS];          /* ... and their fields */
+    int nexact;
+    int numbers;               /* a numeric bound is set */
     int never;                 /* a value that cannot match anything */
     int filtered;
 } search_plan;
 
-static int search_plan_exact(search_plan *p, int list, const char *v) {
-    if (!v) return 0;
-    size_t n = strlen(v);
-    if (memchr(v, SEARCH_SEP, n)) p->never = 1;
-    if (!(p->exact[list] = malloc(n + 3))) return -1;
-    p->exact[list][0] = SEARCH_SEP;
-    memcpy(p->exact[list] + 1, v, n);
-    p->exact[list][n + 1] = SEARCH_SEP;
-    p->exact[list][n + 2] = '\0';
-    p->exact_len[list] = n + 2;
+/* Looks the filter value `v` of field `list` up; an unknown value matches nothing. */
+static void search_plan_exact(search_plan *p, const search_index *idx, int list,
+                              const char *v) {
+    if (!v) return;
     p->filtered = 1;
-    return 0;
+    uint32_t val = search_val_find(idx, &idx->field[list], v, strlen(v));
+    if (val == SEARCH_NONE) {
+        p->never = 1;
+        return;
+    }
+    const search_val *sv = &idx->field[list].vals[val];
+    int i = p->nexact++;
+    for (; i > 0 && p->exact[i - 1]->count > sv->count; i--) {
+        p->exact[i] = p->exact[i - 1];
+        p->exact_list[i] = p->exact_list[i - 1];
+    }
+    p->exact[i] = sv;
+    p->exact_list[i] = list;
 }
 
 static int search_plan_terms(search_plan *p, const char *text) {
@@ -661,45 +872,49 @@ static int search_plan_terms(search_plan *p, const char *text) {
     return 0;
 }
 
-static void search_plan_free(search_plan *p) {
-    free(p->terms);
-    for (int i = 0; i < SEARCH_LISTS; i++) free(p->exact[i]);
-}
+static void search_plan_free(search_plan *p) { free(p->terms); }
 
-static int search_plan_init(search_plan *p, const search_query *q) {
+static int search_plan_init(search_plan *p, const search_index *idx, const search_query *q) {
     memset(p, 0, sizeof *p);
     const char *lists[SEARCH_LISTS] = {q->category, q->language, q->tag, q->quantization,
                                        q->license};
-    for (int i = 0; i < SEARCH_LISTS; i++)
-        if (search_plan_exact(p, i, lists[i]) != 0) return -1;
+    for (int i = 0; i < SEARCH_LISTS; i++) search_plan_exact(p, idx, i, lists[i]);
     if (search_plan_terms(p, q->terms) != 0) return -1;
     if (!isnan(q->min_rating) || !isnan(q->min_size_gb) || !isnan(q->max_size_gb) ||
         !isnan(q->max_ram_gb) || !isnan(q->max_vram_gb))
-        p->filtered = 1;
+        p->filtered = p->numbers = 1;
     return 0;
 }
 
-static int search_numbers_match(const search_rec *r, const search_query *q) {
-    return (isnan(q->min_rating) || r->num[SEARCH_N_RATING] >= q->min_rating) &&
-           (isnan(q->min_size_gb) || r->num[SEARCH_N_SIZE] >= q->min_size_gb) &&
-           (isnan(q->max_size_gb) || r->num[SEARCH_N_SIZE] <= q->max_size_gb) &&
-           (isnan(q->max_ram_gb) || r->num[SEARCH_N_RAM] <= q->max_ram_gb) &&
-           (isnan(q->max_vram_gb) || r->num[SEARCH_N_VRAM] <= q->max_vram_gb);
-}
-
-static int search_lists_match(const search_index *idx, const search_rec *r,
-                              const search_plan *p) {
-    for (int i = 0; i < SEARCH_LISTS; i++) {
-        if (!p->exact[i]) continue;
-        if (r->list[i].off == SEARCH_NONE ||
-            !memmem(idx->strs.p + r->list[i].off, r->list[i].len, p->exact[i], p->exact_len[i]))
-            return 0;
+/* Sets `bits` to the models holding `v` of field `list` (first filter) or ANDs them in. */
+static void search_exact_bits(const search_index *idx, int list, const search_val *v,
+                              uint64_t *bits, int first) {
+    const search_field *f = &idx->field[list];
+    size_t words = idx->words;
+    if (search_val_is_bits(idx, v)) {
+        const uint64_t *vb = f->bits + v->at;
+        if (first) memcpy(bits, vb, words * sizeof *bits);
+        else for (size_t w = 0; w < words; w++) bits[w] &= vb[w];
+        return;
     }
-    return 1;
+    /* a posting list: keep the listed models that are still candidates */
+    const uint32_t *post = f->posts + v->at;
+    if (first) {
+        memset(bits, 0, words * sizeof *bits);
+        for (uint32_t i = 0; i < v->count; i++) SEARCH_BIT_SET(bits, post[i]);
+        return;
+    }
+    size_t w = 0;
+    for (uint32_t i = 0; i < v->count; i++) {
+        size_t pw = post[i] >> 6;
+        uint64_t keep = 0;
+        for (; i < v->count && (post[i] >> 6) == pw; i++) keep |= (uint64_t)1 << (post[i] & 63);
+        i--;
+        while (w < pw) bits[w++] = 0;
+        bits[w++] &= keep;
+    }
+    while (w < words) bits[w++] = 0;
 }
-
-#define SEARCH_BIT_GET(bits, i) (((bits)[(i) >> 6] >> ((i) & 63)) & 1u)
-#define SEARCH_BIT_SET(bits, i) ((bits)[(i) >> 6] |= (uint64_t)1 << ((i) & 63))
 
 /* The record whose haystack holds byte `off` of hays (records are in hays order). */
 static size_t search_rec_at(const search_index *idx, size_t off) {
@@ -725,14 +940,52 @@ static void search_term_bits(const search_index *idx, search_needle t, uint64_t 
     }
 }
 
-/* Clears in `bits` the records whose haystack lacks `t` (few candidates left). */
-static void search_term_narrow(const search_index *idx, search_needle t, uint64_t *bits) {
-    for (size_t i = 0; i < idx->n; i++) {
-        if (!SEARCH_BIT_GET(bits, i)) continue;
-        const search_rec *r = &idx->recs[i];
-        if (!memmem(idx->hays.p + r->hay.off, r->hay.len, t.s, t.len))
-            bits[i >> 6] &= ~((uint64_t)1 << (i & 63));
+/* Clears in `bits` the candidates whose haystack lacks `t`; returns how many are left. */
+static size_t search_term_narrow(const search_index *idx, search_needle t, uint64_t *bits) {
+    size_t left = 0;
+    for (size_t w = 0; w < idx->words; w++) {
+        for (uint64_t x = bits[w]; x; x &= x - 1) {
+            size_t i = w * 64 + (size_t)__builtin_ctzll(x);
+            const search_rec *r = &idx->recs[i];
+            if (memmem(idx->hays.p + r->hay.off, r->hay.len, t.s, t.len)) left++;
+            else SEARCH_BIT_CLEAR(bits, i);
+        }
     }
+    return left;
+}
+
+/* Clears in `bits` the candidates whose number `num` is not >= (min) or <= (max) `bound`
+ * (a missing number, NAN, is neither); returns how many are left. */
+static size_t search_bound_narrow(const search_index *idx, const double *num, double bound,
+                                  int min, uint64_t *bits) {
+    size_t left = 0;
+    for (size_t w = 0; w < idx->words; w++) {
+        uint64_t keep = bits[w];
+        for (uint64_t x = keep; x; x &= x - 1) {
+            int b = __builtin_ctzll(x);
+            double v = num[w * 64 + (size_t)b];
+            if (!(min ? v >= bound : v <= bound)) keep &= ~((uint64_t)1 << b);
+        }
+        bits[w] = keep;
+        left += (size_t)__builtin_popcountll(keep);
+    }
+    return left;
+}
+
+/* Applies the numeric bounds of `q` to `bits`; returns how many candidates are left. */
+static size_t search_numbers_narrow(const search_index *idx, const search_query *q,
+                                    uint64_t *bits) {
+    const struct { double bound; int num, min; } bounds[] = {
+        {q->min_rating, SEARCH_N_RATING, 1}, {q->min_size_gb, SEARCH_N_SIZE, 1},
+        {q->max_size_gb, SEARCH_N_SIZE, 0},  {q->max_ram_gb, SEARCH_N_RAM, 0},
+        {q->max_vram_gb, SEARCH_N_VRAM, 0},
+    };
+    size_t left = (size_t)-1;
+    for (size_t k = 0; k < sizeof bounds / sizeof bounds[0] && left != 0; k++)
+        if (!isnan(bounds[k].bound))
+            left = search_bound_narrow(idx, idx->num[bounds[k].num], bounds[k].bound,
+                                       bounds[k].min, bits);
+    return left;
 }
 
 static size_t search_popcount(const uint64_t *bits, size_t words) {
@@ -742,28 +995,29 @@ static size_t search_popcount(const uint64_t *bits, size_t words) {
 }
 
 /* Fills `bits` with the records matching the plan, in file order; returns their count.
- * The first term scans all haystacks at once; later terms do the same while many
- * candidates are left, else look only at the candidates. */
+ * Cheapest first: the exact filters (set operations), the numeric bounds, then each term
+ * -- by one scan of all haystacks while many candidates are left, else candidate by
+ * candidate. */
 static size_t search_filter(const search_index *idx, const search_query *q,
                             const search_plan *p, uint64_t *bits, uint64_t *tmp) {
-    size_t words = (idx->n + 63) / 64, total = 0;
-    if (p->nterms == 0) memset(bits, 0xff, words * sizeof *bits);
-    for (size_t t = 0; t < p->nterms; t++) {
-        if (t > 0 && search_popcount(bits, words) < idx->n / 8) {
-            search_term_narrow(idx, p->terms[t], bits);
+    size_t words = idx->words, total;
+    for (int i = 0; i < p->nexact; i++)
+        search_exact_bits(idx, p->exact_list[i], p->exact[i], bits, i == 0);
+    if (p->nexact == 0) {
+        memset(bits, 0xff, words * sizeof *bits);
+        if (idx->n % 64) bits[words - 1] = ((uint64_t)1 << (idx->n % 64)) - 1;
+    }
+    if (p->numbers) total = search_numbers_narrow(idx, q, bits);
+    else total = p->nexact ? search_popcount(bits, words) : idx->n;
+    for (size_t t = 0; t < p->nterms && total > 0; t++) {
+        if (total < idx->n / 8) {
+            total = search_term_narrow(idx, p->terms[t], bits);
             continue;
         }
-        uint64_t *dst = t == 0 ? bits : tmp;
-        memset(dst, 0, words * sizeof *dst);
-        search_term_bits(idx, p->terms[t], dst);
-        if (t > 0)
-            for (size_t w = 0; w < words; w++) bits[w] &= tmp[w];
-    }
-    for (size_t i = 0; i < idx->n; i++) {
-        if (!SEARCH_BIT_GET(bits, i)) continue;
-        const search_rec *r = &idx->recs[i];
-        if (search_numbers_match(r, q) && search_lists_match(idx, r, p)) total++;
-        else bits[i >> 6] &= ~((uint64_t)1 << (i & 63));
+        memset(tmp, 0, words * sizeof *tmp);
+        search_term_bits(idx, p->terms[t], tmp);
+        for (size_t w = 0; w < words; w++) bits[w] &= tmp[w];
+        total = search_popcount(bits, words);
     }
     return total;
 }
@@ -826,7 +1080,7 @@ static size_t search_collect(const search_index *idx, const search_query *q,
         return idx->n;
     }
     if (p->never || idx->n == 0) return 0;
-    size_t words = (idx->n + 63) / 64;
+    size_t words = idx->words;
     uint64_t *bits = malloc(2 * words * sizeof *bits);
     if (!bits) return (size_t)-1;
     size_t total = search_filter(idx, q, p, bits, bits + words);
@@ -868,7 +1122,7 @@ int search_run(const search_index *idx, const search_query *q, search_write_fn w
     int s = (int)q->sort >= 0 && (int)q->sort < SEARCH_SORTS ? (int)q->sort : SEARCH_SORT_RATING;
     uint32_t *hits = malloc(lim * sizeof *hits);
     search_out o = {.write = write, .ctx = ctx};
-    if (search_plan_init(&plan, q) == 0 && hits)
+    if (search_plan_init(&plan, idx, q) == 0 && hits)
         total = search_collect(idx, q, &plan, idx->perm[s][q->descending ? 1 : 0], hits, &nhits);
     int rc = -1;
     if (total != (size_t)-1) {

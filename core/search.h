@@ -44,8 +44,9 @@ typedef struct search_query {
 } search_query;
 
 /* Parses a raw (URL-encoded) query string into `q` as the contract's parameter table says:
- * unknown parameters ignored, the last of a repeated parameter wins, empty filter values
- * ignored. A malformed value: -1 and err 400 "invalid_parameter" naming the parameter.
+ * unknown parameters ignored, the last of a repeated parameter wins, an empty text filter
+ * (query, category, language, tag, quantization, license) ignored; an empty numeric, paging or
+ * sort value is malformed. A malformed value: -1 and err 400 "invalid_parameter" naming the parameter.
  * On success free `q` with search_query_free. */
 int search_query_parse(search_query *q, const char *query_string, mg_error *err);
 void search_query_free(search_query *q);

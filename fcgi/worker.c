@@ -4,6 +4,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -127,6 +128,10 @@ const search_index *worker_index(worker_ctx *w, mg_error *err) {
     }
     search_index_free(w->idx);
     w->idx = idx;
+    /* Loading's transient buffers (and the old index) are freed: give the pages back. After a
+     * cache rebuild in this process glibc's raised mmap threshold leaves them on the heap
+     * (~15 MiB of a 50k-model gallery's 37 MiB otherwise). */
+    malloc_trim(0);
     return idx;
 }
 

@@ -13,7 +13,7 @@ import math
 import random
 
 import mgtest
-from mgtest import Stack, StackTestCase, load_fixture, qs
+from mgtest import SharedStackTestCase, load_fixture, qs
 
 FIXTURE = load_fixture("gallery_it.json")
 VALID = [m["id"] for m in FIXTURE["models"] if isinstance(m, dict)]
@@ -102,15 +102,7 @@ def ref_search(params):
             "ids": [m["id"] for m in ms[offset:offset + limit]]}
 
 
-class SearchTest(StackTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.stack = Stack(gallery="gallery_it.json")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.stop()
-
+class SearchTest(SharedStackTestCase):
     def search(self, params=None, raw=None):
         return self.stack.search(params, raw)
 
@@ -443,6 +435,25 @@ class SearchTest(StackTestCase):
         for v in ("ASC", "Desc", "up", "ascending"):
             with self.subTest(order=v):
                 self.bad({"order": v}, "order")
+
+    def test_empty_number_page_sort_order(self):
+        # an empty text filter is ignored (test_empty_text_filters_ignored), but an empty
+        # number, limit, offset, sort or order is malformed, named in the error
+        for p in ("min_rating", "min_size_gb", "max_size_gb", "max_ram_gb", "max_vram_gb",
+                  "limit", "offset", "sort", "order"):
+            for raw in (f"{p}=", p, f"query=qwen&{p}=&category=code", f"{p}=1&{p}="):
+                with self.subTest(raw=raw):
+                    err = self.bad(raw, p)
+                    self.assertIn(p, err["message"])
+                    self.assertIn("empty", err["message"])
+        err = self.bad("min_rating=", "min_rating")
+        self.assertEqual(err["message"], "min_rating must be a number, got an empty value")
+        err = self.bad({"limit": ""}, "limit")
+        self.assertEqual(err["message"],
+                         "limit must be an integer from 1 to 1000, got an empty value")
+        # the last value wins: an empty one before a good one is fine
+        body = self.assertIds(self.search(raw="limit=&limit=2"), DEFAULT_ORDER[:2])
+        self.assertEqual(body["limit"], 2)
 
     def test_min_size_above_max_size(self):
         self.bad({"min_size_gb": "5", "max_size_gb": "2"}, "min_size_gb")

@@ -251,15 +251,19 @@ UNIT_TEST(repeated_unknown_empty_and_encoded_parameters) {
     CHECK_STR(ids(idx, "limit=5&limit=1"), "echo-70b|6");
     CHECK_STR(ids(idx, "category=code&category=embedding"), "delta-embed|1");
     CHECK_STR(ids(idx, "foo=bar&sort_by=x&&=&x"), "echo-70b,alpha-7b,beta-27b,delta-embed,foxtrot,Qwen-1.5b|6");
-    CHECK_STR(ids(idx, "query=&category=&language=&tag=&quantization=&license=&min_rating="
-                       "&min_size_gb=&max_size_gb=&max_ram_gb=&max_vram_gb=&sort=&order=&limit=&offset="),
+    /* an empty text filter is ignored (an empty number, page, sort or order is malformed:
+     * see malformed_values_name_their_parameter) */
+    CHECK_STR(ids(idx, "query=&category=&language=&tag=&quantization=&license="),
               "echo-70b,alpha-7b,beta-27b,delta-embed,foxtrot,Qwen-1.5b|6");
     CHECK_STR(ids(idx, "category"), "echo-70b,alpha-7b,beta-27b,delta-embed,foxtrot,Qwen-1.5b|6");
+    CHECK_STR(ids(idx, "query&tag&license=&sort=size&limit=2"), "beta-27b,echo-70b|6");
+    CHECK_STR(ids(idx, "category=chat&category="), "echo-70b,alpha-7b,beta-27b,delta-embed,foxtrot,Qwen-1.5b|6");
     CHECK_STR(ids(idx, "cat%65gory=embedding"), "delta-embed|1");
     CHECK_STR(ids(idx, "license=apache%2d2.0&limit=1"), "alpha-7b|3");
     CHECK_STR(ids(idx, "query=100%"), "|0"); /* a bad escape stays literal */
-    /* the last value wins, and an empty one is ignored: the default applies */
-    CHECK_STR(ids(idx, "limit=2&limit="), "echo-70b,alpha-7b,beta-27b,delta-embed,foxtrot,Qwen-1.5b|6");
+    /* the last value wins, and an empty limit is malformed */
+    CHECK_STR(ids(idx, "limit=2&limit="), "error limit: limit must be an integer from 1 to 1000, got an empty value");
+    CHECK_STR(ids(idx, "limit=&limit=2"), "echo-70b,alpha-7b|6");
     search_index_free(idx);
 }
 
@@ -313,6 +317,42 @@ UNIT_TEST(malformed_values_name_their_parameter) {
     CHECK_INT(search_query_parse(&q, "min_rating=%FF%FE", &err), -1);
     CHECK_CONTAINS(err.message, "min_rating must be a finite number >= 0");
     CHECK_INT(err.status, 400);
+    /* an empty number, page, sort or order is malformed ("x=", a bare "x", the last of a
+     * repeated one); empty text filters are not */
+    static const char *no_empty[] = {"min_rating", "min_size_gb", "max_size_gb", "max_ram_gb",
+                                     "max_vram_gb", "limit", "offset", "sort", "order", NULL};
+    for (int i = 0; no_empty[i]; i++) {
+        const char *forms[] = {"%s=", "%s", "query=x&%s=&tag=y", "%s=1&%s=", NULL};
+        for (int f = 0; forms[f]; f++) {
+            snprintf(qs, sizeof qs, forms[f], no_empty[i], no_empty[i]);
+            if (strcmp(bad_param(qs), no_empty[i]) != 0)
+                unit_fail(__FILE__, __LINE__, "%s: got parameter \"%s\"", qs, bad_param(qs));
+        }
+    }
+    CHECK_STR(bad_param("min_rating="), "min_rating");
+    CHECK_STR(bad_param("min_size_gb="), "min_size_gb");
+    CHECK_STR(bad_param("max_size_gb="), "max_size_gb");
+    CHECK_STR(bad_param("max_ram_gb="), "max_ram_gb");
+    CHECK_STR(bad_param("max_vram_gb="), "max_vram_gb");
+    CHECK_STR(bad_param("limit="), "limit");
+    CHECK_STR(bad_param("offset="), "offset");
+    CHECK_STR(bad_param("sort="), "sort");
+    CHECK_STR(bad_param("order="), "order");
+    CHECK_STR(bad_param("min_rating=&min_rating=4"), ""); /* the last value wins */
+    CHECK_STR(bad_param("query=&category=&language=&tag=&quantization=&license="), "");
+    CHECK_INT(search_query_parse(&q, "min_rating=", &err), -1);
+    CHECK_STR(err.message, "min_rating must be a number, got an empty value");
+    CHECK_INT(err.status, 400);
+    CHECK_INT(search_query_parse(&q, "max_vram_gb", &err), -1);
+    CHECK_STR(err.message, "max_vram_gb must be a number, got an empty value");
+    CHECK_INT(search_query_parse(&q, "limit=", &err), -1);
+    CHECK_STR(err.message, "limit must be an integer from 1 to 1000, got an empty value");
+    CHECK_INT(search_query_parse(&q, "offset=", &err), -1);
+    CHECK_STR(err.message, "offset must be an integer >= 0, got an empty value");
+    CHECK_INT(search_query_parse(&q, "sort=", &err), -1);
+    CHECK_STR(err.message, "sort must be one of rating, size, name, updated, got an empty value");
+    CHECK_INT(search_query_parse(&q, "order=", &err), -1);
+    CHECK_STR(err.message, "order must be asc or desc, got an empty value");
 }
 
 UNIT_TEST(query_parse_fields) {
@@ -420,6 +460,115 @@ UNIT_TEST(replaced_cache_never_mixes) {
     CHECK_INT(search_index_is_current(idx, &st), 0);
     CHECK_STR(ids(fresh, "sort=name&limit=2"), "m00,m40|4");
     search_index_free(fresh);
+    search_index_free(idx);
+}
+
+/* ---- exact filters over rare and common values --------------------------------------- */
+
+/* Model i of a 300-model gallery: common values (bitsets in the index) and rare ones
+ * (posting lists), duplicates in one model, mixed case, non-ASCII, absent and null fields. */
+static json_t *exact_model(int i) {
+    char id[32], hex[65];
+    snprintf(id, sizeof id, "m%03d", i);
+    snprintf(hex, sizeof hex, "%064x", (unsigned)i);
+    json_t *tags = json_pack("[s, s]", i % 2 ? "Odd" : "even", "all");
+    char t[32];
+    snprintf(t, sizeof t, "t%d", i % 97);     /* 3-4 models each: rare */
+    json_array_append_new(tags, json_string(t));
+    if (i == 7 || i == 250) json_array_append_new(tags, json_string("RARE"));
+    if (i == 7) json_array_append_new(tags, json_string("rare")); /* twice in one model */
+    if (i % 50 == 0) json_array_append_new(tags, json_string("\xc3\x9c" "ber")); /* "Über" */
+    json_t *m = json_pack("{s:s, s:s, s:s+, s:s, s:f, s:o}", "id", id, "name", id,
+                          "checksum", "sha256:", hex, "downloadUrl", "https://example.com/m.gguf",
+                          "sizeGb", 1.0 + i % 10, "tags", tags);
+    if (i % 3 == 0) json_object_set_new(m, "languages", json_pack("[s, s]", "EN", i % 9 ? "de" : "ja"));
+    else if (i % 3 == 1) json_object_set_new(m, "languages", json_null());
+    if (i % 4) json_object_set_new(m, "license", json_string(i % 100 == 1 ? "WTFPL" : "mit"));
+    if (i % 5 != 2) json_object_set_new(m, "quantization", json_string(i % 5 ? "Q4_K_M" : "Q8_0"));
+    json_object_set_new(m, "categories", json_pack("[s]", i < 10 ? "Vision" : "chat"));
+    json_object_set_new(m, "rating", json_real((i % 50) / 10.0));
+    return m;
+}
+
+/* 1 when model `m` passes the exact filter `want` (NULL: none) on `field`. */
+static int exact_ok(json_t *m, const char *field, const char *want) {
+    if (!want) return 1;
+    json_t *v = json_object_get(m, field);
+    json_t *item;
+    size_t i;
+    if (json_is_string(v)) return strcasecmp(json_string_value(v), want) == 0;
+    json_array_foreach(v, i, item)
+        if (json_is_string(item) && strcasecmp(json_string_value(item), want) == 0) return 1;
+    return 0;
+}
+
+UNIT_TEST(exact_filters_rare_and_common_values_agree_with_reference) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/exact.json", unit_tmpdir());
+    json_t *models = json_array();
+    for (int i = 0; i < 300; i++) json_array_append_new(models, exact_model(i));
+    json_t *g = json_pack("{s:s, s:s, s:o}", "version", "1", "generatedAt",
+                          "2025-01-01T00:00:00Z", "models", models);
+    CHECK_INT(json_dump_file(g, path, 0), 0);
+    json_decref(g);
+    search_index *idx = search_index_load(make_cache(path), NULL);
+    CHECK(idx != NULL);
+    if (!idx) return;
+    CHECK_INT(search_index_count(idx), 300);
+    /* category, language, tag, quantization, license, min_rating */
+    static const struct { const char *v[5]; double min_rating; } cases[] = {
+        {{NULL, NULL, "rare", NULL, NULL}, NAN},        /* a posting list, a duplicate */
+        {{NULL, NULL, "Rare", NULL, "mit"}, NAN},       /* posting list AND bitset */
+        {{NULL, NULL, "t7", NULL, NULL}, NAN},
+        {{NULL, NULL, "t7", NULL, "MIT"}, NAN},
+        {{NULL, NULL, "t7", NULL, "wtfpl"}, NAN},       /* posting list AND posting list */
+        {{"vision", NULL, "t7", NULL, NULL}, NAN},      /* two rare sets */
+        {{"vision", NULL, NULL, NULL, NULL}, NAN},
+        {{NULL, "JA", NULL, NULL, NULL}, NAN},
+        {{NULL, "de", "odd", "q4_k_m", "mit"}, NAN},   /* four common sets */
+        {{NULL, "en", "t5", NULL, NULL}, 2},
+        {{NULL, NULL, "\xc3\x9c" "ber", NULL, NULL}, NAN}, /* non-ASCII: exact bytes */
+        {{NULL, NULL, "\xc3\xbc" "ber", NULL, NULL}, NAN}, /* ... not folded */
+        {{NULL, NULL, NULL, NULL, "wtfpl"}, NAN},
+        {{NULL, NULL, NULL, "Q8_0", NULL}, 4.5},
+        {{NULL, NULL, "all", NULL, NULL}, NAN},
+        {{NULL, NULL, "al", NULL, NULL}, NAN},         /* exact, not a prefix */
+        {{"chat", "en", "even", "q4_k_m", "mit"}, 0},
+        {{NULL, "none", NULL, NULL, NULL}, NAN},       /* unknown values */
+        {{NULL, NULL, "rare", NULL, "gpl"}, NAN},
+    };
+    static const char *params[5] = {"category", "language", "tag", "quantization", "license"};
+    static const char *fields[5] = {"categories", "languages", "tags", "quantization", "license"};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char qs[512] = "sort=name&limit=1000", want[4096] = "";
+        for (int f = 0; f < 5; f++)
+            if (cases[c].v[f])
+                snprintf(qs + strlen(qs), sizeof qs - strlen(qs), "&%s=%s", params[f],
+                         cases[c].v[f]);
+        if (!isnan(cases[c].min_rating))
+            snprintf(qs + strlen(qs), sizeof qs - strlen(qs), "&min_rating=%g",
+                     cases[c].min_rating);
+        size_t total = 0;
+        for (int i = 0; i < 300; i++) {
+            json_t *m = exact_model(i);
+            int ok = isnan(cases[c].min_rating) ||
+                     json_real_value(json_object_get(m, "rating")) >= cases[c].min_rating;
+            for (int f = 0; f < 5 && ok; f++) ok = exact_ok(m, fields[f], cases[c].v[f]);
+            if (ok) {
+                if (total++) strcat(want, ",");
+                strcat(want, json_string_value(json_object_get(m, "id")));
+            }
+            json_decref(m);
+        }
+        snprintf(want + strlen(want), sizeof want - strlen(want), "|%zu", total);
+        const char *got = ids(idx, qs);
+        if (strcmp(got, want) != 0)
+            unit_fail(__FILE__, __LINE__, "%s: got %s, want %s", qs, got, want);
+    }
+    CHECK_STR(ids(idx, "tag=rare&sort=name"), "m007,m250|2");
+    CHECK_STR(ids(idx, "tag=rare&sort=name&offset=1"), "m250|2");
+    CHECK_STR(ids(idx, "tag=t7&limit=2&offset=1&sort=name&order=desc"), "m201,m104|4");
+    CHECK_STR(ids(idx, "category=vision&tag=t7&language=en"), "|0");
     search_index_free(idx);
 }
 
