@@ -143,6 +143,12 @@ static void runner_run(runner *r) {
         runner_finish(r, JOB_FAILED, 0, why);
         return;
     }
+    if (registry_is_installed(&r->cfg, r->model_id)) {
+        /* A crash after the rename and the registry write, before the final status: the
+         * model is whole and registered, so the job is done; nothing is downloaded again. */
+        runner_finish(r, JOB_INSTALLED, spec.expected_size, NULL);
+        return;
+    }
     log_info("job %s: installing %s from %s", r->job_id, r->model_id, spec.url);
     download_hooks hooks = {r, runner_report, runner_should_stop};
     switch (download_run(&spec, &hooks, &res)) {

@@ -21,6 +21,7 @@ GIVEUP = "it-giveup"
 CANCEL = "it-cancel"
 DELCANCEL = "it-delete-running"
 CRASH = "it-crash"
+DONE = "it-done"
 RANGE_RE = re.compile(r"^bytes=(\d+)-$")
 
 
@@ -47,8 +48,8 @@ class RetryTest(ResumeCase):
     def setUpClass(cls):
         files = {f"{DROP}.gguf": 4 * MiB + 777, f"{RETRY}.gguf": 1 * MiB,
                  f"{GIVEUP}.gguf": 1 * MiB, f"{CANCEL}.gguf": 4 * MiB,
-                 f"{DELCANCEL}.gguf": 4 * MiB}
-        cls.start(plain_models(DROP, RETRY, GIVEUP, CANCEL, DELCANCEL), files)
+                 f"{DELCANCEL}.gguf": 4 * MiB, f"{DONE}.gguf": 1 * MiB}
+        cls.start(plain_models(DROP, RETRY, GIVEUP, CANCEL, DELCANCEL, DONE), files)
 
     def test_dropped_connection_resumes_with_range(self):
         size = self.dl.files[f"{DROP}.gguf"][0]
@@ -63,6 +64,21 @@ class RetryTest(ResumeCase):
         served = self.dl.path_stats(f"{DROP}.gguf")["bytes"]
         self.assertLess(served, 1.5 * size, st)
         self.assertEqual(served, size, "bytes were downloaded twice")
+
+    def test_job_left_running_for_installed_model_ends_installed(self):
+        """A crash after the rename and the registry write, before the final status: the
+        restarted daemon finds the model whole and registered and downloads nothing."""
+        done = self.install(DONE)
+        requests = self.dl.path_stats(f"{DONE}.gguf")["requests"]
+        stale = dict(self.stack.read_json(f"jobs/{done['job_id']}.json"),
+                     job_id="00000000deadbeef", status="downloading", progress=40.0)
+        self.stack.write_json("jobs/00000000deadbeef.json", stale)
+        job = self.wait_job("00000000deadbeef")
+        self.assertEqual(job["status"], "installed", job)
+        self.assertEqual(job["progress"], 100, job)
+        self.assertEqual(self.dl.path_stats(f"{DONE}.gguf")["requests"], requests,
+                         "the installed model was downloaded again")
+        self.assertEqual(self.installed()[DONE]["status"], "installed")
 
     def test_server_errors_are_retried(self):
         self.dl.control(fail_first=2, fail_status=503)
