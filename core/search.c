@@ -175,6 +175,17 @@ static uint32_t search_val_find(const search_index *idx, const search_field *f, 
 }
 
 /* Doubles the hash table of `f` (or makes the first one). */
+/* Makes room for one more element in `items` (*cap elements of `size` bytes, `used` in use),
+ * doubling it from `first`. Returns the array to use from now on (owned by the caller, as
+ * `items` was), or NULL when out of memory, `items` then still valid and unchanged. */
+static void *search_reserve(void *items, size_t *cap, size_t used, size_t size, size_t first) {
+    if (used < *cap) return items;
+    size_t n = *cap ? *cap * 2 : first;
+    void *p = realloc(items, n * size);
+    if (p) *cap = n;
+    return p;
+}
+
 static int search_slots_grow(const search_index *idx, search_field *f) {
     size_t nslots = f->nslots ? f->nslots * 2 : 16, mask = nslots - 1;
     uint32_t *slots = calloc(nslots, sizeof *slots);
@@ -208,13 +219,9 @@ static int search_val_add(search_index *idx, search_field *f, uint32_t rec, json
     if (val == SEARCH_NONE) {
         if (f->nvals == UINT32_MAX - 1) return -1;
         if ((f->nvals + 1) * 2 > f->nslots && search_slots_grow(idx, f) != 0) return -1;
-        if (f->nvals == f->capvals) {
-            size_t cap = f->capvals ? f->capvals * 2 : 16;
-            search_val *vals = realloc(f->vals, cap * sizeof *vals);
-            if (!vals) return -1;
-            f->vals = vals;
-            f->capvals = cap;
-        }
+        search_val *vals = search_reserve(f->vals, &f->capvals, f->nvals, sizeof *vals, 16);
+        if (!vals) return -1;
+        f->vals = vals;
         val = (uint32_t)f->nvals++;
         f->vals[val] = (search_val){{(uint32_t)b->len, (uint32_t)len}, 0, 0};
         b->len += len;
@@ -225,13 +232,9 @@ static int search_val_add(search_index *idx, search_field *f, uint32_t rec, json
     /* a value twice in one model ("tags": ["a", "A"]) counts once */
     for (size_t i = f->nocc; i > 0 && f->occ[i - 1].rec == rec; i--)
         if (f->occ[i - 1].val == val) return 0;
-    if (f->nocc == f->capocc) {
-        size_t cap = f->capocc ? f->capocc * 2 : 1024;
-        search_occ *occ = realloc(f->occ, cap * sizeof *occ);
-        if (!occ) return -1;
-        f->occ = occ;
-        f->capocc = cap;
-    }
+    search_occ *occ = search_reserve(f->occ, &f->capocc, f->nocc, sizeof *occ, 1024);
+    if (!occ) return -1;
+    f->occ = occ;
     f->occ[f->nocc++] = (search_occ){rec, val};
     f->vals[val].count++;
     return 0;
