@@ -168,32 +168,6 @@ int http_error(http_req *req, int status, const char *code, const char *paramete
     return http_send_error(req, &err);
 }
 
-static int http_hex(int c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-int http_percent_decode(const char *in, size_t len, char *out, size_t *out_len) {
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (in[i] != '%') {
-            out[o++] = in[i];
-            continue;
-        }
-        if (i + 2 >= len) return -1;
-        int hi = http_hex((unsigned char)in[i + 1]);
-        int lo = http_hex((unsigned char)in[i + 2]);
-        if (hi < 0 || lo < 0) return -1;
-        out[o++] = (char)(hi * 16 + lo);
-        i += 2;
-    }
-    out[o] = '\0';
-    *out_len = o;
-    return 0;
-}
-
 int http_buf_append(http_buf *buf, const void *data, size_t len) {
     if (buf->cap - buf->len < len) {
         size_t cap = buf->cap ? buf->cap : 65536;

@@ -62,11 +62,6 @@ int http_error(http_req *req, int status, const char *code, const char *paramete
 /* The reason phrase of `status` ("Not Found"). */
 const char *http_reason(int status);
 
-/* Percent-decodes `len` bytes of `in` into `out` (room for len + 1 bytes; NUL-terminated,
- * though the result may itself hold NUL bytes from %00) and sets *out_len. '+' stays '+'.
- * -1 when a '%' is not followed by two hex digits. */
-int http_percent_decode(const char *in, size_t len, char *out, size_t *out_len);
-
 /* Appends to `buf`. 0, or -1 when memory ran out. */
 int http_buf_append(http_buf *buf, const void *data, size_t len);
 /* Empties `buf`, giving back its memory when it grew beyond `keep` bytes. */

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "id.h"
+#include "percent.h"
 
 #define ROUTE_SEGS_MAX 8
 
@@ -58,7 +59,7 @@ static int route_split(const char *path, route_path *rp) {
             return 0;
         }
         size_t dlen;
-        if (http_percent_decode(p, n, out, &dlen) != 0) return -1;
+        if (percent_decode(p, n, out, &dlen) != 0) return -1;
         rp->seg[rp->n].s = out;
         rp->seg[rp->n].len = dlen;
         rp->n++;
