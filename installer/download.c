@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "hashpipe.h"
+#include "header.h"
 #include "log.h"
 #include "partial.h"
 #include "progress.h"
@@ -98,21 +99,19 @@ static int download_tick(download_state *st, job_status status, int force) {
     return 0;
 }
 
+/* Keeps what the checks need from the response header: the Content-Range of the last
+ * response (a redirect or an interim response starts over). */
 static size_t download_on_header(char *line, size_t size, size_t n, void *ud) {
     download_state *st = ud;
     size_t len = size * n;
-    if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+    header_field f;
+    header_range r;
+    if (header_is_status(line, len)) {
         st->range_start = st->range_total = -1;
-    } else if (len > 14 && strncasecmp(line, "content-range:", 14) == 0) {
-        char buf[128];
-        snprintf(buf, sizeof buf, "%.*s", (int)(len - 14 < 127 ? len - 14 : 127), line + 14);
-        long long a, b, t;
-        if (sscanf(buf, " bytes %lld-%lld/%lld", &a, &b, &t) == 3) {
-            st->range_start = a;
-            st->range_total = t;
-        } else if (sscanf(buf, " bytes */%lld", &t) == 1) {
-            st->range_total = t;
-        }
+    } else if (header_split(line, len, &f) == 0 && header_name_is(&f, "content-range") &&
+               header_content_range(f.value, f.value_len, &r) == 0) {
+        st->range_start = r.start;
+        st->range_total = r.total;
     }
     return len;
 }

@@ -1,0 +1,116 @@
+/* test_header.c - HTTP response header lines and Content-Range (core/header.c) and the
+ * percent-decoding of path segments (core/percent.c): the forms servers and clients send,
+ * and the malformed ones that must never move a download's resume point. */
+#include <stdint.h>
+#include <string.h>
+
+#include "header.h"
+#include "percent.h"
+#include "unit.h"
+
+/* Parses `value` as a Content-Range; returns 0 and fills start/end/total, or -1. */
+static int range(const char *value, int64_t *start, int64_t *end, int64_t *total) {
+    header_range r = {7, 7, 7};
+    int rc = header_content_range(value, strlen(value), &r);
+    *start = r.start;
+    *end = r.end;
+    *total = r.total;
+    return rc;
+}
+
+UNIT_TEST(content_range_forms) {
+    int64_t s, e, t;
+    CHECK_INT(range("bytes 100-199/1000", &s, &e, &t), 0);
+    CHECK_INT(s, 100);
+    CHECK_INT(e, 199);
+    CHECK_INT(t, 1000);
+    /* unknown complete length: the resume point is still known */
+    CHECK_INT(range("bytes 0-99/*", &s, &e, &t), 0);
+    CHECK_INT(s, 0);
+    CHECK_INT(e, 99);
+    CHECK_INT(t, -1);
+    /* the answer to an unsatisfiable range (416) */
+    CHECK_INT(range("bytes */5000", &s, &e, &t), 0);
+    CHECK_INT(s, -1);
+    CHECK_INT(e, -1);
+    CHECK_INT(t, 5000);
+    CHECK_INT(range("BYTES\t 5-5/6", &s, &e, &t), 0);
+    CHECK_INT(s, 5);
+    CHECK_INT(range("bytes 9223372036854775806-9223372036854775806/9223372036854775807", &s, &e,
+                    &t), 0);
+    CHECK_INT(t, INT64_MAX);
+}
+
+UNIT_TEST(content_range_malformed) {
+    static const char *bad[] = {
+        "", "bytes", "bytes ", "bytes5-6/7", "items 1-2/3", "bytes 5-3/10", "bytes 0-10/10",
+        "bytes -1-5/10", "bytes 1--5/10", "bytes +1-5/10", "bytes 1-2/3 ", "bytes 1-2/3x",
+        "bytes 1-2", "bytes 1-/3", "bytes -2/3", "bytes */*", "bytes */", "bytes 1 -2/3",
+        "bytes 9223372036854775808-9223372036854775809/*", "bytes 0-1/99999999999999999999",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int64_t s, e, t;
+        if (range(bad[i], &s, &e, &t) != -1) unit_fail(__FILE__, __LINE__, "accepted \"%s\"", bad[i]);
+    }
+    header_range r;
+    CHECK_INT(header_content_range("bytes 1-2/3\0", 12, &r), -1); /* a NUL byte inside */
+}
+
+/* Splits `line`; returns 0 and the name and value as strings, or -1. */
+static int split(const char *line, char name[64], char value[64]) {
+    header_field f;
+    if (header_split(line, strlen(line), &f) != 0) return -1;
+    snprintf(name, 64, "%.*s", (int)f.name_len, f.name);
+    snprintf(value, 64, "%.*s", (int)f.value_len, f.value);
+    return 0;
+}
+
+UNIT_TEST(header_lines) {
+    char name[64], value[64];
+    CHECK_INT(split("Content-Range: bytes 1-2/3\r\n", name, value), 0);
+    CHECK_STR(name, "Content-Range");
+    CHECK_STR(value, "bytes 1-2/3");
+    CHECK_INT(split("etag:\t \"abc\" \t\r\n", name, value), 0);
+    CHECK_STR(name, "etag");
+    CHECK_STR(value, "\"abc\"");
+    CHECK_INT(split("X-Empty:\r\n", name, value), 0);
+    CHECK_STR(value, "");
+    CHECK_INT(split("Location: https://h/a:b\n", name, value), 0);
+    CHECK_STR(value, "https://h/a:b");
+    CHECK_INT(split("\r\n", name, value), -1);
+    CHECK_INT(split(" folded: continuation\r\n", name, value), -1);
+    CHECK_INT(split("Bad Name: x\r\n", name, value), -1);
+    CHECK_INT(split(": no name\r\n", name, value), -1);
+    CHECK_INT(split("HTTP/1.1 206 Partial Content\r\n", name, value), -1);
+    CHECK(header_is_status("HTTP/1.1 206 Partial Content\r\n", 30));
+    CHECK(header_is_status("HTTP/2 200\r\n", 12));
+    CHECK(!header_is_status("HTTP", 4));
+    header_field f;
+    CHECK_INT(header_split("CONTENT-range: x", 16, &f), 0);
+    CHECK(header_name_is(&f, "content-range"));
+    CHECK(!header_name_is(&f, "content-rang"));
+}
+
+/* Decodes `in`; returns the decoded length, or -1. */
+static long decode(const char *in, char out[64]) {
+    size_t n = 0;
+    return percent_decode(in, strlen(in), out, &n) == 0 ? (long)n : -1;
+}
+
+UNIT_TEST(percent_decoding) {
+    char out[64];
+    CHECK_INT(decode("a%41b%c3%a9", out), 5);
+    CHECK_STR(out, "aAb\xc3\xa9");
+    CHECK_INT(decode("a+b", out), 3);
+    CHECK_STR(out, "a+b");
+    CHECK_INT(decode("a%2Fb", out), 3);
+    CHECK_STR(out, "a/b");
+    CHECK_INT(decode("%00", out), 1);
+    CHECK_INT(out[0], 0);
+    CHECK_INT(decode("", out), 0);
+    CHECK_INT(decode("%", out), -1);
+    CHECK_INT(decode("%4", out), -1);
+    CHECK_INT(decode("a%zz", out), -1);
+    CHECK_INT(decode("%4g", out), -1);
+    CHECK_INT(decode("100%", out), -1);
+}
