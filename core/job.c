@@ -98,13 +98,18 @@ static json_t *job_read(const mg_config *cfg, const char *job_id, mg_error *err)
             mg_error_set(err, 500, "job_unreadable", NULL, "%s", rerr.message);
         return NULL;
     }
+    json_t *job = job_parse(text, len, path, err);
+    free(text);
+    return job;
+}
+
+json_t *job_parse(const char *text, size_t len, const char *source, mg_error *err) {
     json_error_t jerr;
     json_t *job = json_loadb(text, len, 0, &jerr);
-    free(text);
     if (!json_is_object(job)) {
         json_decref(job);
         mg_error_set(err, 500, "job_corrupt", NULL, "%s: not a valid job file (line %d, column %d)",
-                     path, jerr.line, jerr.column);
+                     source, jerr.line, jerr.column);
         return NULL;
     }
     return job;

@@ -39,6 +39,11 @@ json_t *job_enqueue(const mg_config *cfg, json_t *model, int *created, mg_error 
 /* Returns a new reference to the job, or NULL and err (404 "job_not_found"). */
 json_t *job_load(const mg_config *cfg, const char *job_id, mg_error *err);
 
+/* Parses `len` bytes of a job file; `source` names it in messages (a path). Returns a new
+ * reference to the job object, or NULL and err 500 "job_corrupt" when the text is not a JSON
+ * object. Field types are not checked here: readers use json_*_value, which tolerate any. */
+json_t *job_parse(const char *text, size_t len, const char *source, mg_error *err);
+
 /* Returns a new reference to an array of all jobs, newest first. */
 json_t *job_list(const mg_config *cfg, mg_error *err);
 

@@ -8,7 +8,11 @@
 
 static const char *log_component = "mg";
 
+static int log_fd = STDERR_FILENO;
+
 void log_set_component(const char *name) { log_component = name; }
+
+void log_set_fd(int fd) { log_fd = fd; }
 
 static void log_write(const char *level, const char *fmt, va_list ap) {
     char line[2048];
@@ -26,7 +30,8 @@ static void log_write(const char *level, const char *fmt, va_list ap) {
     if (len > sizeof line - 2) len = sizeof line - 2;
     line[len++] = '\n';
     /* One write() per record keeps lines whole when several processes share the file. */
-    ssize_t w = write(STDERR_FILENO, line, len);
+    if (log_fd < 0) return;
+    ssize_t w = write(log_fd, line, len);
     (void)w;
 }
 

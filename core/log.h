@@ -5,6 +5,9 @@
 
 /* Sets the component name printed on every line (a static string, not copied). */
 void log_set_component(const char *name);
+/* Sends the records to `fd` (default STDERR_FILENO); -1 formats and drops them
+ * (fuzz targets). */
+void log_set_fd(int fd);
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -31,8 +31,7 @@ static int registry_lock(const mg_config *cfg, int exclusive, mg_error *err) {
 }
 
 /* Reads and parses the registry file; the caller holds the lock. Returns a new reference
- * ({"models": {}} when the file is absent), or NULL and err ("registry_corrupt" when the
- * file is not JSON or has no "models" object). */
+ * ({"models": {}} when the file is absent), or NULL and err (see registry_parse). */
 static json_t *registry_read(const mg_config *cfg, mg_error *err) {
     char path[MG_PATH_MAX];
     config_path(cfg, path, REGISTRY_FILE);
@@ -46,14 +45,19 @@ static json_t *registry_read(const mg_config *cfg, mg_error *err) {
                      path, rerr.message);
         return NULL;
     }
+    json_t *doc = registry_parse(text, len, path, err);
+    free(text);
+    return doc;
+}
+
+json_t *registry_parse(const char *text, size_t len, const char *source, mg_error *err) {
     json_error_t jerr;
     json_t *doc = json_loadb(text, len, 0, &jerr);
-    free(text);
     if (!doc) {
         mg_error_set(err, 500, "registry_corrupt", NULL,
                      "%s: not valid JSON at line %d, column %d: %s (the file was left as it "
                      "is; repair or remove it)",
-                     path, jerr.line, jerr.column, jerr.text);
+                     source, jerr.line, jerr.column, jerr.text);
         return NULL;
     }
     json_t *models = json_is_object(doc) ? json_object_get(doc, "models") : NULL;
@@ -66,7 +70,7 @@ static json_t *registry_read(const mg_config *cfg, mg_error *err) {
         mg_error_set(err, 500, "registry_corrupt", NULL,
                      "%s: expected an object {\"models\": {...}} (the file was left as it "
                      "is; repair or remove it)",
-                     path);
+                     source);
         return NULL;
     }
     return doc;
@@ -98,9 +102,7 @@ static int registry_name_ok(const char *name, size_t len) {
     return strchr(name, '/') == NULL;
 }
 
-/* Resolves the "path" of `entry` (borrowed) to an absolute path in `out` when it names a
- * file directly under models/llm/; anything else (absolute, "..", other folders) is 0. */
-static int registry_entry_file(const mg_config *cfg, json_t *entry, char out[MG_PATH_MAX]) {
+int registry_entry_file(const mg_config *cfg, json_t *entry, char out[MG_PATH_MAX]) {
     json_t *p = json_object_get(entry, "path");
     if (!json_is_string(p)) return 0;
     const char *rel = json_string_value(p);

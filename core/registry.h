@@ -15,6 +15,16 @@
  * A file that is not JSON: NULL and err 500 naming the file, line and column. */
 json_t *registry_load(const mg_config *cfg, mg_error *err);
 
+/* Parses `len` bytes of registry text; `source` names it in messages (a path). Returns a new
+ * reference to the document (a "models" object is added when the key is absent), or NULL and
+ * err 500 "registry_corrupt" when it is not JSON or its "models" is not an object. */
+json_t *registry_parse(const char *text, size_t len, const char *source, mg_error *err);
+
+/* Resolves the "path" of `entry` (borrowed) to an absolute path under cfg->root in `out` when
+ * it names a plain file directly under models/llm/ (1); anything else (absolute, "..", other
+ * folders, dot-files, NUL bytes) is 0. No file system access. */
+int registry_entry_file(const mg_config *cfg, json_t *entry, char out[MG_PATH_MAX]);
+
 /* Adds or replaces the entry `id` with `entry` (borrowed; copied) under the exclusive lock.
  * 0, or -1 and err. */
 int registry_add(const mg_config *cfg, const char *id, json_t *entry, mg_error *err);
