@@ -315,9 +315,29 @@ static void gallery_now_iso(char out[40]) {
     strftime(out, 40, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
 }
 
+/* 1 when `v` (borrowed) holds a real so large that 15 significant digits would round it past
+ * DBL_MAX (1.79769313486232e+308 does not parse again). */
+static int gallery_has_huge_real(json_t *v) {
+    json_t *item;
+    const char *key;
+    size_t i;
+    if (json_is_real(v)) return fabs(json_real_value(v)) >= 1e308;
+    if (json_is_array(v))
+        json_array_foreach(v, i, item) if (gallery_has_huge_real(item)) return 1;
+    if (json_is_object(v))
+        json_object_foreach(v, key, item) if (gallery_has_huge_real(item)) return 1;
+    return 0;
+}
+
+/* Writes `v` compactly; reals with 15 significant digits ("4.1", not "4.0999999999999996"),
+ * or 17 in a value holding a huge real, so that the cache always parses again. */
+static int gallery_dump_value(json_t *v, FILE *f) {
+    size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY;
+    return json_dumpf(v, f, flags | JSON_REAL_PRECISION(gallery_has_huge_real(v) ? 17 : 15));
+}
+
 /* Serialises `gallery` in the one-model-per-line format. Caller frees *buf. */
 static int gallery_cache_render(json_t *gallery, char **buf, size_t *len) {
-    const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15);
     FILE *f = open_memstream(buf, len);
     if (!f) return -1;
     json_t *version = json_object_get(gallery, "version");
@@ -326,12 +346,12 @@ static int gallery_cache_render(json_t *gallery, char **buf, size_t *len) {
     size_t i, n = json_array_size(models);
     int rc = 0;
     fputs("{\"version\":", f);
-    rc |= json_dumpf(version ? version : json_null(), f, flags);
+    rc |= gallery_dump_value(version ? version : json_null(), f);
     fputs(",\"generatedAt\":", f);
-    rc |= json_dumpf(generated ? generated : json_null(), f, flags);
+    rc |= gallery_dump_value(generated ? generated : json_null(), f);
     fputs(",\"models\":[\n", f);
     json_array_foreach(models, i, model) {
-        rc |= json_dumpf(model, f, flags);
+        rc |= gallery_dump_value(model, f);
         fputs(i + 1 < n ? ",\n" : "\n", f);
     }
     fputs("]}\n", f);

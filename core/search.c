@@ -473,7 +473,7 @@ static int search_header_ok(const char *line, size_t len) {
     if (!doc) return 0;
     memcpy(doc, line, len);
     memcpy(doc + len, "]}", 3);
-    json_t *j = json_loadb(doc, len + 2, 0, NULL);
+    json_t *j = json_loadb(doc, len + 2, JSON_ALLOW_NUL, NULL);
     int ok = json_is_array(json_object_get(j, "models"));
     json_decref(j);
     free(doc);
@@ -750,7 +750,7 @@ static int search_parse_sort(search_query *q, const search_raw *raw, mg_error *e
     v = raw->v[SP_ORDER];
     if (v && !raw->len[SP_ORDER]) return search_empty(err, "order", "asc or desc");
     if (v) {
-        if (strcmp(v, "asc") != 0 && strcmp(v, "desc") != 0)
+        if (strlen(v) != raw->len[SP_ORDER] || (strcmp(v, "asc") != 0 && strcmp(v, "desc") != 0))
             return search_bad(err, "order", v, raw->len[SP_ORDER], "asc or desc");
         q->descending = strcmp(v, "desc") == 0;
     }
