@@ -1,6 +1,9 @@
-/* config.c - the data root and config/server.json, with environment overrides. */
+/* config.c - the data root and config/server.json, with environment overrides; every
+ * setting checked for type, range and length before it is used (see config.h). */
 #include "config.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,10 +11,13 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "log.h"
 
 #ifndef MG_DEFAULT_ROOT
 #define MG_DEFAULT_ROOT "."
 #endif
+
+#define CONFIG_FILE_REL "config/server.json"
 
 static const char *config_root_dirs[] = {"config", "cache", "models/llm", "models/.partial",
                                          "jobs", "run", NULL};
@@ -23,7 +29,10 @@ const char *config_default_root(const char *override) {
 }
 
 char *config_path(const mg_config *cfg, char *out, const char *rel) {
-    if (fs_join(out, MG_PATH_MAX, cfg->root, rel) != 0) abort();
+    if (fs_join(out, MG_PATH_MAX, cfg->root, rel) != 0) {
+        log_error("path too long under %.200s: %.200s...; not using it", cfg->root, rel);
+        out[0] = '\0';
+    }
     return out;
 }
 
@@ -31,60 +40,171 @@ static void config_defaults(mg_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->gallery_cache_ttl_s = 3600;
     cfg->max_parallel_downloads = 2;
+    cfg->server_names = json_array();
+    cfg->allowed_origins = json_array();
 }
 
-static char *config_dup_string(json_t *v) {
-    return json_is_string(v) && json_string_length(v) > 0 ? strdup(json_string_value(v))
-                                                          : NULL;
+/* ---- checks of single settings ------------------------------------------------------ */
+
+static int config_bad(mg_error *err, const char *path, const char *key, const char *what) {
+    return mg_error_set(err, 500, "invalid_config", key, "%s: %s must be %s (see README)", path,
+                        key, what);
 }
 
-/* Reads the keys of server.json (borrowed `doc`) into cfg; -1 and err on a wrong type. */
-static int config_apply(mg_config *cfg, json_t *doc, const char *path, mg_error *err) {
+/* A string of 1..max bytes without control characters. */
+static int config_text_ok(json_t *v, size_t max) {
+    if (!json_is_string(v)) return 0;
+    size_t n = json_string_length(v);
+    const unsigned char *s = (const unsigned char *)json_string_value(v);
+    if (n == 0 || n > max || strlen((const char *)s) != n) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x20 || s[i] == 0x7f) return 0;
+    return 1;
+}
+
+/* A token: 1..CONFIG_TOKEN_MAX visible ASCII characters (what a Bearer header can carry). */
+static int config_token_ok(json_t *v) {
+    if (!config_text_ok(v, CONFIG_TOKEN_MAX)) return 0;
+    for (const char *s = json_string_value(v); *s; s++)
+        if (*s <= 0x20 || *s >= 0x7f) return 0;
+    return 1;
+}
+
+/* A host: a DNS name or IPv4 address ([A-Za-z0-9.-], no leading or trailing '.'), or an
+ * IPv6 address in brackets; `len` bytes of `s`. */
+static int config_host_ok(const char *s, size_t len) {
+    if (len == 0 || len > 255) return 0;
+    if (s[0] == '[')
+        return len > 2 && s[len - 1] == ']' &&
+               strspn(s + 1, "0123456789abcdefABCDEF:.") >= len - 2;
+    if (s[0] == '.' || s[0] == '-' || s[len - 1] == '.') return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-') return 0;
+    return 1;
+}
+
+/* "host" or "host:port" (port 1-65535, digits only). */
+static int config_hostport_ok(const char *s) {
+    size_t len = strlen(s);
+    const char *colon = s[0] == '[' ? strstr(s, "]:") : strrchr(s, ':');
+    if (colon && s[0] == '[') colon++;
+    if (!colon) return config_host_ok(s, len);
+    size_t plen = len - (size_t)(colon + 1 - s);
+    if (plen == 0 || plen > 5 || strspn(colon + 1, "0123456789") != plen) return 0;
+    long port = strtol(colon + 1, NULL, 10);
+    return port >= 1 && port <= 65535 && config_host_ok(s, (size_t)(colon - s));
+}
+
+/* "http://host[:port]" or "https://host[:port]", no path. */
+static int config_origin_ok(const char *s) {
+    const char *rest = strncmp(s, "https://", 8) == 0  ? s + 8
+                       : strncmp(s, "http://", 7) == 0 ? s + 7
+                                                       : NULL;
+    return rest && !strchr(rest, '/') && config_hostport_ok(rest);
+}
+
+/* Copies the array setting `key` of `doc` into *out, lower-cased, each entry checked by
+ * `ok`. 0, or -1 and err. */
+static int config_name_list(json_t *doc, const char *key, int (*ok)(const char *),
+                            const char *what, json_t **out, const char *path, mg_error *err) {
+    json_t *v = json_object_get(doc, key), *item;
+    size_t i;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_array(v) || json_array_size(v) > CONFIG_LIST_MAX)
+        return config_bad(err, path, key, "an array of at most 64 strings");
+    json_array_foreach(v, i, item) {
+        if (!config_text_ok(item, CONFIG_NAME_MAX) || !ok(json_string_value(item)))
+            return config_bad(err, path, key, what);
+        char low[CONFIG_NAME_MAX + 1];
+        snprintf(low, sizeof low, "%s", json_string_value(item));
+        for (char *p = low; *p; p++) *p = (char)tolower((unsigned char)*p);
+        json_array_append_new(*out, json_string(low));
+    }
+    return 0;
+}
+
+/* galleries: at most CONFIG_LIST_MAX entries; the url and path of each within bounds (the
+ * rest of an entry is judged by sources_load, which reports it in the status). */
+static int config_galleries(json_t *v, const char *path, mg_error *err) {
+    json_t *entry;
+    size_t i;
+    if (!json_is_array(v) || json_array_size(v) > CONFIG_LIST_MAX)
+        return config_bad(err, path, "galleries", "an array of at most 64 sources");
+    json_array_foreach(v, i, entry) {
+        json_t *url = json_object_get(entry, "url"), *p = json_object_get(entry, "path");
+        char key[48];
+        snprintf(key, sizeof key, "galleries[%zu]", i);
+        if (json_is_string(url) && !config_text_ok(url, CONFIG_URL_MAX))
+            return config_bad(err, path, key, "a source whose url is 1 to 2048 characters");
+        if (json_is_string(p) && !config_text_ok(p, CONFIG_PATH_MAX))
+            return config_bad(err, path, key, "a source whose path is 1 to 1024 characters");
+    }
+    return 0;
+}
+
+/* ---- server.json -------------------------------------------------------------------- */
+
+/* The settings of earlier versions: gallery source, cache, downloads, token. */
+static int config_apply_basic(mg_config *cfg, json_t *doc, const char *path, mg_error *err) {
     json_t *v;
     if ((v = json_object_get(doc, "gallery_url")) && !json_is_null(v)) {
-        if (!json_is_string(v)) goto bad_type;
-        cfg->gallery_url = config_dup_string(v);
+        if (!json_is_string(v) || (json_string_length(v) && !config_text_ok(v, CONFIG_URL_MAX)))
+            return config_bad(err, path, "gallery_url", "null or a URL of up to 2048 characters");
+        if (json_string_length(v)) cfg->gallery_url = strdup(json_string_value(v));
     }
     if ((v = json_object_get(doc, "gallery_cache_ttl_s")) && !json_is_null(v)) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1) goto bad_type;
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > 366L * 86400)
+            return config_bad(err, path, "gallery_cache_ttl_s", "an integer from 1 to 31622400");
         cfg->gallery_cache_ttl_s = (long)json_integer_value(v);
     }
     if ((v = json_object_get(doc, "allow_http")) && !json_is_null(v)) {
-        if (!json_is_boolean(v)) goto bad_type;
+        if (!json_is_boolean(v)) return config_bad(err, path, "allow_http", "true or false");
         cfg->allow_http = json_is_true(v);
     }
     if ((v = json_object_get(doc, "api_token")) && !json_is_null(v)) {
-        if (!json_is_string(v)) goto bad_type;
-        cfg->api_token = config_dup_string(v);
+        if (!json_is_string(v) || (json_string_length(v) && !config_token_ok(v)))
+            return config_bad(err, path, "api_token",
+                              "null or 1 to 256 visible ASCII characters (no spaces)");
+        if (json_string_length(v)) cfg->api_token = strdup(json_string_value(v));
     }
     if ((v = json_object_get(doc, "max_parallel_downloads")) && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 16)
-            goto bad_type;
+            return config_bad(err, path, "max_parallel_downloads", "an integer from 1 to 16");
         cfg->max_parallel_downloads = (int)json_integer_value(v);
     }
     if ((v = json_object_get(doc, "galleries")) && !json_is_null(v)) {
-        if (!json_is_array(v)) goto bad_type;
-        cfg->galleries = json_incref(v);
+        if (config_galleries(v, path, err) != 0) return -1;
+        cfg->galleries = json_deep_copy(v);
     }
     return 0;
-bad_type:
-    return mg_error_set(err, 500, "invalid_config", NULL,
-                        "%s: a key has the wrong type or is out of range (see README)", path);
+}
+
+/* Who may talk to the API: server_names and allowed_origins. */
+static int config_apply_access(mg_config *cfg, json_t *doc, const char *path, mg_error *err) {
+    if (config_name_list(doc, "server_names", config_hostport_ok,
+                         "an array of \"host\" or \"host:port\" strings", &cfg->server_names,
+                         path, err) != 0)
+        return -1;
+    return config_name_list(doc, "allowed_origins", config_origin_ok,
+                            "an array of \"http(s)://host[:port]\" strings",
+                            &cfg->allowed_origins, path, err);
 }
 
 static int config_read_file(mg_config *cfg, mg_error *err) {
     char path[MG_PATH_MAX];
-    config_path(cfg, path, "config/server.json");
-    if (access(path, F_OK) != 0) return 0;
+    config_path(cfg, path, CONFIG_FILE_REL);
+    if (access(path, F_OK) != 0 && errno == ENOENT) return 0;
     json_error_t jerr;
     json_t *doc = json_load_file(path, 0, &jerr);
     if (!doc)
         return mg_error_set(err, 500, "invalid_config", NULL,
-                            "%s: not valid JSON at line %d, column %d: %s", path, jerr.line,
-                            jerr.column, jerr.text);
-    int rc = json_is_object(doc)
-                 ? config_apply(cfg, doc, path, err)
-                 : mg_error_set(err, 500, "invalid_config", NULL, "%s: not an object", path);
+                            "%s: cannot be read or is not valid JSON (line %d, column %d): %s",
+                            path, jerr.line, jerr.column, jerr.text);
+    int rc = !json_is_object(doc) ? mg_error_set(err, 500, "invalid_config", NULL,
+                                                 "%s: not a JSON object", path)
+             : config_apply_basic(cfg, doc, path, err) != 0 ? -1
+                                                             : config_apply_access(cfg, doc, path, err);
     json_decref(doc);
     return rc;
 }
@@ -102,19 +222,27 @@ static void config_apply_env(mg_config *cfg) {
     if ((v = getenv("MG_ALLOW_HTTP")) && *v) cfg->allow_http = strcmp(v, "0") != 0;
 }
 
-int config_load(mg_config *cfg, const char *root, mg_error *err) {
+/* The defaults, the resolved root and its folders. 0, or -1 and err. */
+static int config_open_root(mg_config *cfg, const char *root, mg_error *err) {
     config_defaults(cfg);
     char abs[PATH_MAX];
     const char *r = config_default_root(root);
-    if (fs_mkdirs(r, 0755, err) != 0) return -1;
+    if (fs_mkdirs_follow(r, 0755, err) != 0) return -1;
     if (!realpath(r, abs))
         return mg_error_set(err, 500, "invalid_root", NULL, "data root %s is not usable", r);
+    if (strlen(abs) > CONFIG_ROOT_MAX)
+        return mg_error_set(err, 500, "invalid_root", NULL,
+                            "data root %.200s... is longer than %d bytes", abs, CONFIG_ROOT_MAX);
     snprintf(cfg->root, sizeof cfg->root, "%s", abs);
     for (int i = 0; config_root_dirs[i]; i++) {
         char dir[MG_PATH_MAX];
         if (fs_mkdirs(config_path(cfg, dir, config_root_dirs[i]), 0755, err) != 0) return -1;
     }
-    if (config_read_file(cfg, err) != 0) {
+    return 0;
+}
+
+int config_load(mg_config *cfg, const char *root, mg_error *err) {
+    if (config_open_root(cfg, root, err) != 0 || config_read_file(cfg, err) != 0) {
         config_free(cfg);
         return -1;
     }
@@ -122,10 +250,68 @@ int config_load(mg_config *cfg, const char *root, mg_error *err) {
     return 0;
 }
 
+int config_load_or_defaults(mg_config *cfg, const char *root, mg_error *err) {
+    mg_error e;
+    mg_error_clear(&e);
+    if (config_open_root(cfg, root, err) != 0) {
+        config_free(cfg);
+        return -1;
+    }
+    if (config_read_file(cfg, &e) == 0) {
+        config_apply_env(cfg);
+        return 0;
+    }
+    char keep[MG_PATH_MAX];
+    snprintf(keep, sizeof keep, "%s", cfg->root);
+    config_free(cfg);
+    config_defaults(cfg);
+    snprintf(cfg->root, sizeof cfg->root, "%s", keep);
+    config_apply_env(cfg);
+    cfg->state = CONFIG_DEFAULTS;
+    snprintf(cfg->problem, sizeof cfg->problem, "%s", e.message);
+    if (err) *err = e;
+    return 1;
+}
+
+int config_reload(mg_config *cfg, mg_error *err) {
+    mg_config fresh;
+    mg_error e;
+    mg_error_clear(&e);
+    if (config_load(&fresh, cfg->root, &e) == 0) {
+        config_free(cfg);
+        *cfg = fresh;
+        return 0;
+    }
+    if (cfg->state == CONFIG_FRESH) cfg->state = CONFIG_STALE;
+    snprintf(cfg->problem, sizeof cfg->problem, "%s", e.message);
+    if (err) *err = e;
+    return -1;
+}
+
+static char *config_strdup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+int config_copy(mg_config *dst, const mg_config *src) {
+    *dst = *src;
+    dst->gallery_url = config_strdup_or_null(src->gallery_url);
+    dst->api_token = config_strdup_or_null(src->api_token);
+    dst->galleries = src->galleries ? json_deep_copy(src->galleries) : NULL;
+    dst->server_names = json_deep_copy(src->server_names);
+    dst->allowed_origins = json_deep_copy(src->allowed_origins);
+    if ((src->gallery_url && !dst->gallery_url) || (src->api_token && !dst->api_token) ||
+        (src->galleries && !dst->galleries) || (src->server_names && !dst->server_names) ||
+        (src->allowed_origins && !dst->allowed_origins)) {
+        config_free(dst);
+        return -1;
+    }
+    return 0;
+}
+
 void config_free(mg_config *cfg) {
     free(cfg->gallery_url);
     free(cfg->api_token);
     json_decref(cfg->galleries);
+    json_decref(cfg->server_names);
+    json_decref(cfg->allowed_origins);
     cfg->gallery_url = cfg->api_token = NULL;
-    cfg->galleries = NULL;
+    cfg->galleries = cfg->server_names = cfg->allowed_origins = NULL;
 }

@@ -115,6 +115,22 @@ json_t *job_parse(const char *text, size_t len, const char *source, mg_error *er
     return job;
 }
 
+/* Writes `text` to the temporary file `tmp` and renames it over `path`, without fsync (a
+ * progress update). 0, or -1 and err. */
+static int job_write_fast(const char *tmp, const char *path, const char *text, mg_error *err) {
+    size_t len = strlen(text);
+    fs_unlink(tmp, NULL); /* a leftover (or a planted link) of the same name */
+    int fd = fs_open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, err);
+    if (fd < 0) return -1;
+    int ok = write(fd, text, len) == (ssize_t)len;
+    int e = errno;
+    close(fd);
+    if (ok && fs_rename(tmp, path, err) == 0) return 0;
+    if (!ok) mg_error_set(err, 500, "io_error", NULL, "cannot write %s: %s", path, strerror(e));
+    fs_unlink(tmp, NULL);
+    return -1;
+}
+
 /* Writes `job` (borrowed) to its file: atomically and fsync'ed when `durable`, else a plain
  * write to a temporary file renamed over it. The caller holds the lock. 0, or -1 and err. */
 static int job_write(const mg_config *cfg, json_t *job, int durable, mg_error *err) {
@@ -132,16 +148,7 @@ static int job_write(const mg_config *cfg, json_t *job, int durable, mg_error *e
         char rel[64];
         snprintf(rel, sizeof rel, JOB_DIR "/.%s.json.%d.tmp", job_id, (int)getpid());
         config_path(cfg, tmp, rel);
-        FILE *f = fopen(tmp, "w");
-        int ok = f && fputs(text, f) >= 0;
-        if (f && fclose(f) != 0) ok = 0;
-        if (ok && rename(tmp, path) == 0) {
-            rc = 0;
-        } else {
-            rc = mg_error_set(err, 500, "io_error", NULL, "cannot write %s: %s", path,
-                              strerror(errno));
-            unlink(tmp);
-        }
+        rc = job_write_fast(tmp, path, text, err);
     }
     free(text);
     return rc;
@@ -208,8 +215,8 @@ static void job_prune_file(const mg_config *cfg, json_t *job) {
     char path[MG_PATH_MAX];
     const char *job_id = json_string_value(json_object_get(job, "job_id"));
     if (!job_id || !id_job_valid(job_id)) return;
-    unlink(job_path(cfg, path, job_id, ".cancel"));
-    unlink(job_path(cfg, path, job_id, ".json"));
+    fs_unlink(job_path(cfg, path, job_id, ".cancel"), NULL);
+    fs_unlink(job_path(cfg, path, job_id, ".json"), NULL);
 }
 
 static int job_find_visit(const mg_config *cfg, json_t *job, time_t mtime, void *ctx) {
@@ -349,17 +356,15 @@ int job_cancel_requested(const mg_config *cfg, const char *job_id) {
 void job_clear_cancel(const mg_config *cfg, const char *job_id) {
     char path[MG_PATH_MAX];
     if (!job_id || !id_job_valid(job_id)) return;
-    if (unlink(job_path(cfg, path, job_id, ".cancel")) == 0) fs_sync_parent(path);
+    if (fs_unlink(job_path(cfg, path, job_id, ".cancel"), NULL) == 0) fs_sync_parent(path);
 }
 
 /* Creates the cancel marker of `job_id` durably. 0, or -1 and err. */
 static int job_mark_cancel(const mg_config *cfg, const char *job_id, mg_error *err) {
     char path[MG_PATH_MAX];
     job_path(cfg, path, job_id, ".cancel");
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return mg_error_set(err, 500, "io_error", NULL, "cannot create %s: %s", path,
-                            strerror(errno));
+    int fd = fs_open(path, O_WRONLY | O_CREAT, 0644, err);
+    if (fd < 0) return -1;
     fsync(fd);
     close(fd);
     fs_sync_parent(path);

@@ -220,8 +220,9 @@ int registry_add(const mg_config *cfg, const char *id, json_t *entry, mg_error *
 /* Unlinks the regular file `path` and syncs its folder; 1 when it was removed. */
 static int registry_unlink(const char *path) {
     if (!registry_file_exists(path, NULL)) return 0;
-    if (unlink(path) != 0) {
-        log_warn("registry: cannot remove %s: %s", path, strerror(errno));
+    mg_error err;
+    if (fs_unlink(path, &err) != 0) {
+        log_warn("registry: %s", err.message);
         return 0;
     }
     fs_sync_parent(path);

@@ -26,6 +26,8 @@ static const struct {
     {409, "Conflict"},
     {411, "Length Required"},
     {413, "Payload Too Large"},
+    {414, "URI Too Long"},
+    {421, "Misdirected Request"},
     {500, "Internal Server Error"},
     {502, "Bad Gateway"},
     {503, "Service Unavailable"},

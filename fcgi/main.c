@@ -114,7 +114,7 @@ static int master_open_socket(const char *path) {
             log_error("%s exists and is not a socket; not replacing it", path);
             return -1;
         }
-        unlink(path);
+        fs_unlink(path, NULL);
     }
     int fd = FCGX_OpenSocket(path, MASTER_BACKLOG);
     if (fd < 0) {
@@ -264,13 +264,20 @@ static void master_signals(sigset_t *set) {
     sigprocmask(SIG_BLOCK, set, NULL);
 }
 
-/* Loads the config and brings the gallery cache up to date. 0, or -1 (logged). */
+/* Loads the config and brings the gallery cache up to date. A broken server.json still
+ * starts the workers, on the defaults, refusing changes (503) until it is fixed; the cache
+ * is then left to the installer. 0, or -1 (logged). */
 static int master_prepare(mg_config *cfg, const char *root) {
     mg_error err;
     mg_error_clear(&err);
-    if (config_load(cfg, config_default_root(root), &err) != 0) {
+    int rc = config_load_or_defaults(cfg, config_default_root(root), &err);
+    if (rc < 0) {
         log_error("%s", err.message);
         return -1;
+    }
+    if (rc > 0) {
+        log_error("%s (serving reads only, changes get 503 until it is fixed)", err.message);
+        return 0;
     }
     mg_error_clear(&err);
     if (gallery_cache_ensure(cfg, &err) != 0)
@@ -313,8 +320,8 @@ int main(int argc, char **argv) {
     if (!slots) return 1;
     master_supervise(slots, o.workers, &cfg, fd, &set);
     master_stop(slots, o.workers, &set);
-    if (master_other_running(pidfile) == 0) unlink(pidfile);
-    unlink(sock);
+    if (master_other_running(pidfile) == 0) fs_unlink(pidfile, NULL);
+    fs_unlink(sock, NULL);
     close(fd);
     free(slots);
     config_free(&cfg);

@@ -1,13 +1,13 @@
 /* router.c - the route table and dispatch: splits the raw path into percent-decoded
  * segments (an encoded "/" stays inside its segment), matches them against the table and
- * answers what no handler should have to: 400 undecodable path, 404, 405 + Allow, 401, 413. */
+ * answers what no handler should have to: 400 undecodable path, 404, 405 + Allow, 413, and
+ * (through access.c) 421, 414, 403, 503 and 401. */
 #include "router.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
+#include "access.h"
 #include "id.h"
 #include "percent.h"
 
@@ -98,39 +98,6 @@ static void route_allow(int methods, char *out, size_t n) {
     }
 }
 
-/* Constant-time comparison of two byte strings. */
-static int route_token_equal(const char *a, size_t alen, const char *b, size_t blen) {
-    unsigned char diff = alen != blen;
-    for (size_t i = 0; i < alen && i < blen; i++) diff |= (unsigned char)(a[i] ^ b[i]);
-    return diff == 0;
-}
-
-/* 1 when the request may write (no api_token set, or the right bearer token); otherwise
- * answers 401 and returns 0. */
-static int route_authorized(http_req *req, worker_ctx *w) {
-    const char *token = w->cfg.api_token;
-    if (!token || !*token) return 1;
-    const char *h = http_param(req, "HTTP_AUTHORIZATION");
-    while (h && isspace((unsigned char)*h)) h++;
-    if (!h || strncasecmp(h, "Bearer", 6) != 0 || !isspace((unsigned char)h[6])) {
-        http_add_header(req, "WWW-Authenticate: Bearer realm=\"model-gallery\"");
-        http_error(req, 401, "unauthorized", NULL,
-                   "%s needs the header Authorization: Bearer <api_token>", req->method);
-        return 0;
-    }
-    h += 6;
-    while (isspace((unsigned char)*h)) h++;
-    size_t len = strlen(h);
-    while (len > 0 && isspace((unsigned char)h[len - 1])) len--;
-    if (!route_token_equal(h, len, token, strlen(token))) {
-        http_add_header(req, "WWW-Authenticate: Bearer realm=\"model-gallery\", "
-                             "error=\"invalid_token\"");
-        http_error(req, 401, "unauthorized", NULL, "the bearer token is not the api_token");
-        return 0;
-    }
-    return 1;
-}
-
 /* 1 when the request body is acceptable; otherwise answers 413 and returns 0. */
 static int route_body_ok(http_req *req) {
     const char *cl = http_param(req, "CONTENT_LENGTH");
@@ -186,6 +153,7 @@ static const route_def *route_find(const route_path *rp, int want, int *allowed,
 
 void route_dispatch(http_req *req, worker_ctx *w) {
     route_path rp;
+    if (access_subrequest(req, &w->cfg) || !access_request_ok(req, &w->cfg)) return;
     if (route_split(req->path, &rp) != 0) {
         free(rp.buf);
         http_error(req, 400, "invalid_path", NULL,
@@ -199,7 +167,8 @@ void route_dispatch(http_req *req, worker_ctx *w) {
     const route_def *hit = route_find(&rp, want, &allowed, &param);
     if (hit) {
         int writes = want == HTTP_POST || want == HTTP_DELETE;
-        if (route_body_ok(req) && (!writes || route_authorized(req, w))) hit->fn(req, w, param);
+        if (route_body_ok(req) && (!writes || access_write_ok(req, &w->cfg)))
+            hit->fn(req, w, param);
     } else if (allowed) {
         char allow[64];
         route_allow(allowed, allow, sizeof allow);

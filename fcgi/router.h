@@ -1,6 +1,8 @@
 /* router.h - maps a request's method and decoded path to a handler, answering 404, 405
- * (with Allow), 400 for undecodable paths, 401 for POST/DELETE without the api_token and
- * 413 for oversized bodies itself. Declares the handlers of every route group. */
+ * (with Allow), 400 for undecodable paths and 413 for oversized bodies itself, after the
+ * access checks (access.h: 421 foreign Host, 414 long query; for POST/DELETE 403 foreign
+ * origin, 503 unreadable settings, 401 without the api_token). Declares the handlers of
+ * every route group. */
 #ifndef MG_ROUTER_H
 #define MG_ROUTER_H
 

@@ -42,18 +42,13 @@ static int worker_stat(const char *path, struct stat *st) {
     return 0;
 }
 
+/* Reads server.json again; a broken one keeps the last good settings, marked stale (so
+ * that changes are refused with 503 until it is fixed). */
 static void worker_load_config(worker_ctx *w, const struct stat *st) {
-    char root[MG_PATH_MAX];
-    snprintf(root, sizeof root, "%s", w->cfg.root);
-    mg_config fresh;
     mg_error err;
     mg_error_clear(&err);
-    if (config_load(&fresh, root, &err) != 0) {
-        log_warn("keeping the previous settings: %s", err.message);
-    } else {
-        config_free(&w->cfg);
-        w->cfg = fresh;
-    }
+    if (config_reload(&w->cfg, &err) != 0)
+        log_error("keeping the previous settings, refusing changes: %s", err.message);
     w->cfg_st = *st;
 }
 
@@ -81,6 +76,11 @@ int worker_gallery_fresh(worker_ctx *w, mg_error *err) {
     if (w->src_checked && have_cache && worker_stat_same(&src, &w->src_st) &&
         (!w->idx || search_index_is_current(w->idx, &cache)))
         return 0;
+    if (w->cfg.state == CONFIG_DEFAULTS) /* no settings: the installer keeps the cache */
+        return have_cache ? 0
+                          : mg_error_set(err, 503, "gallery_unavailable", NULL,
+                                         "the gallery is unavailable: no cache file, and %s",
+                                         w->cfg.problem);
     if (w->ensure_failed_at && !have_cache && worker_stat_same(&src, &w->src_st) &&
         time(NULL) - w->ensure_failed_at < WORKER_ENSURE_RETRY_S)
         return mg_error_set(err, 503, "gallery_unavailable", NULL, "%s", w->ensure_error);

@@ -51,9 +51,10 @@ static void main_usage(void) {
 static int main_lock(daemon_state *d) {
     char path[MG_PATH_MAX];
     config_path(&d->cfg, path, "run/installer.lock");
-    d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    mg_error err;
+    d->lock_fd = fs_open(path, O_RDWR | O_CREAT, 0644, &err);
     if (d->lock_fd < 0) {
-        log_error("cannot open %s: %s", path, strerror(errno));
+        log_error("%s", err.message);
         return -1;
     }
     for (int i = 0; i < MAIN_LOCK_WAIT_S * 10; i++) {
@@ -79,7 +80,7 @@ static int main_pidfile(daemon_state *d) {
 /* Removes the pid file when it still names this process. */
 static void main_pidfile_remove(daemon_state *d) {
     char *text = fs_read_all(d->pidfile, NULL, NULL);
-    if (text && atoi(text) == (int)getpid()) unlink(d->pidfile);
+    if (text && atoi(text) == (int)getpid()) fs_unlink(d->pidfile, NULL);
     free(text);
 }
 
@@ -160,17 +161,15 @@ static void main_gallery(daemon_state *d) {
         log_warn("gallery cache: %s", err.message);
 }
 
-/* Reloads config/server.json (new jobs read it themselves when they start). */
+/* Reloads config/server.json (new jobs take a copy of the settings when they start); a
+ * broken file keeps the last good settings. */
 static void main_reload(daemon_state *d) {
-    mg_config fresh;
     mg_error err;
     d->reload = 0;
-    if (config_load(&fresh, d->cfg.root, &err) < 0) {
-        log_warn("keeping the previous settings: %s", err.message);
+    if (config_reload(&d->cfg, &err) < 0) {
+        log_error("keeping the previous settings: %s", err.message);
         return;
     }
-    config_free(&d->cfg);
-    d->cfg = fresh;
     d->sched.cfg = &d->cfg;
     d->rescan = 1;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "log.h"
 
 int partial_ext_valid(const char *ext) {
     size_t n = ext ? strlen(ext) : 0;
@@ -66,13 +67,18 @@ int partial_open(partial *p, const char *url, const char *checksum, char *why, s
         return -1;
     }
     if (!partial_meta_matches(p, url, checksum)) {
-        unlink(p->part);
+        fs_unlink(p->part, NULL);
         if (partial_meta_write(p, url, checksum, why, n) < 0) return -1;
     }
-    p->fd = open(p->part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    p->fd = fs_open(p->part, O_RDWR | O_CREAT, 0644, &err);
+    if (p->fd < 0 && errno == ELOOP) {
+        /* a link planted where the partial goes: removed, never followed */
+        log_warn("%s; removing the link and starting the download afresh", err.message);
+        if (fs_unlink(p->part, &err) == 0) p->fd = fs_open(p->part, O_RDWR | O_CREAT, 0644, &err);
+    }
     struct stat st;
     if (p->fd < 0 || fstat(p->fd, &st) < 0) {
-        snprintf(why, n, "cannot open %s: %s", p->part, strerror(errno));
+        snprintf(why, n, "%s", p->fd < 0 ? err.message : strerror(errno));
         partial_close(p);
         return -1;
     }
@@ -96,8 +102,8 @@ void partial_close(partial *p) {
 
 void partial_discard(partial *p) {
     partial_close(p);
-    unlink(p->part);
-    unlink(p->meta);
+    fs_unlink(p->part, NULL);
+    fs_unlink(p->meta, NULL);
 }
 
 int partial_commit(partial *p, char *why, size_t n) {
@@ -108,12 +114,13 @@ int partial_commit(partial *p, char *why, size_t n) {
         return -1;
     }
     partial_close(p);
-    if (rename(p->part, p->final) < 0) {
-        snprintf(why, n, "cannot move the download to %s: %s", p->final, strerror(errno));
+    mg_error err;
+    if (fs_rename(p->part, p->final, &err) < 0) {
+        snprintf(why, n, "cannot move the download into place: %s", err.message);
         partial_discard(p);
         return -1;
     }
     fs_sync_parent(p->final);
-    unlink(p->meta);
+    fs_unlink(p->meta, NULL);
     return 0;
 }

@@ -464,11 +464,11 @@ static long long refresh_take_request(const char *root) {
     char req[MG_PATH_MAX], taken[MG_PATH_MAX + 8];
     fs_join(req, sizeof req, root, SOURCES_REQUEST_REL);
     snprintf(taken, sizeof taken, "%s.taken", req);
-    if (rename(req, taken) != 0) return 0;
+    if (fs_rename(req, taken, NULL) != 0) return 0;
     json_t *doc = json_load_file(taken, 0, NULL);
     long long id = json_integer_value(json_object_get(doc, "request_id"));
     json_decref(doc);
-    unlink(taken);
+    fs_unlink(taken, NULL);
     return id > 0 ? id : 1;
 }
 

@@ -181,12 +181,12 @@ static void *runner_main(void *arg) {
     return NULL;
 }
 
-runner *runner_start(const char *root, json_t *job, const atomic_int *stopping, int notify_fd) {
+runner *runner_start(const mg_config *cfg, json_t *job, const atomic_int *stopping,
+                     int notify_fd) {
     runner *r = calloc(1, sizeof *r);
-    mg_error err;
     if (!r) goto fail;
-    if (config_load(&r->cfg, root, &err) < 0) {
-        log_error("cannot load the configuration: %s", err.message);
+    if (config_copy(&r->cfg, cfg) < 0) {
+        log_error("out of memory starting a job");
         free(r);
         r = NULL;
         goto fail;

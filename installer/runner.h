@@ -17,7 +17,7 @@ typedef struct runner {
     char job_id[ID_JOB_LEN + 1];
     char model_id[ID_MODEL_MAX + 1];
     json_t *job;               /* owned: the claimed job, saved as it changes */
-    mg_config cfg;             /* owned: loaded when the job starts */
+    mg_config cfg;             /* owned: a copy of the daemon's settings at the start */
     atomic_int cancel;         /* set by the main thread when jobs/{id}.cancel appears */
     atomic_int finished;       /* set by the thread as it ends */
     const atomic_int *stopping;/* borrowed: the daemon shuts down */
@@ -28,9 +28,11 @@ typedef struct runner {
     int64_t last_save_ms, last_cancel_check_ms;
 } runner;
 
-/* Starts a thread for `job` (a claimed job, status downloading; the reference is stolen).
- * Returns a new runner (free with runner_free after runner_join), or NULL. */
-runner *runner_start(const char *root, json_t *job, const atomic_int *stopping, int notify_fd);
+/* Starts a thread for `job` (a claimed job, status downloading; the reference is stolen)
+ * with a copy of the daemon's settings `cfg` (borrowed). Returns a new runner (free with
+ * runner_free after runner_join), or NULL. */
+runner *runner_start(const mg_config *cfg, json_t *job, const atomic_int *stopping,
+                     int notify_fd);
 
 /* Asks the runner to cancel its job. 1 when it was not asked before. */
 int runner_cancel(runner *r);

@@ -53,7 +53,7 @@ static void sched_start(sched *s, json_t *job) {
     }
     for (int i = 0; i < SCHED_MAX_SLOTS; i++) {
         if (s->slots[i]) continue;
-        s->slots[i] = runner_start(s->cfg->root, json_incref(job), &s->stopping, s->notify_fd);
+        s->slots[i] = runner_start(s->cfg, json_incref(job), &s->stopping, s->notify_fd);
         return;
     }
 }
