@@ -21,6 +21,7 @@
 #include "gallery.h"
 #include "id.h"
 #include "log.h"
+#include "redact.h"
 
 #define JOB_DIR "jobs"
 #define JOB_LOCK "jobs/.lock"
@@ -434,7 +435,8 @@ json_t *job_public(json_t *job) {
     json_t *out = json_object();
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         json_t *v = json_object_get(job, fields[i]);
-        json_object_set(out, fields[i], v ? v : json_null());
+        json_object_set_new(out, fields[i], v ? json_deep_copy(v) : json_null());
     }
+    redact_json(out); /* a job file of an older version may name a URL in full */
     return out;
 }

@@ -32,6 +32,8 @@
 #define SEARCH_SORTS 4
 #define SEARCH_LIMIT_DEFAULT 100
 #define SEARCH_LIMIT_MAX 1000
+#define SEARCH_STR2(x) #x
+#define SEARCH_STR(x) SEARCH_STR2(x)
 #define SEARCH_OUT_MAX (4u << 20) /* answers above this go out in several writes */
 /* A value held by at least 1/SEARCH_BITS_RATIO of the models keeps a bitset (n/8 bytes),
  * a rarer one a posting list (4 bytes per model). */
@@ -733,6 +735,44 @@ static int search_parse_text(char **slot, const char *v, size_t len, const char 
     return 0;
 }
 
+/* Rewrites the lower-cased query text `*text` as its distinct terms joined by single
+ * spaces, after checking the bounds. 0, or -1 and err 400 naming query. */
+static int search_parse_terms(char **text, mg_error *err) {
+    const char *term[SEARCH_TERMS_MAX];
+    size_t len[SEARCH_TERMS_MAX], n = 0;
+    for (const char *s = *text; *s;) {
+        while (*s && isspace((unsigned char)*s)) s++;
+        size_t k = 0;
+        while (s[k] && !isspace((unsigned char)s[k])) k++;
+        if (k > SEARCH_TERM_BYTES_MAX)
+            return search_bad(err, "query", s, k,
+                              "terms of at most " SEARCH_STR(SEARCH_TERM_BYTES_MAX) " bytes");
+        size_t i = 0;
+        while (i < n && !(len[i] == k && memcmp(term[i], s, k) == 0)) i++;
+        if (k && i == n) {
+            if (n == SEARCH_TERMS_MAX)
+                return mg_error_set(err, 400, "invalid_parameter", "query",
+                                    "query must have at most %d distinct terms",
+                                    SEARCH_TERMS_MAX);
+            term[n] = s;
+            len[n++] = k;
+        }
+        s += k;
+    }
+    char *out = malloc(strlen(*text) + 1), *o = out;
+    if (!out) return mg_error_set(err, 500, "out_of_memory", NULL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (i) *o++ = ' ';
+        memcpy(o, term[i], len[i]);
+        o += len[i];
+    }
+    *o = '\0';
+    free(*text);
+    *text = n ? out : NULL;
+    if (!n) free(out);
+    return 0;
+}
+
 static int search_parse_sort(search_query *q, const search_raw *raw, mg_error *err) {
     static const char *sorts[] = {"rating", "size", "name", "updated", NULL};
     const char *v = raw->v[SP_SORT];
@@ -767,6 +807,7 @@ static int search_parse_values(search_query *q, const search_raw *raw, mg_error 
             search_parse_text(texts[i - SP_QUERY], raw->v[i], raw->len[i], search_params[i],
                               err) != 0)
             return -1;
+    if (q->terms && search_parse_terms(&q->terms, err) != 0) return -1;
     for (int i = SP_MIN_RATING; i <= SP_MAX_VRAM; i++) {
         if (!raw->v[i]) continue;
         if (!raw->len[i]) return search_empty(err, search_params[i], "a number");

@@ -31,11 +31,17 @@ int search_index_is_current(const search_index *idx, const struct stat *st);
  * when there is none. */
 json_t *search_index_get(const search_index *idx, const char *id);
 
+/* Bounds of the free-text `query`, checked before any work: at most this many distinct
+ * terms, each at most this many bytes (400 invalid_parameter naming query otherwise). */
+#define SEARCH_TERMS_MAX 32
+#define SEARCH_TERM_BYTES_MAX 64
+
 typedef enum { SEARCH_SORT_RATING, SEARCH_SORT_SIZE, SEARCH_SORT_NAME, SEARCH_SORT_UPDATED }
     search_sort;
 
 typedef struct search_query {
-    char *terms;          /* owned, lower-cased query text, or NULL */
+    char *terms;          /* owned: the lower-cased query terms, each once, joined by one
+                             space (at most SEARCH_TERMS_MAX), or NULL */
     char *category, *language, *tag, *quantization, *license; /* owned, lower-cased or NULL */
     double min_rating, min_size_gb, max_size_gb, max_ram_gb, max_vram_gb; /* NAN = unset */
     search_sort sort;
@@ -46,7 +52,8 @@ typedef struct search_query {
 /* Parses a raw (URL-encoded) query string into `q` as the contract's parameter table says:
  * unknown parameters ignored, the last of a repeated parameter wins, an empty text filter
  * (query, category, language, tag, quantization, license) ignored; an empty numeric, paging or
- * sort value is malformed. A malformed value: -1 and err 400 "invalid_parameter" naming the parameter.
+ * sort value is malformed; `query` is bounded (SEARCH_TERMS_MAX, SEARCH_TERM_BYTES_MAX) and
+ * its repeated terms dropped. A malformed value: -1 and err 400 "invalid_parameter" naming the parameter.
  * On success free `q` with search_query_free. */
 int search_query_parse(search_query *q, const char *query_string, mg_error *err);
 void search_query_free(search_query *q);

@@ -10,6 +10,7 @@
 #include "fetch.h"
 #include "fs.h"
 #include "gallery.h"
+#include "redact.h"
 
 /* ---- the list of sources ---------------------------------------------------------- */
 
@@ -203,7 +204,10 @@ json_t *sources_status(const mg_config *cfg, mg_error *err) {
     json_error_t jerr;
     json_t *file = json_load_file(config_path(cfg, path, SOURCES_STATUS_REL), 0, &jerr);
     const char *mode = json_string_value(json_object_get(file, "mode"));
-    if (remote && mode && strcmp(mode, "remote") == 0) return file;
+    if (remote && mode && strcmp(mode, "remote") == 0) {
+        redact_json(file);
+        return file;
+    }
     json_t *status = sources_status_from_config(cfg, remote);
     if (!status) {
         json_decref(file);
@@ -214,6 +218,7 @@ json_t *sources_status(const mg_config *cfg, mg_error *err) {
     json_t *last = json_object_get(file, "last_request_id");
     if (json_is_integer(last)) json_object_set(status, "last_request_id", last);
     json_decref(file);
+    redact_json(status);
     return status;
 }
 

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "redact.h"
 
 static const struct {
     int status;
@@ -142,7 +143,8 @@ int http_send_json(http_req *req, int status, json_t *body) {
 int http_send_error(http_req *req, const mg_error *err) {
     int status = err->status >= 400 && err->status <= 599 ? err->status : 500;
     const char *code = err->code[0] ? err->code : "internal_error";
-    const char *message = err->message[0] ? err->message : http_reason(status);
+    char message[3 * sizeof err->message + 16];
+    redact_text(message, sizeof message, err->message[0] ? err->message : http_reason(status));
     if (status >= 500)
         log_warn("%d %s %s: %s: %s", status, req->method, req->path, code, message);
     json_t *inner = json_pack("{s:s, s:s}", "code", code, "message", message);

@@ -11,6 +11,7 @@
 #include "download.h"
 #include "log.h"
 #include "partial.h"
+#include "redact.h"
 #include "registry.h"
 
 #define RUNNER_SAVE_MS 1000
@@ -47,7 +48,9 @@ static void runner_set(runner *r, job_status st, int64_t downloaded, int64_t tot
                         json_real(st == JOB_INSTALLED ? 100.0 : runner_percent(downloaded, total)));
     json_object_set_new(r->job, "downloaded", json_integer(downloaded));
     json_object_set_new(r->job, "total", json_integer(total));
-    json_object_set_new(r->job, "error", error ? json_string(error) : json_null());
+    char shown[3 * 512 + 16];
+    json_object_set_new(r->job, "error",
+                        error ? json_string(redact_text(shown, sizeof shown, error)) : json_null());
 }
 
 static void runner_save(runner *r, int durable) {

@@ -142,7 +142,8 @@ def request(port, method, path, body=None, headers=None, timeout=15.0):
             hdrs.setdefault("Content-Type", "application/json")
         elif isinstance(body, str):
             body = body.encode()
-        conn.putrequest(method, path, skip_accept_encoding=True)
+        skip_host = any(k.lower() == "host" for k in hdrs)
+        conn.putrequest(method, path, skip_host=skip_host, skip_accept_encoding=True)
         for k, v in hdrs.items():
             conn.putheader(k, v)
         if body is not None:
