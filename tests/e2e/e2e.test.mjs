@@ -13,6 +13,7 @@ const BRAVO_BYTES = 8000000;             // ~32 s: cancelled long before the end
 
 let stack;
 let page;
+const cspErrors = [];                    // console errors about the Content-Security-Policy
 
 function gallery(sums) {
   const base = (id, extra) => ({
@@ -112,6 +113,9 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     page = ctx.pages()[0] || await ctx.newPage();
     page.setDefaultTimeout(15000);
     page.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content.Security.Policy/i.test(m.text())) cspErrors.push(m.text());
+    });
   });
 
   after(async () => {
@@ -131,6 +135,20 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     await open();
     assert.equal((await page.textContent('#tab-gallery')).trim(), 'Gallery');
     assert.equal(await page.getAttribute('#lang button[data-lang="en"]', 'aria-pressed'), 'true');
+  });
+
+  step('is served with a strict Content-Security-Policy and runs without violating it', async () => {
+    const res = await page.goto(stack.url('/'));
+    const csp = res.headers()['content-security-policy'] || '';
+    assert.match(csp, /default-src 'self'/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.equal(res.headers()['x-content-type-options'], 'nosniff');
+    assert.equal(res.headers()['referrer-policy'], 'no-referrer');
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 15000 });
+    // the progress WebSocket is same-origin and passes the origin rule
+    await until(async () => (await page.getAttribute('#conn', 'data-state')) === 'open', 'the progress socket open');
+    assert.deepEqual(cspErrors, []);
   });
 
   step('filters, search, sort and "fits this machine" change the cards; the URL keeps them', async () => {
@@ -313,5 +331,9 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `no sideways scrolling (${overflow}px too wide)`);
     await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  step('violated the Content-Security-Policy nowhere in the whole session', async () => {
+    assert.deepEqual(cspErrors, []);
   });
 });

@@ -248,8 +248,8 @@ class ProgressChannelTest(SharedStackTestCase):
     def test_eventsource(self):
         s = self.stack
         with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:
-            c.sendall(b"GET /api/models/ws/progress HTTP/1.1\r\nHost: x\r\n"
-                      b"Accept: text/event-stream\r\n\r\n")
+            c.sendall(f"GET /api/models/ws/progress HTTP/1.1\r\nHost: 127.0.0.1:{s.port}\r\n"
+                      "Accept: text/event-stream\r\n\r\n".encode())
             time.sleep(0.3)
             s.publish(self.msg(42))
             buf = b""

@@ -1,7 +1,7 @@
 // Install jobs: one current job per model, fed by GET /api/models/jobs, by install
 // answers and by the progress WebSocket (which reconnects with backoff by itself;
 // while it is down, active jobs are polled instead).
-import { api, api_paths } from './api.js';
+import { api, api_paths, api_token } from './api.js';
 
 const jobs_rank = { queued: 0, downloading: 1, verifying: 2, installed: 3, failed: 3, cancelled: 3 };
 const jobs_byModel = new Map();      // model_id -> job
@@ -90,7 +90,10 @@ export function jobs_connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   let ws;
   try {
-    ws = new WebSocket(`${proto}//${location.host}${api_paths.progressSocket}`);
+    // A browser WebSocket cannot send an Authorization header: the token goes as a parameter.
+    const token = api_token();
+    const query = token ? `?access_token=${encodeURIComponent(token)}` : '';
+    ws = new WebSocket(`${proto}//${location.host}${api_paths.progressSocket}${query}`);
   } catch {
     jobs_scheduleReconnect();
     return;
