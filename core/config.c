@@ -201,10 +201,11 @@ static int config_read_file(mg_config *cfg, mg_error *err) {
         return mg_error_set(err, 500, "invalid_config", NULL,
                             "%s: cannot be read or is not valid JSON (line %d, column %d): %s",
                             path, jerr.line, jerr.column, jerr.text);
-    int rc = !json_is_object(doc) ? mg_error_set(err, 500, "invalid_config", NULL,
-                                                 "%s: not a JSON object", path)
-             : config_apply_basic(cfg, doc, path, err) != 0 ? -1
-                                                             : config_apply_access(cfg, doc, path, err);
+    int rc;
+    if (!json_is_object(doc))
+        rc = mg_error_set(err, 500, "invalid_config", NULL, "%s: not a JSON object", path);
+    else if ((rc = config_apply_basic(cfg, doc, path, err)) == 0)
+        rc = config_apply_access(cfg, doc, path, err);
     json_decref(doc);
     return rc;
 }

@@ -53,7 +53,8 @@ typedef struct search_query {
  * unknown parameters ignored, the last of a repeated parameter wins, an empty text filter
  * (query, category, language, tag, quantization, license) ignored; an empty numeric, paging or
  * sort value is malformed; `query` is bounded (SEARCH_TERMS_MAX, SEARCH_TERM_BYTES_MAX) and
- * its repeated terms dropped. A malformed value: -1 and err 400 "invalid_parameter" naming the parameter.
+ * its repeated terms dropped. A malformed value: -1 and err 400 "invalid_parameter" naming
+ * the parameter.
  * On success free `q` with search_query_free. */
 int search_query_parse(search_query *q, const char *query_string, mg_error *err);
 void search_query_free(search_query *q);

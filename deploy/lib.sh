@@ -118,5 +118,6 @@ mg_stop_root() {
         pids=("${left[@]}")
         sleep 0.05
     done
-    rm -f "$run/installer.pid" "$run/fcgi.pid" "$run/nginx.pid" "$run/fcgi.sock" "$run/nchan.sock"
+    rm -f "$run/installer.pid" "$run/fcgi.pid" "$run/nginx.pid" "$run/fcgi.sock" \
+          "$run/fcgi-bulk.sock" "$run/nchan.sock"
 }

@@ -1,8 +1,11 @@
-/* main.c - mg-fcgi, the master process: opens the FastCGI unix socket, writes run/fcgi.pid,
- * forks the workers (worker.c) and keeps their number up, restarting any that dies (with a
- * back-off when they die young). SIGTERM/SIGINT: stops the workers, removes the pid file
- * and the socket, exits 0. SIGHUP: restarts the workers. */
+/* main.c - mg-fcgi, the master process: opens the FastCGI unix sockets (run/fcgi.sock for
+ * every route, run/fcgi-bulk.sock for the searches nginx sends there, which workers take only
+ * when nothing waits on the first), writes run/fcgi.pid, forks the workers (worker.c) and
+ * keeps their number up, restarting any that dies (with a back-off when they die young).
+ * SIGTERM/SIGINT: stops the workers, removes the pid file and the sockets, exits 0. SIGHUP:
+ * restarts the workers. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,7 +40,7 @@ typedef struct master_slot {
 } master_slot;
 
 typedef struct master_opts {
-    const char *root, *socket;
+    const char *root, *socket, *bulk_socket;
     int workers;
 } master_opts;
 
@@ -48,9 +51,11 @@ static double master_now(void) {
 }
 
 static void master_usage(FILE *out) {
-    fprintf(out, "usage: mg-fcgi [--root DIR] [--socket PATH] [--workers N]\n"
+    fprintf(out, "usage: mg-fcgi [--root DIR] [--socket PATH] [--bulk-socket PATH] [--workers N]\n"
                  "  --root DIR      data root (default: $MG_ROOT, else the repository)\n"
                  "  --socket PATH   FastCGI unix socket (default: ROOT/run/fcgi.sock)\n"
+                 "  --bulk-socket PATH  the socket for searches, served when the first has\n"
+                 "                  nothing waiting (default: ROOT/run/fcgi-bulk.sock)\n"
                  "  --workers N     worker processes, 1-%d (default: online CPUs)\n",
             MASTER_WORKERS_MAX);
 }
@@ -59,19 +64,22 @@ static void master_usage(FILE *out) {
 static int master_parse_args(int argc, char **argv, master_opts *o) {
     static const struct option longs[] = {{"root", required_argument, NULL, 'r'},
                                           {"socket", required_argument, NULL, 's'},
+                                          {"bulk-socket", required_argument, NULL, 'b'},
                                           {"workers", required_argument, NULL, 'w'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     o->root = NULL;
     o->socket = NULL;
+    o->bulk_socket = NULL;
     o->workers = cpus < 1 ? 1 : cpus > MASTER_WORKERS_MAX ? MASTER_WORKERS_MAX : (int)cpus;
     int c;
-    while ((c = getopt_long(argc, argv, "r:s:w:h", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:s:b:w:h", longs, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'r': o->root = optarg; break;
         case 's': o->socket = optarg; break;
+        case 'b': o->bulk_socket = optarg; break;
         case 'w':
             o->workers = (int)strtol(optarg, &end, 10);
             if (*end || o->workers < 1 || o->workers > MASTER_WORKERS_MAX) {
@@ -100,7 +108,8 @@ static pid_t master_other_running(const char *pidfile) {
     return same ? (pid_t)pid : 0;
 }
 
-/* Opens the listening socket at `path` (replacing a stale socket file), mode 0666.
+/* Opens the listening socket at `path` (replacing a stale socket file), mode 0666,
+ * non-blocking (workers poll both sockets and may lose a race for a connection).
  * The fd, or -1 (logged). */
 static int master_open_socket(const char *path) {
     struct sockaddr_un sun;
@@ -122,6 +131,12 @@ static int master_open_socket(const char *path) {
         return -1;
     }
     if (chmod(path, 0666) != 0) log_warn("chmod 0666 %s: %s", path, strerror(errno));
+    int flags = fcntl(fd, F_GETFL, 0);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+        log_error("cannot make %s non-blocking: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
     return fd;
 }
 
@@ -135,7 +150,7 @@ static int master_write_pid(const char *pidfile) {
     return -1;
 }
 
-static void master_spawn(master_slot *s, mg_config *cfg, int fd) {
+static void master_spawn(master_slot *s, mg_config *cfg, const int fds[2]) {
     pid_t pid = fork();
     if (pid < 0) {
         log_error("fork failed: %s; retrying in 1 s", strerror(errno));
@@ -144,7 +159,7 @@ static void master_spawn(master_slot *s, mg_config *cfg, int fd) {
     }
     if (pid == 0) {
         mg_config copy = *cfg; /* the child's own copy of the master's memory */
-        exit(worker_run(&copy, fd));
+        exit(worker_run(&copy, fds));
     }
     s->pid = pid;
     s->started = master_now();
@@ -222,13 +237,13 @@ static void master_stop(master_slot *slots, int n, const sigset_t *set) {
 }
 
 /* Keeps `n` workers running until SIGTERM or SIGINT. */
-static void master_supervise(master_slot *slots, int n, mg_config *cfg, int fd,
+static void master_supervise(master_slot *slots, int n, mg_config *cfg, const int fds[2],
                              const sigset_t *set) {
     for (;;) {
         double now = master_now(), next = now + 3600;
         for (int i = 0; i < n; i++) {
             if (slots[i].pid > 0) continue;
-            if (slots[i].respawn_at <= now) master_spawn(&slots[i], cfg, fd);
+            if (slots[i].respawn_at <= now) master_spawn(&slots[i], cfg, fds);
             if (slots[i].pid == 0 && slots[i].respawn_at < next) next = slots[i].respawn_at;
         }
         int sig = master_wait(set, next - master_now());
@@ -285,6 +300,28 @@ static int master_prepare(mg_config *cfg, const char *root) {
     return 0;
 }
 
+/* The socket paths: the options', else ROOT/run/fcgi.sock and ROOT/run/fcgi-bulk.sock. */
+static void master_socket_paths(const master_opts *o, const mg_config *cfg,
+                                char sock[MG_PATH_MAX], char bulk[MG_PATH_MAX]) {
+    if (o->socket)
+        snprintf(sock, MG_PATH_MAX, "%s", o->socket);
+    else
+        config_path(cfg, sock, "run/fcgi.sock");
+    if (o->bulk_socket)
+        snprintf(bulk, MG_PATH_MAX, "%s", o->bulk_socket);
+    else
+        config_path(cfg, bulk, "run/fcgi-bulk.sock");
+}
+
+/* Opens both listening sockets into fds. 0, or -1 (logged; nothing left open). */
+static int master_open_sockets(const char *sock, const char *bulk, int fds[2]) {
+    fds[0] = master_open_socket(sock);
+    fds[1] = fds[0] < 0 ? -1 : master_open_socket(bulk);
+    if (fds[1] >= 0) return 0;
+    if (fds[0] >= 0) close(fds[0]);
+    return -1;
+}
+
 int main(int argc, char **argv) {
     log_set_component("mg-fcgi");
     master_opts o;
@@ -295,12 +332,9 @@ int main(int argc, char **argv) {
     }
     mg_config cfg;
     if (master_prepare(&cfg, o.root) != 0) return 1;
-    char pidfile[MG_PATH_MAX], sock[MG_PATH_MAX];
+    char pidfile[MG_PATH_MAX], sock[MG_PATH_MAX], bulk[MG_PATH_MAX];
     config_path(&cfg, pidfile, "run/fcgi.pid");
-    if (o.socket)
-        snprintf(sock, sizeof sock, "%s", o.socket);
-    else
-        config_path(&cfg, sock, "run/fcgi.sock");
+    master_socket_paths(&o, &cfg, sock, bulk);
     pid_t other = master_other_running(pidfile);
     if (other) {
         log_error("mg-fcgi %d is already running for %s (%s)", (int)other, cfg.root, pidfile);
@@ -310,19 +344,22 @@ int main(int argc, char **argv) {
     sigset_t set;
     master_signals(&set);
     FCGX_Init();
-    int fd = master_open_socket(sock);
-    if (fd < 0 || master_write_pid(pidfile) != 0) {
+    int fds[2];
+    if (master_open_sockets(sock, bulk, fds) != 0 || master_write_pid(pidfile) != 0) {
         config_free(&cfg);
         return 1;
     }
-    log_info("listening on %s with %d workers, data root %s", sock, o.workers, cfg.root);
+    log_info("listening on %s and %s with %d workers, data root %s", sock, bulk, o.workers,
+             cfg.root);
     master_slot *slots = calloc((size_t)o.workers, sizeof *slots);
     if (!slots) return 1;
-    master_supervise(slots, o.workers, &cfg, fd, &set);
+    master_supervise(slots, o.workers, &cfg, fds, &set);
     master_stop(slots, o.workers, &set);
     if (master_other_running(pidfile) == 0) fs_unlink(pidfile, NULL);
     fs_unlink(sock, NULL);
-    close(fd);
+    fs_unlink(bulk, NULL);
+    close(fds[0]);
+    close(fds[1]);
     free(slots);
     config_free(&cfg);
     log_info("stopped");

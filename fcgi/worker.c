@@ -1,10 +1,11 @@
-/* worker.c - a FastCGI worker: accepts requests on the shared socket and hands them to the
- * router. Holds nothing durable; the settings and the search index it keeps between
+/* worker.c - a FastCGI worker: accepts requests on the two shared sockets (the first one
+ * before the searches' one) and hands them to the router. Holds nothing durable; the settings and the search index it keeps between
  * requests are checked against the files with a stat per request and rebuilt on change. */
 #include "worker.h"
 
 #include <errno.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -169,7 +170,36 @@ static void worker_signals(void) {
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-int worker_run(mg_config *cfg, int listen_fd) {
+/* Waits for the next request on `fds` (fds[0] first) and accepts it into req[0] or req[1].
+ * The request, or NULL when the worker must stop (*status set on an error). */
+static FCGX_Request *worker_accept(const int fds[2], FCGX_Request req[2], int *status) {
+    while (!worker_stop) {
+        struct pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
+        worker_busy = 0;
+        int n = poll(p, 2, -1);
+        worker_busy = 1;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) break;
+        for (int i = 0; i < 2; i++) {
+            if (!(p[i].revents & POLLIN)) continue;
+            int rc = FCGX_Accept_r(&req[i]);
+            if (rc == 0) return &req[i];
+            if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR) continue; /* taken */
+            if (!worker_stop) {
+                log_error("accept on the FastCGI socket failed: %s", strerror(-rc));
+                *status = 1;
+            }
+            return NULL;
+        }
+    }
+    if (!worker_stop) {
+        log_error("poll on the FastCGI sockets failed: %s", strerror(errno));
+        *status = 1;
+    }
+    return NULL;
+}
+
+int worker_run(mg_config *cfg, const int fds[2]) {
     worker_ctx w;
     memset(&w, 0, sizeof w);
     w.cfg = *cfg;
@@ -181,24 +211,17 @@ int worker_run(mg_config *cfg, int listen_fd) {
     w.cfg_st.st_ino = (ino_t)-1; /* force a fresh read of server.json */
     worker_refresh_config(&w);
 
-    FCGX_Request r;
-    FCGX_InitRequest(&r, listen_fd, 0);
+    FCGX_Request req[2];
+    FCGX_InitRequest(&req[0], fds[0], 0);
+    FCGX_InitRequest(&req[1], fds[1], 0);
     int status = 0;
-    while (!worker_stop) {
-        worker_busy = 0;
-        int rc = FCGX_Accept_r(&r);
-        worker_busy = 1;
-        if (rc < 0) {
-            if (!worker_stop) {
-                log_error("accept on the FastCGI socket failed: %s", strerror(-rc));
-                status = 1;
-            }
-            break;
-        }
-        worker_handle(&w, &r);
-        FCGX_Finish_r(&r);
+    FCGX_Request *r;
+    while ((r = worker_accept(fds, req, &status)) != NULL) {
+        worker_handle(&w, r);
+        FCGX_Finish_r(r);
     }
-    FCGX_Free(&r, 0);
+    FCGX_Free(&req[0], 0);
+    FCGX_Free(&req[1], 0);
     search_index_free(w.idx);
     http_buf_free(&w.out);
     config_free(&w.cfg);

@@ -22,9 +22,12 @@ typedef struct worker_ctx {
     http_buf out;           /* answer buffer reused between requests */
 } worker_ctx;
 
-/* Takes over `cfg` (moved: the caller must not free it) and runs the accept loop on
- * `listen_fd` until SIGTERM. Returns the process exit status. */
-int worker_run(mg_config *cfg, int listen_fd);
+/* Takes over `cfg` (moved: the caller must not free it) and runs the accept loop on the
+ * non-blocking listening sockets `fds` until SIGTERM: fds[0] first, fds[1] (the searches)
+ * only when nothing waits on fds[0], so that a flood of searches never queues health, writes
+ * or nginx's access checks behind it for longer than one request. Returns the process exit
+ * status. */
+int worker_run(mg_config *cfg, const int fds[2]);
 
 /* Reloads the config when config/server.json changed since it was last read (one stat). */
 void worker_refresh_config(worker_ctx *w);

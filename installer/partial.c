@@ -74,7 +74,8 @@ int partial_open(partial *p, const char *url, const char *checksum, char *why, s
     if (p->fd < 0 && errno == ELOOP) {
         /* a link planted where the partial goes: removed, never followed */
         log_warn("%s; removing the link and starting the download afresh", err.message);
-        if (fs_unlink(p->part, &err) == 0) p->fd = fs_open(p->part, O_RDWR | O_CREAT, 0644, &err);
+        if (fs_unlink(p->part, &err) == 0)
+            p->fd = fs_open(p->part, O_RDWR | O_CREAT, 0644, &err);
     }
     struct stat st;
     if (p->fd < 0 || fstat(p->fd, &st) < 0) {

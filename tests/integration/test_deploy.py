@@ -52,7 +52,7 @@ class DeployTest(StackTestCase):
             for name in ("nginx.pid", "fcgi.pid", "installer.pid", "nginx.conf",
                          "nginx-error.log", "fcgi.log", "installer.log"):
                 self.assertTrue(os.path.isfile(os.path.join(run, name)), name)
-            for name in ("fcgi.sock", "nchan.sock"):
+            for name in ("fcgi.sock", "fcgi-bulk.sock", "nchan.sock"):
                 self.assertTrue(os.path.exists(os.path.join(run, name)), name)
             for d in ("config", "cache", "models/llm", "models/.partial", "jobs"):
                 self.assertTrue(os.path.isdir(s.path(d)), d)

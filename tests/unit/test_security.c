@@ -20,7 +20,8 @@
 
 static void setup(mg_config *cfg) {
     mg_error err;
-    if (config_load(cfg, unit_tmpdir(), &err) != 0) unit_fail(__FILE__, __LINE__, "%s", err.message);
+    if (config_load(cfg, unit_tmpdir(), &err) != 0)
+        unit_fail(__FILE__, __LINE__, "%s", err.message);
 }
 
 /* Writes `text` to the absolute `path` with plain stdio (as a person or an attacker would). */
@@ -322,7 +323,8 @@ static int parse_words(int n, int rep, search_query *q, mg_error *err) {
     char qs[8192] = "query=";
     for (int r = 0; r < rep; r++)
         for (int i = 0; i < n; i++)
-            snprintf(qs + strlen(qs), sizeof qs - strlen(qs), "%sw%d", strlen(qs) > 6 ? "+" : "", i);
+            snprintf(qs + strlen(qs), sizeof qs - strlen(qs), "%sw%d", strlen(qs) > 6 ? "+" : "",
+                     i);
     return search_query_parse(q, qs, err);
 }
 
