@@ -65,15 +65,19 @@ trap bench_cleanup EXIT INT TERM
 mkdir -p "$WORK/root/config"
 
 if [[ -n ${BENCH_GALLERY:-} ]]; then
-    cp "$BENCH_GALLERY" "$WORK/root/config/models_gallery.json"
+    cp "$BENCH_GALLERY" "$WORK/gallery.json"
 else
     bench_log "generating a $N_MODELS-model gallery"
-    "$PY" "$REPO/bench/gen_gallery.py" "$N_MODELS" >"$WORK/root/config/models_gallery.json"
+    "$PY" "$REPO/bench/gen_gallery.py" "$N_MODELS" >"$WORK/gallery.json"
 fi
+# Started on a small gallery (deploy/up waits 20 s for health, and the first health of a big
+# gallery builds its index), then given the big one, which the installer picks up.
+"$PY" "$REPO/bench/gen_gallery.py" 10 >"$WORK/root/config/models_gallery.json"
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 bench_log "starting the stack on port $PORT ($WORKERS workers)"
 MG_ROOT=$WORK/root MG_PORT=$PORT MG_WORKERS=$WORKERS "$REPO/deploy/up" >"$WORK/up.log" 2>&1 ||
     { cat "$WORK/up.log" >&2; bench_die "deploy/up failed"; }
+mv "$WORK/gallery.json" "$WORK/root/config/models_gallery.json"
 
 # The measurement: one Python process (http.client, keep-alive), wrk for the flood.
 "$PY" - "$WORK/root" "$PORT" "$REQUESTS" "$FLOOD_SECONDS" "$CONNS" <<'PY'
@@ -113,8 +117,20 @@ def get(path):
     r = conn.getresponse()
     return r.status, r.read()
 
-# The index is built by each worker at its first search: warm them all up, in parallel.
-n = json.loads(get("/api/models/health")[1])["gallery_models"]
+# The installer rebuilds the cache from the big gallery; each worker builds its index at
+# its first request: wait for that, then warm up every worker, in parallel.
+with open(f"{root}/config/models_gallery.json") as f:
+    want = sum(1 for line in f if line.startswith('  {'))
+deadline = time.monotonic() + 900
+while True:
+    try:
+        n = json.loads(get("/api/models/health")[1])["gallery_models"]
+    except (OSError, http.client.HTTPException, ValueError):
+        conn.close()
+        n = 0
+    if n >= want or time.monotonic() > deadline:
+        break
+    time.sleep(1)
 log(f"gallery of {n} models; loading the index in every worker")
 def warm():
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)

@@ -1,6 +1,7 @@
 /* worker.c - a FastCGI worker: accepts requests on the two shared sockets (the first one
- * before the searches' one) and hands them to the router. Holds nothing durable; the settings and the search index it keeps between
- * requests are checked against the files with a stat per request and rebuilt on change. */
+ * before the searches' one) and hands them to the router. Holds nothing durable; the
+ * settings and the search index it keeps between requests are checked against the files
+ * with a stat per request and rebuilt on change. */
 #include "worker.h"
 
 #include <errno.h>
