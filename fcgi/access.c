@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "percent.h"
+
 #define ACCESS_LOOPBACK_N 3
 static const char *access_loopback[ACCESS_LOOPBACK_N] = {"127.0.0.1", "localhost", "[::1]"};
 
@@ -149,7 +151,7 @@ static int access_query_token(const char *qs, char *out, size_t n) {
         size_t len = strcspn(p, "&");
         if (len > 13 && strncmp(p, "access_token=", 13) == 0 && len - 13 < n) {
             size_t dlen;
-            if (http_percent_decode(p + 13, len - 13, out, &dlen) == 0 && dlen == strlen(out))
+            if (percent_decode(p + 13, len - 13, out, &dlen) == 0 && dlen == strlen(out))
                 return 0;
         }
         p += len + (p[len] == '&');
