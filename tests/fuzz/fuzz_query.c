@@ -5,7 +5,8 @@
  * was given, with a message free of control characters; a parsed one has limit 1-1000,
  * offset >= 0, numbers unset or finite and >= 0, min_size_gb <= max_size_gb, and holds exactly
  * the last value given for sort, order, limit, offset and the exact filters (lower-cased), as
- * an independent reading of the query string finds them; parsing is deterministic.
+ * an independent reading of the query string finds them, and the distinct words of query
+ * within its bounds; parsing is deterministic.
  * Search invariants: the answer is JSON with the query's offset and limit, a page of
  * min(limit, total - offset) models, each an indexed model that satisfies every exact filter
  * and numeric bound; without free-text terms, total equals a brute-force count. */
@@ -95,6 +96,42 @@ static char *query_last(const char *qs, const char *name, size_t *len) {
 
 /* ---- the parse -------------------------------------------------------------------- */
 
+/* 1 when `word` (n bytes) is one of the blank-separated words of `text`, ASCII case folded. */
+static int query_has_word(const char *text, size_t tlen, const char *word, size_t n) {
+    for (size_t i = 0; i < tlen;) {
+        while (i < tlen && isspace((unsigned char)text[i])) i++;
+        size_t k = 0;
+        while (i + k < tlen && !isspace((unsigned char)text[i + k])) k++;
+        if (k == n && strncasecmp(text + i, word, n) == 0) return 1;
+        i += k;
+    }
+    return 0;
+}
+
+/* The free-text terms: NULL exactly when `query` is absent or blank; else its distinct words,
+ * lower-cased, once each, joined by single spaces, within SEARCH_TERMS_MAX and
+ * SEARCH_TERM_BYTES_MAX. */
+static void query_check_terms(const char *qs, const char *terms) {
+    size_t len = 0, n = 0;
+    char *v = query_last(qs, "query", &len);
+    if (!terms) {
+        for (size_t i = 0; v && i < len; i++) FUZZ_CHECK(isspace((unsigned char)v[i]));
+        free(v);
+        return;
+    }
+    FUZZ_CHECK(v != NULL && *terms && terms[0] != ' ' && !strstr(terms, "  "));
+    FUZZ_CHECK(terms[strlen(terms) - 1] != ' ');
+    for (const char *t = terms; *t; n++) {
+        size_t k = strcspn(t, " ");
+        FUZZ_CHECK(k <= SEARCH_TERM_BYTES_MAX && query_has_word(v, len, t, k));
+        for (size_t i = 0; i < k; i++) FUZZ_CHECK(!isupper((unsigned char)t[i]));
+        FUZZ_CHECK(!query_has_word(t + k, strlen(t + k), t, k)); /* once each */
+        t += k + (t[k] == ' ');
+    }
+    FUZZ_CHECK(n <= SEARCH_TERMS_MAX);
+    free(v);
+}
+
 static void query_check_integer(const char *qs, const char *name, long got, long def) {
     size_t len;
     char *v = query_last(qs, name, &len);
@@ -174,15 +211,7 @@ static void query_check_parsed(const char *qs, const search_query *q) {
     query_check_number(qs, "max_ram_gb", q->max_ram_gb);
     query_check_number(qs, "max_vram_gb", q->max_vram_gb);
     FUZZ_CHECK(!(q->min_size_gb > q->max_size_gb));
-    if (q->terms) {
-        FUZZ_CHECK(*q->terms);
-        for (const char *p = q->terms; *p; p++) FUZZ_CHECK(!isupper((unsigned char)*p));
-    } else {
-        size_t len;
-        char *v = query_last(qs, "query", &len);
-        FUZZ_CHECK(!v || len == 0);
-        free(v);
-    }
+    query_check_terms(qs, q->terms);
 }
 
 static void query_check_error(const char *qs, const mg_error *err) {

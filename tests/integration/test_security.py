@@ -499,8 +499,8 @@ class LinksTest(SecurityCase):
             path = s.path("jobs", f"{job_id}.json")
             with open(path, "rb") as f:
                 target, text = self.victim("job-target", f.read())
-            os.unlink(path)
-            os.symlink(target, path)
+            os.symlink(target, path + ".link")
+            os.replace(path + ".link", path)  # atomic: the installer may be saving the job
             job = wait_until(lambda: (lambda j: j if j["status"] in ("installed", "failed")
                                       else None)(s.get(f"/api/models/jobs/{job_id}").json),
                              30 * SLOW, what="ln-j ends")
