@@ -18,6 +18,9 @@
 #endif
 
 #define CONFIG_FILE_REL "config/server.json"
+#define CONFIG_JOB_HISTORY 1000
+#define CONFIG_JOB_HISTORY_MAX 100000
+#define CONFIG_MIN_DOWNLOAD_SPEED 1024
 
 static const char *config_root_dirs[] = {"config", "cache", "models/llm", "models/.partial",
                                          "jobs", "run", NULL};
@@ -42,6 +45,8 @@ static void config_defaults(mg_config *cfg) {
     cfg->max_parallel_downloads = 2;
     cfg->server_names = json_array();
     cfg->allowed_origins = json_array();
+    cfg->job_history = CONFIG_JOB_HISTORY;
+    cfg->min_download_speed = CONFIG_MIN_DOWNLOAD_SPEED;
 }
 
 /* ---- checks of single settings ------------------------------------------------------ */
@@ -191,6 +196,25 @@ static int config_apply_access(mg_config *cfg, json_t *doc, const char *path, mg
                             &cfg->allowed_origins, path, err);
 }
 
+/* The queue and the downloads: job_history and min_download_speed. */
+static int config_apply_jobs(mg_config *cfg, json_t *doc, const char *path, mg_error *err) {
+    json_t *v;
+    if ((v = json_object_get(doc, "job_history")) && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > CONFIG_JOB_HISTORY_MAX)
+            return config_bad(err, path, "job_history", "an integer from 1 to 100000");
+        cfg->job_history = (long)json_integer_value(v);
+    }
+    if ((v = json_object_get(doc, "min_download_speed")) && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > (1LL << 40))
+            return config_bad(err, path, "min_download_speed",
+                              "an integer number of bytes per second from 1 to 2^40");
+        cfg->min_download_speed = (long long)json_integer_value(v);
+    }
+    return 0;
+}
+
 static int config_read_file(mg_config *cfg, mg_error *err) {
     char path[MG_PATH_MAX];
     config_path(cfg, path, CONFIG_FILE_REL);
@@ -204,8 +228,9 @@ static int config_read_file(mg_config *cfg, mg_error *err) {
     int rc;
     if (!json_is_object(doc))
         rc = mg_error_set(err, 500, "invalid_config", NULL, "%s: not a JSON object", path);
-    else if ((rc = config_apply_basic(cfg, doc, path, err)) == 0)
-        rc = config_apply_access(cfg, doc, path, err);
+    else if ((rc = config_apply_basic(cfg, doc, path, err)) == 0 &&
+             (rc = config_apply_access(cfg, doc, path, err)) == 0)
+        rc = config_apply_jobs(cfg, doc, path, err);
     json_decref(doc);
     return rc;
 }

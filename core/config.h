@@ -40,6 +40,8 @@ typedef struct mg_config {
     config_state state;       /* CONFIG_FRESH unless config_reload / config_load_or_defaults
                                  could not read server.json */
     char problem[512];        /* why the state is not fresh, "" otherwise */
+    long job_history;         /* finished jobs kept, default 1000, 1..100000 */
+    long long min_download_speed; /* bytes/s under which a download stalls, default 1024 */
 } mg_config;
 
 /* Returns the data root: `override` if not NULL, else $MG_ROOT, else the build's repository.

@@ -1,10 +1,14 @@
 /* job.c - the durable install queue: jobs/{job_id}.json written atomically, creation,
- * claiming and cancellation serialised by the exclusive flock jobs/.lock, and the cancel
- * marker jobs/{job_id}.cancel the installer watches for running jobs.
+ * claiming and cancellation serialised by the exclusive flock jobs/.lock, the cancel marker
+ * jobs/{job_id}.cancel the installer watches, and jobs/index (job_index.c) kept in step.
  *
  * Besides the public fields a job file holds what the installer needs (name, url, checksum,
- * ext, size) and "created_ns", the creation time in nanoseconds that orders jobs created
- * within the same second. */
+ * ext, size) and "created_ns", the creation time in nanoseconds that orders jobs.
+ *
+ * Every status change writes the job file durably, then the index, under the lock. The first
+ * byte of jobs/.lock is '1' while a holder is between the two: a holder that died there
+ * (kill -9) leaves it set, and the next one to take the lock rebuilds the index from the job
+ * files. The installer also rebuilds it at start (after a power loss it may be stale). */
 #include "job.h"
 
 #include <dirent.h>
@@ -20,24 +24,25 @@
 #include "fs.h"
 #include "gallery.h"
 #include "id.h"
+#include "job_index.h"
 #include "log.h"
 #include "redact.h"
 
 #define JOB_DIR "jobs"
 #define JOB_LOCK "jobs/.lock"
-#define JOB_PRUNE_AGE_S (7 * 24 * 3600)
+#define JOB_INDEX "jobs/index"
 
-static const char *const job_status_names[] = {"queued",    "downloading", "verifying",
-                                               "installed", "failed",      "cancelled"};
+static const char *const job_status_names[JOB_STATUS_COUNT] = {
+    "queued", "downloading", "verifying", "installed",
+    "failed", "cancelled",   "cancelling", "paused"};
 
 const char *job_status_name(job_status s) {
-    if ((int)s < 0 || (size_t)s >= sizeof job_status_names / sizeof *job_status_names)
-        return "failed";
+    if ((int)s < 0 || (int)s >= JOB_STATUS_COUNT) return "failed";
     return job_status_names[s];
 }
 
 int job_status_parse(const char *name, job_status *out) {
-    for (size_t i = 0; name && i < sizeof job_status_names / sizeof *job_status_names; i++) {
+    for (int i = 0; name && i < JOB_STATUS_COUNT; i++) {
         if (strcmp(name, job_status_names[i]) == 0) {
             *out = (job_status)i;
             return 0;
@@ -48,6 +53,10 @@ int job_status_parse(const char *name, job_status *out) {
 
 int job_status_terminal(job_status s) {
     return s == JOB_INSTALLED || s == JOB_FAILED || s == JOB_CANCELLED;
+}
+
+int job_status_live(job_status s) {
+    return s == JOB_DOWNLOADING || s == JOB_VERIFYING || s == JOB_CANCELLING;
 }
 
 job_status job_get_status(json_t *job) {
@@ -75,13 +84,6 @@ static char *job_path(const mg_config *cfg, char *out, const char *job_id, const
     char rel[64];
     snprintf(rel, sizeof rel, JOB_DIR "/%s%s", job_id, suffix);
     return config_path(cfg, out, rel);
-}
-
-/* Takes the queue lock (creating jobs/ if needed). Returns the fd, or -1 and err. */
-static int job_lock(const mg_config *cfg, mg_error *err) {
-    char dir[MG_PATH_MAX], lock[MG_PATH_MAX];
-    if (fs_mkdirs(config_path(cfg, dir, JOB_DIR), 0755, err) < 0) return -1;
-    return fs_lock(config_path(cfg, lock, JOB_LOCK), 1, err);
 }
 
 /* Reads jobs/{job_id}.json; the id must be valid. Returns a new reference, or NULL and err
@@ -155,19 +157,20 @@ static int job_write(const mg_config *cfg, json_t *job, int durable, mg_error *e
     return rc;
 }
 
-/* Sets updated_at (and the status, when `status` >= 0) of `job` and writes it. */
-static int job_update(const mg_config *cfg, json_t *job, int status, int durable, mg_error *err) {
-    char now[40];
-    job_now_iso(now);
-    if (status >= 0)
-        json_object_set_new(job, "status", json_string(job_status_name((job_status)status)));
-    json_object_set_new(job, "updated_at", json_string(now));
-    return job_write(cfg, job, durable, err);
+/* ---- the lock, the index and the history ---- */
+
+/* Removes the files of a job pruned from the history (a job_index_prune_fn). */
+static void job_prune_files(void *ctx, const char *job_id) {
+    const mg_config *cfg = ctx;
+    char path[MG_PATH_MAX];
+    if (!id_job_valid(job_id)) return;
+    fs_unlink(job_path(cfg, path, job_id, ".cancel"), NULL);
+    fs_unlink(job_path(cfg, path, job_id, ".json"), NULL);
 }
 
-/* Calls `fn` for each job file in jobs/ (file names "<job_id>.json" only), with the parsed
- * job and its file's mtime. `fn` returns nonzero to stop. Unreadable files are skipped. */
-typedef int (*job_visit_fn)(const mg_config *cfg, json_t *job, time_t mtime, void *ctx);
+/* Calls `fn` for each job file in jobs/ (file names "<job_id>.json" only) with the parsed
+ * job. Unreadable files are skipped. */
+typedef void (*job_visit_fn)(json_t *job, void *ctx);
 
 static void job_foreach(const mg_config *cfg, job_visit_fn fn, void *ctx) {
     char dir[MG_PATH_MAX];
@@ -175,78 +178,197 @@ static void job_foreach(const mg_config *cfg, job_visit_fn fn, void *ctx) {
     if (!d) return;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        char id[ID_JOB_LEN + 1], path[MG_PATH_MAX];
+        char id[ID_JOB_LEN + 1];
         const char *name = de->d_name;
         if (strlen(name) != ID_JOB_LEN + 5 || strcmp(name + ID_JOB_LEN, ".json") != 0) continue;
         memcpy(id, name, ID_JOB_LEN);
         id[ID_JOB_LEN] = '\0';
         if (!id_job_valid(id)) continue;
-        struct stat st;
-        if (stat(job_path(cfg, path, id, ".json"), &st) != 0) continue;
         json_t *job = job_read(cfg, id, NULL);
         if (!job) continue;
-        int stop = fn(cfg, job, st.st_mtime, ctx);
+        fn(job, ctx);
         json_decref(job);
-        if (stop) break;
     }
     closedir(d);
 }
 
-/* 1 when `a` was created after `b` (created_at, then created_ns, then job_id). */
-static int job_newer(json_t *a, json_t *b) {
-    const char *ca = json_string_value(json_object_get(a, "created_at"));
-    const char *cb = json_string_value(json_object_get(b, "created_at"));
-    int c = strcmp(ca ? ca : "", cb ? cb : "");
-    if (c != 0) return c > 0;
-    json_int_t na = json_integer_value(json_object_get(a, "created_ns"));
-    json_int_t nb = json_integer_value(json_object_get(b, "created_ns"));
-    if (na != nb) return na > nb;
-    const char *ia = json_string_value(json_object_get(a, "job_id"));
-    const char *ib = json_string_value(json_object_get(b, "job_id"));
-    return strcmp(ia ? ia : "", ib ? ib : "") > 0;
+static void job_collect(json_t *job, void *ctx) { json_array_append(ctx, job); }
+
+/* Newest first: created_ns (or created_at), then job_id, as the index orders. */
+static int job_order(const void *a, const void *b) {
+    json_t *ja = *(json_t *const *)a, *jb = *(json_t *const *)b;
+    long long na = job_index_created_ns(ja), nb = job_index_created_ns(jb);
+    if (na != nb) return na > nb ? -1 : 1;
+    const char *ia = json_string_value(json_object_get(ja, "job_id"));
+    const char *ib = json_string_value(json_object_get(jb, "job_id"));
+    return -strcmp(ia ? ia : "", ib ? ib : "");
 }
 
-struct job_find_ctx {
-    const char *model_id;
-    json_t *found; /* newest non-terminal job of model_id (owned) */
-    int prune;     /* delete terminal job files older than JOB_PRUNE_AGE_S */
-};
+/* Returns a new reference to every job file's job, newest first, or NULL. */
+static json_t *job_all_sorted(const mg_config *cfg) {
+    json_t *all = json_array();
+    job_foreach(cfg, job_collect, all);
+    size_t n = json_array_size(all);
+    json_t **items = malloc((n ? n : 1) * sizeof *items);
+    if (!items) {
+        json_decref(all);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) items[i] = json_incref(json_array_get(all, i));
+    qsort(items, n, sizeof *items, job_order);
+    json_array_clear(all);
+    for (size_t i = 0; i < n; i++) json_array_append_new(all, items[i]);
+    free(items);
+    return all;
+}
 
-static void job_prune_file(const mg_config *cfg, json_t *job) {
+/* Rebuilds the index from the job files; the caller holds the lock. 0, or -1 and err. */
+static int job_rebuild_locked(const mg_config *cfg, mg_error *err) {
     char path[MG_PATH_MAX];
-    const char *job_id = json_string_value(json_object_get(job, "job_id"));
-    if (!job_id || !id_job_valid(job_id)) return;
-    fs_unlink(job_path(cfg, path, job_id, ".cancel"), NULL);
-    fs_unlink(job_path(cfg, path, job_id, ".json"), NULL);
+    json_t *all = job_all_sorted(cfg);
+    if (!all) return mg_error_set(err, 500, "internal_error", NULL, "out of memory");
+    int rc = job_index_write_all(config_path(cfg, path, JOB_INDEX), all, cfg->job_history,
+                                 job_prune_files, (void *)cfg, err);
+    json_decref(all);
+    return rc;
 }
 
-static int job_find_visit(const mg_config *cfg, json_t *job, time_t mtime, void *ctx) {
-    struct job_find_ctx *f = ctx;
-    int terminal = job_status_terminal(job_get_status(job));
-    if (terminal) {
-        if (f->prune && mtime < time(NULL) - JOB_PRUNE_AGE_S) job_prune_file(cfg, job);
-        return 0;
+/* Sets the first byte of the lock file: '1' while the job files and the index may differ. */
+static void job_mark(int fd, char c) {
+    if (pwrite(fd, &c, 1, 0) != 1) log_warn("cannot mark the queue lock: %s", strerror(errno));
+}
+
+/* Takes the queue lock (creating jobs/ if needed) and repairs what a holder that died left
+ * behind. Returns the fd, or -1 and err. */
+static int job_lock(const mg_config *cfg, mg_error *err) {
+    char dir[MG_PATH_MAX], lock[MG_PATH_MAX];
+    if (fs_mkdirs(config_path(cfg, dir, JOB_DIR), 0755, err) < 0) return -1;
+    int fd = fs_lock(config_path(cfg, lock, JOB_LOCK), 1, err);
+    char c = 0;
+    if (fd >= 0 && pread(fd, &c, 1, 0) == 1 && c == '1') {
+        mg_error e;
+        log_warn("a queue writer stopped half-way; rebuilding %s/" JOB_INDEX, cfg->root);
+        if (job_rebuild_locked(cfg, &e) == 0)
+            job_mark(fd, '0');
+        else
+            log_warn("%s", e.message);
     }
-    const char *model_id = json_string_value(json_object_get(job, "model_id"));
-    if (!model_id || strcmp(model_id, f->model_id) != 0) return 0;
-    if (!f->found || job_newer(job, f->found)) {
-        json_decref(f->found);
-        f->found = json_incref(job);
+    return fd;
+}
+
+/* Reads the index; the caller holds the lock. A missing or damaged one is rebuilt first.
+ * Returns a new index, or NULL and err. */
+static job_index *job_index_read_locked(const mg_config *cfg, mg_error *err) {
+    char path[MG_PATH_MAX];
+    config_path(cfg, path, JOB_INDEX);
+    mg_error e;
+    job_index *ix = job_index_read(path, &e);
+    if (ix) return ix;
+    if (strcmp(e.code, "job_index_missing") != 0) log_warn("%s; rebuilding it", e.message);
+    if (job_rebuild_locked(cfg, err) < 0) return NULL;
+    return job_index_read(path, err);
+}
+
+/* Writes `job` (borrowed) durably and puts it into the index; the caller holds the lock
+ * `fd`. An index that cannot be written is left marked for a rebuild. 0, or -1 and err. */
+static int job_commit(const mg_config *cfg, int fd, json_t *job, mg_error *err) {
+    char path[MG_PATH_MAX];
+    job_mark(fd, '1');
+    if (job_write(cfg, job, 1, err) < 0) {
+        job_mark(fd, '0');
+        return -1;
     }
+    mg_error e;
+    job_index *ix = job_index_read_locked(cfg, &e);
+    int rc = ix ? job_index_put(config_path(cfg, path, JOB_INDEX), ix, job, cfg->job_history,
+                                job_prune_files, (void *)cfg, &e)
+                : -1;
+    job_index_free(ix);
+    if (rc == 0)
+        job_mark(fd, '0');
+    else
+        log_warn("jobs/index not updated (rebuilt at the next lock): %s", e.message);
     return 0;
 }
 
-json_t *job_find_active(const mg_config *cfg, const char *model_id) {
-    struct job_find_ctx f = {model_id, NULL, 0};
-    if (!model_id) return NULL;
-    job_foreach(cfg, job_find_visit, &f);
-    return f.found;
+/* Sets updated_at (and the status, when `status` >= 0) of `job` and commits it. */
+static int job_update(const mg_config *cfg, int fd, json_t *job, int status, mg_error *err) {
+    char now[40];
+    job_now_iso(now);
+    if (status >= 0)
+        json_object_set_new(job, "status", json_string(job_status_name((job_status)status)));
+    json_object_set_new(job, "updated_at", json_string(now));
+    return job_commit(cfg, fd, job, err);
 }
 
-/* The expected size in bytes of `model`: sizeBytes when an integer, else sizeGb * 1e9. */
+job_index *job_index_load(const mg_config *cfg, mg_error *err) {
+    char path[MG_PATH_MAX];
+    job_index *ix = job_index_read(config_path(cfg, path, JOB_INDEX), NULL);
+    if (ix) return ix;
+    int fd = job_lock(cfg, err);
+    if (fd < 0) return NULL;
+    ix = job_index_read_locked(cfg, err);
+    fs_unlock(fd);
+    return ix;
+}
+
+int job_index_rebuild(const mg_config *cfg, mg_error *err) {
+    int fd = job_lock(cfg, err);
+    if (fd < 0) return -1;
+    int rc = job_rebuild_locked(cfg, err);
+    if (rc == 0) job_mark(fd, '0');
+    fs_unlock(fd);
+    return rc;
+}
+
+int job_index_adopt(const mg_config *cfg, const char *job_id) {
+    mg_error err;
+    if (!job_id || !id_job_valid(job_id)) return 0;
+    int fd = job_lock(cfg, &err);
+    if (fd < 0) return 0;
+    job_index *ix = job_index_read_locked(cfg, &err);
+    json_t *job = ix && !job_index_find(ix, job_id) ? job_read(cfg, job_id, NULL) : NULL;
+    int added = job && job_commit(cfg, fd, job, &err) == 0;
+    if (added) log_info("job %s: taken into jobs/index", job_id);
+    json_decref(job);
+    job_index_free(ix);
+    fs_unlock(fd);
+    return added;
+}
+
+/* ---- the queue ---- */
+
+/* Returns a new reference to the newest unfinished job of `model_id` in `ix`, read from its
+ * file, or NULL. */
+static json_t *job_active_in(const mg_config *cfg, const job_index *ix, const char *model_id) {
+    size_t mlen = strlen(model_id);
+    for (size_t i = 0; ix && i < ix->count; i++) {
+        const job_index_entry *e = &ix->entries[i];
+        if (job_status_terminal(e->status) || e->model_len != mlen ||
+            memcmp(e->model_id, model_id, mlen) != 0)
+            continue;
+        char id[ID_JOB_LEN + 1];
+        memcpy(id, e->job_id, ID_JOB_LEN);
+        id[ID_JOB_LEN] = '\0';
+        json_t *job = job_read(cfg, id, NULL);
+        if (job && !job_status_terminal(job_get_status(job))) return job;
+        json_decref(job);
+    }
+    return NULL;
+}
+
+json_t *job_find_active(const mg_config *cfg, const char *model_id) {
+    if (!model_id) return NULL;
+    job_index *ix = job_index_load(cfg, NULL);
+    json_t *job = job_active_in(cfg, ix, model_id);
+    job_index_free(ix);
+    return job;
+}
+
+/* The expected size in bytes of `model`: sizeBytes when positive, else sizeGb * 1e9. */
 static json_int_t job_model_size(json_t *model) {
     json_t *bytes = json_object_get(model, "sizeBytes");
-    if (json_is_integer(bytes) && json_integer_value(bytes) >= 0) return json_integer_value(bytes);
+    if (json_is_integer(bytes) && json_integer_value(bytes) > 0) return json_integer_value(bytes);
     double gb = json_number_value(json_object_get(model, "sizeGb"));
     return gb > 0 && gb < 9e9 ? (json_int_t)(gb * 1e9 + 0.5) : 0; /* rounded */
 }
@@ -266,12 +388,14 @@ static json_t *job_new(const mg_config *cfg, json_t *model, mg_error *err) {
     gallery_model_ext(url ? url : "", ext);
     job_now_iso(now);
     json_int_t size = job_model_size(model);
-    return json_pack("{s:s,s:s,s:s?,s:s?,s:s?,s:s,s:I,s:s,s:f,s:I,s:I,s:n,s:s,s:s,s:I}",
+    return json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s,s:I,s:s,s:f,s:I,s:I,s:n,s:n,s:n,s:s,s:s,"
+                     "s:I}",
                      "job_id", job_id, "model_id",
-                     json_string_value(json_object_get(model, "id")), "name", name, "url", url,
-                     "checksum", checksum, "ext", ext, "size", size, "status", "queued",
-                     "progress", 0.0, "downloaded", (json_int_t)0, "total", size, "error",
-                     "created_at", now, "updated_at", now, "created_ns", job_now_ns());
+                     json_string_value(json_object_get(model, "id")), "kind", "install", "name",
+                     name, "url", url, "checksum", checksum, "ext", ext, "size", size, "status",
+                     "queued", "progress", 0.0, "downloaded", (json_int_t)0, "total", size,
+                     "error", "error_code", "diagnosis", "created_at", now, "updated_at", now,
+                     "created_ns", job_now_ns());
 }
 
 json_t *job_enqueue(const mg_config *cfg, json_t *model, int *created, mg_error *err) {
@@ -283,17 +407,17 @@ json_t *job_enqueue(const mg_config *cfg, json_t *model, int *created, mg_error 
     }
     int fd = job_lock(cfg, err);
     if (fd < 0) return NULL;
-    struct job_find_ctx f = {model_id, NULL, 1};
-    job_foreach(cfg, job_find_visit, &f);
-    json_t *job = f.found;
-    if (!job) {
+    job_index *ix = job_index_read_locked(cfg, err);
+    json_t *job = ix ? job_active_in(cfg, ix, model_id) : NULL;
+    if (ix && !job) {
         job = job_new(cfg, model, err);
-        if (job && job_write(cfg, job, 1, err) < 0) {
+        if (job && job_commit(cfg, fd, job, err) < 0) {
             json_decref(job);
             job = NULL;
         }
         if (job && created) *created = 1;
     }
+    job_index_free(ix);
     fs_unlock(fd);
     return job;
 }
@@ -307,47 +431,6 @@ json_t *job_load(const mg_config *cfg, const char *job_id, mg_error *err) {
     return job_read(cfg, job_id, err);
 }
 
-static int job_list_visit(const mg_config *cfg, json_t *job, time_t mtime, void *ctx) {
-    (void)cfg;
-    (void)mtime;
-    json_array_append(ctx, job);
-    return 0;
-}
-
-static int job_list_cmp(const void *a, const void *b) {
-    json_t *ja = *(json_t *const *)a, *jb = *(json_t *const *)b;
-    if (job_newer(ja, jb)) return -1;
-    if (job_newer(jb, ja)) return 1;
-    return 0;
-}
-
-json_t *job_list(const mg_config *cfg, mg_error *err) {
-    (void)err;
-    json_t *all = json_array();
-    job_foreach(cfg, job_list_visit, all);
-    size_t n = json_array_size(all);
-    json_t **items = n ? malloc(n * sizeof *items) : NULL;
-    if (n && !items) {
-        json_decref(all);
-        mg_error_set(err, 500, "internal_error", NULL, "out of memory");
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) items[i] = json_incref(json_array_get(all, i));
-    if (n > 1) qsort(items, n, sizeof *items, job_list_cmp);
-    json_array_clear(all);
-    for (size_t i = 0; i < n; i++) json_array_append_new(all, items[i]);
-    free(items);
-    return all;
-}
-
-int job_save(const mg_config *cfg, json_t *job, int durable, mg_error *err) {
-    int fd = job_lock(cfg, err);
-    if (fd < 0) return -1;
-    int rc = job_update(cfg, job, -1, durable, err);
-    fs_unlock(fd);
-    return rc;
-}
-
 int job_cancel_requested(const mg_config *cfg, const char *job_id) {
     char path[MG_PATH_MAX];
     if (!job_id || !id_job_valid(job_id)) return 0;
@@ -358,6 +441,26 @@ void job_clear_cancel(const mg_config *cfg, const char *job_id) {
     char path[MG_PATH_MAX];
     if (!job_id || !id_job_valid(job_id)) return;
     if (fs_unlink(job_path(cfg, path, job_id, ".cancel"), NULL) == 0) fs_sync_parent(path);
+}
+
+int job_save(const mg_config *cfg, json_t *job, int durable, mg_error *err) {
+    int fd = job_lock(cfg, err);
+    if (fd < 0) return -1;
+    const char *job_id = json_string_value(json_object_get(job, "job_id"));
+    job_status s = job_get_status(job);
+    if (!job_status_terminal(s) && s != JOB_CANCELLING && job_cancel_requested(cfg, job_id))
+        json_object_set_new(job, "status", json_string(job_status_name(JOB_CANCELLING)));
+    int rc;
+    if (durable) {
+        rc = job_update(cfg, fd, job, -1, err);
+    } else {
+        char now[40];
+        job_now_iso(now);
+        json_object_set_new(job, "updated_at", json_string(now));
+        rc = job_write(cfg, job, 0, err);
+    }
+    fs_unlock(fd);
+    return rc;
 }
 
 /* Creates the cancel marker of `job_id` durably. 0, or -1 and err. */
@@ -384,11 +487,9 @@ json_t *job_cancel(const mg_config *cfg, const char *job_id, mg_error *err) {
     } else if (job_status_terminal(s)) {
         rc = mg_error_set(err, 409, "job_finished", "job_id", "job '%s' has already finished (%s)",
                           job_id, job_status_name(s));
-    } else if (s == JOB_QUEUED) {
-        rc = job_update(cfg, job, JOB_CANCELLED, 1, err);
-        job_clear_cancel(cfg, job_id);
     } else {
         rc = job_mark_cancel(cfg, job_id, err);
+        if (rc == 0 && s != JOB_CANCELLING) rc = job_update(cfg, fd, job, JOB_CANCELLING, err);
     }
     fs_unlock(fd);
     if (rc < 0) {
@@ -410,15 +511,16 @@ int job_claim(const mg_config *cfg, json_t *job, mg_error *err) {
     if (fd < 0) return -1;
     int rc = 0;
     json_t *disk = job_read(cfg, job_id, err);
+    job_status s = disk ? job_get_status(disk) : JOB_FAILED;
     if (!disk) {
         rc = -1;
-    } else if (!job_status_terminal(job_get_status(disk))) {
-        if (job_cancel_requested(cfg, job_id)) {
-            rc = job_update(cfg, disk, JOB_CANCELLED, 1, err);
-            if (rc == 0) job_clear_cancel(cfg, job_id);
-        } else {
-            rc = job_update(cfg, disk, JOB_DOWNLOADING, 1, err) < 0 ? -1 : 1;
-        }
+    } else if (job_status_terminal(s) || s == JOB_PAUSED) {
+        rc = 0;
+    } else if (s == JOB_CANCELLING || job_cancel_requested(cfg, job_id)) {
+        rc = job_update(cfg, fd, disk, JOB_CANCELLED, err);
+        if (rc == 0) job_clear_cancel(cfg, job_id);
+    } else {
+        rc = job_update(cfg, fd, disk, JOB_DOWNLOADING, err) < 0 ? -1 : 1;
     }
     fs_unlock(fd);
     if (disk) {
@@ -429,14 +531,53 @@ int job_claim(const mg_config *cfg, json_t *job, mg_error *err) {
 }
 
 json_t *job_public(json_t *job) {
-    static const char *const fields[] = {"job_id",     "model_id", "status",
-                                         "progress",   "downloaded", "total",
-                                         "error",      "created_at", "updated_at"};
+    static const char *const fields[] = {
+        "job_id", "model_id", "kind",       "status",    "progress",   "downloaded",
+        "total",  "error",    "error_code", "diagnosis", "created_at", "updated_at"};
     json_t *out = json_object();
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         json_t *v = json_object_get(job, fields[i]);
         json_object_set_new(out, fields[i], v ? json_deep_copy(v) : json_null());
     }
+    if (!json_is_string(json_object_get(out, "kind")))
+        json_object_set_new(out, "kind", json_string("install"));
     redact_json(out); /* a job file of an older version may name a URL in full */
     return out;
+}
+
+/* ---- pages of the list ---- */
+
+/* Writes the public view of index entry `e`: its file's current state for a live job. */
+static int job_page_entry(const mg_config *cfg, const job_index_entry *e, job_write_fn fn,
+                          void *ctx) {
+    if (job_status_live(e->status)) {
+        char id[ID_JOB_LEN + 1];
+        memcpy(id, e->job_id, ID_JOB_LEN);
+        id[ID_JOB_LEN] = '\0';
+        json_t *job = job_read(cfg, id, NULL);
+        json_t *pub = job ? job_public(job) : NULL;
+        char *text = pub ? json_dumps(pub, JSON_COMPACT) : NULL;
+        json_decref(pub);
+        json_decref(job);
+        if (text) {
+            int rc = fn(ctx, text, strlen(text));
+            free(text);
+            return rc;
+        }
+    }
+    return fn(ctx, e->json, e->json_len);
+}
+
+int job_page_write(const mg_config *cfg, const job_index *ix, int status, size_t offset,
+                   size_t limit, job_write_fn fn, void *ctx) {
+    char head[128];
+    size_t total = job_index_count(ix, status);
+    int n = snprintf(head, sizeof head, "{\"total\":%zu,\"offset\":%zu,\"limit\":%zu,\"jobs\":[",
+                     total, offset, limit);
+    if (fn(ctx, head, (size_t)n) < 0) return -1;
+    for (size_t i = offset; i < total && i - offset < limit; i++) {
+        if (i > offset && fn(ctx, ",", 1) < 0) return -1;
+        if (job_page_entry(cfg, job_index_get(ix, status, i), fn, ctx) < 0) return -1;
+    }
+    return fn(ctx, "]}", 2);
 }

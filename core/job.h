@@ -1,15 +1,20 @@
-/* job.h - the durable install queue: one JSON file per job in jobs/, written atomically.
+/* job.h - the durable install queue: one JSON file per job in jobs/, written atomically,
+ * and jobs/index, one line per job (core/job_index.h) so that listing and scheduling cost
+ * the same with 10 or 10,000 finished jobs.
  *
- * jobs/{job_id}.json holds {job_id, model_id, status, progress, downloaded, total, error,
- * created_at, updated_at} plus what the installer needs without the gallery: name, url,
- * checksum, ext, size (expected bytes). Creating a job, claiming it and changing its status
- * happen under the exclusive flock jobs/.lock, so two POSTs for one model make one job.
- * A cancel of a running job is the marker file jobs/{job_id}.cancel, which the installer
- * watches; the installer alone then writes the final status. */
+ * jobs/{job_id}.json holds {job_id, model_id, kind, status, progress, downloaded, total,
+ * error, error_code, diagnosis, created_at, updated_at} plus what the installer needs without
+ * the gallery: name, url, checksum, ext, size (expected bytes). Creating a job, claiming it
+ * and changing its status happen under the exclusive flock jobs/.lock, so two POSTs for one
+ * model make one job; every status change also rewrites the job's line in jobs/index and
+ * prunes the oldest finished jobs beyond job_history. A cancel of a job is the marker file
+ * jobs/{job_id}.cancel plus the status cancelling; the installer alone then writes the final
+ * status. */
 #ifndef MG_JOB_H
 #define MG_JOB_H
 
 #include <jansson.h>
+#include <stddef.h>
 
 #include "config.h"
 #include "mg_error.h"
@@ -20,14 +25,21 @@ typedef enum {
     JOB_VERIFYING,
     JOB_INSTALLED,
     JOB_FAILED,
-    JOB_CANCELLED
+    JOB_CANCELLED,
+    JOB_CANCELLING, /* cancel asked for; the installer has not confirmed it yet */
+    JOB_PAUSED      /* reserved for pause/resume: never claimed */
 } job_status;
+
+#define JOB_STATUS_COUNT 8
 
 const char *job_status_name(job_status s);
 /* 0 and *out, or -1 for an unknown name. */
 int job_status_parse(const char *name, job_status *out);
 /* 1 for installed, failed, cancelled. */
 int job_status_terminal(job_status s);
+/* 1 for the statuses whose job file the installer updates without a status change
+ * (downloading, verifying, cancelling): their progress lives in the job file. */
+int job_status_live(job_status s);
 /* The status of `job` (borrowed); JOB_FAILED when the field is unreadable. */
 job_status job_get_status(json_t *job);
 
@@ -44,18 +56,18 @@ json_t *job_load(const mg_config *cfg, const char *job_id, mg_error *err);
  * object. Field types are not checked here: readers use json_*_value, which tolerate any. */
 json_t *job_parse(const char *text, size_t len, const char *source, mg_error *err);
 
-/* Returns a new reference to an array of all jobs, newest first. */
-json_t *job_list(const mg_config *cfg, mg_error *err);
-
-/* Returns a new reference to the queued or running job of `model_id`, or NULL. */
+/* Returns a new reference to the unfinished job of `model_id` (newest first), or NULL. */
 json_t *job_find_active(const mg_config *cfg, const char *model_id);
 
-/* Writes `job` (borrowed; its updated_at is set to now) atomically. `durable` adds fsyncs
- * (status changes); progress-only updates pass 0. Takes the queue lock. 0, or -1 and err. */
+/* Writes `job` (borrowed; its updated_at is set to now) atomically. `durable` (status
+ * changes) adds fsyncs and updates jobs/index (pruning the history); progress-only updates
+ * pass 0. While the cancel marker exists an unfinished job is saved as cancelling (also in
+ * `job`). Takes the queue lock. 0, or -1 and err. */
 int job_save(const mg_config *cfg, json_t *job, int durable, mg_error *err);
 
-/* Cancels: a queued job becomes cancelled at once; a running one gets the cancel marker.
- * A terminal job: err 409 "job_finished". Returns a new reference to the job as it is now. */
+/* Cancels: an unfinished job gets the cancel marker and the status cancelling; the installer
+ * removes its partial and writes cancelled. A finished job: err 409 "job_finished". Returns a
+ * new reference to the job as it is now. */
 json_t *job_cancel(const mg_config *cfg, const char *job_id, mg_error *err);
 
 /* 1 when the cancel marker of `job_id` exists. job_clear_cancel removes it. */
@@ -63,12 +75,38 @@ int job_cancel_requested(const mg_config *cfg, const char *job_id);
 void job_clear_cancel(const mg_config *cfg, const char *job_id);
 
 /* Installer side: takes a queued job (or one left downloading/verifying by a crashed run)
- * by setting it to downloading under the lock. 1 when claimed, 0 when not claimable. */
+ * by setting it to downloading under the lock; `job` (borrowed) is updated from the file.
+ * A job with a cancel marker or the status cancelling becomes cancelled instead (0). 1 when
+ * claimed, 0 when not claimable, -1 and err. */
 int job_claim(const mg_config *cfg, json_t *job, mg_error *err);
 
 /* Returns a new reference holding only the public fields of `job` (borrowed), as
- * GET /api/models/jobs/{id} answers. */
+ * GET /api/models/jobs/{id} answers: kind "install", error_code and diagnosis null when
+ * the file predates them. */
 json_t *job_public(json_t *job);
+
+/* ---- the index (jobs/index, see job_index.h) ---- */
+
+struct job_index;
+
+/* Reads jobs/index; a missing or damaged one is rebuilt from the job files first (under the
+ * lock). Returns a new index (free with job_index_free), or NULL and err. */
+struct job_index *job_index_load(const mg_config *cfg, mg_error *err);
+
+/* Rebuilds jobs/index from the job files, pruning finished jobs beyond job_history. Takes
+ * the lock. 0, or -1 and err. */
+int job_index_rebuild(const mg_config *cfg, mg_error *err);
+
+/* Adds the job file `job_id` to jobs/index when it is not there (a job file that appeared
+ * without the queue, or an index a crash left behind). Takes the lock. 1 when added. */
+int job_index_adopt(const mg_config *cfg, const char *job_id);
+
+/* Writes the page {"total","offset","limit","jobs":[...]} of the jobs in `ix` (borrowed)
+ * with status `status` (< 0: any), newest first, to `fn`. Jobs in a live status are read from
+ * their files (current progress). 0, or -1 when `fn` failed. */
+typedef int (*job_write_fn)(void *ctx, const char *data, size_t len);
+int job_page_write(const mg_config *cfg, const struct job_index *ix, int status,
+                   size_t offset, size_t limit, job_write_fn fn, void *ctx);
 
 /* Current time as ISO-8601 with offset ("2026-11-26T09:36:39+00:00") into out. */
 void job_now_iso(char out[40]);

@@ -122,7 +122,7 @@ int http_send_raw(http_req *req, int status, const char *content_type, const voi
     if (!bodyless)
         n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n", len);
     n += snprintf(head + n, sizeof head - (size_t)n, "%s\r\n", req->headers);
-    req->answered = 1;
+    req->answered = status;
     if (http_write(req, head, (size_t)n) < 0) return -1;
     if (req->head || bodyless || len == 0) return 0;
     return http_write(req, body, len);

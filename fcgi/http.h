@@ -23,7 +23,7 @@ typedef struct http_req {
     const char *query;   /* QUERY_STRING (borrowed), "" when absent */
     char headers[1024];  /* extra header lines ("Name: value\r\n") for the next answer */
     size_t headers_len;
-    int answered;        /* 1 once an answer was written */
+    int answered;        /* the status of the answer once one was written, else 0 */
 } http_req;
 
 /* A growable byte buffer for answers built in pieces (owned by whoever holds it). */

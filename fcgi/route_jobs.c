@@ -1,8 +1,10 @@
 /* route_jobs.c - the install queue over HTTP: queueing an install (with the checks that
- * come before it: known model, not installed, enough disk), listing, reading and
- * cancelling jobs. The queue itself is core/job.c; the installer does the work. */
+ * come before it: known model, not installed, enough disk), listing (pages of jobs/index,
+ * kept parsed between requests while the file is unchanged), reading and cancelling jobs.
+ * The queue itself is core/job.c; the installer does the work. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -10,15 +12,23 @@
 
 #include "gallery.h"
 #include "job.h"
+#include "job_index.h"
 #include "log.h"
+#include "percent.h"
 #include "registry.h"
 #include "router.h"
 
 /* Free space kept on top of the model's size. */
 #define ROUTE_JOBS_DISK_MARGIN (256.0 * 1024 * 1024)
-/* How long a cancel of a running job waits for the installer to stop it. */
-#define ROUTE_JOBS_CANCEL_WAIT_MS 2000
+/* How long DELETE /api/models/jobs/{id} waits for the installer to confirm a cancel. */
+#define ROUTE_JOBS_CANCEL_WAIT_MS 1000
 #define ROUTE_JOBS_POLL_MS 50
+#define ROUTE_JOBS_LIMIT_DEFAULT 100
+#define ROUTE_JOBS_LIMIT_MAX 1000
+#define ROUTE_JOBS_OFFSET_MAX 1000000000L
+
+/* This worker's parsed jobs/index, reused while the file is unchanged (one stat). */
+static job_index *route_jobs_ix;
 
 /* Bytes the model's file will take: sizeBytes when the gallery has it, else sizeGb. */
 static double route_jobs_model_bytes(json_t *model) {
@@ -112,23 +122,111 @@ void route_jobs_install(http_req *req, worker_ctx *w, const route_seg *param) {
     json_decref(model);
 }
 
+/* A page request: ?status=&limit=&offset= (unknown parameters ignored, the last of a
+ * repeated one wins, an empty status ignored). */
+typedef struct route_jobs_page {
+    int status; /* < 0: any */
+    long limit, offset;
+} route_jobs_page;
+
+/* Parses the integer `v` (`len` bytes, digits only) into *out within lo..hi. 0, or -1 and
+ * err 400 naming `param`. */
+static int route_jobs_integer(const char *param, const char *v, size_t len, long lo, long hi,
+                              long *out, mg_error *err) {
+    errno = 0;
+    long n = len && len < 12 && strspn(v, "0123456789") == len ? strtol(v, NULL, 10) : -1;
+    if (n < lo || n > hi || errno)
+        return mg_error_set(err, 400, "invalid_parameter", param,
+                            "%s must be an integer from %ld to %ld", param, lo, hi);
+    *out = n;
+    return 0;
+}
+
+/* Applies one decoded parameter to `pg`. 0, or -1 and err. */
+static int route_jobs_param(route_jobs_page *pg, const char *k, size_t klen, const char *v,
+                            size_t vlen, mg_error *err) {
+    if (klen == 6 && memcmp(k, "status", 6) == 0) {
+        job_status st;
+        pg->status = -1;
+        if (vlen == 0) return 0;
+        if (strlen(v) == vlen && job_status_parse(v, &st) == 0) {
+            pg->status = (int)st;
+            return 0;
+        }
+        return mg_error_set(err, 400, "invalid_parameter", "status",
+                            "status must be one of queued, downloading, verifying, cancelling, "
+                            "paused, installed, failed, cancelled");
+    }
+    if (klen == 5 && memcmp(k, "limit", 5) == 0)
+        return route_jobs_integer("limit", v, vlen, 1, ROUTE_JOBS_LIMIT_MAX, &pg->limit, err);
+    if (klen == 6 && memcmp(k, "offset", 6) == 0)
+        return route_jobs_integer("offset", v, vlen, 0, ROUTE_JOBS_OFFSET_MAX, &pg->offset, err);
+    return 0;
+}
+
+/* Parses the query string of `req` into `pg`. 0, or -1 and err. */
+static int route_jobs_parse_page(const http_req *req, route_jobs_page *pg, mg_error *err) {
+    pg->status = -1;
+    pg->limit = ROUTE_JOBS_LIMIT_DEFAULT;
+    pg->offset = 0;
+    size_t qlen = strlen(req->query);
+    char *buf = malloc(qlen + 2);
+    if (!buf) return mg_error_set(err, 500, "internal_error", NULL, "out of memory");
+    int rc = 0;
+    for (const char *p = req->query; *p && rc == 0;) {
+        size_t plen = strcspn(p, "&");
+        const char *eq = memchr(p, '=', plen);
+        size_t klen = eq ? (size_t)(eq - p) : plen, kn = 0, vn = 0;
+        char *key = buf, *val = buf + klen + 1;
+        if (percent_decode(p, klen, key, &kn) != 0 ||
+            (eq && percent_decode(eq + 1, plen - klen - 1, val, &vn) != 0))
+            rc = mg_error_set(err, 400, "invalid_parameter", NULL,
+                              "the query string is not valid percent-encoding");
+        else
+            rc = route_jobs_param(pg, key, kn, eq ? val : "", vn, err);
+        p += plen;
+        if (*p == '&') p++;
+    }
+    free(buf);
+    return rc;
+}
+
+/* This worker's index, current with jobs/index. Borrowed, or NULL and err. */
+static const job_index *route_jobs_index(worker_ctx *w, mg_error *err) {
+    char path[MG_PATH_MAX];
+    struct stat st;
+    if (route_jobs_ix && stat(config_path(&w->cfg, path, "jobs/index"), &st) == 0 &&
+        job_index_is_current(route_jobs_ix, &st))
+        return route_jobs_ix;
+    job_index *ix = job_index_load(&w->cfg, err);
+    if (!ix) return NULL;
+    job_index_free(route_jobs_ix);
+    route_jobs_ix = ix;
+    return ix;
+}
+
+static int route_jobs_write(void *ctx, const char *data, size_t len) {
+    return http_buf_append(ctx, data, len);
+}
+
 void route_jobs_list(http_req *req, worker_ctx *w, const route_seg *param) {
     (void)param;
     mg_error err;
     mg_error_clear(&err);
-    json_t *jobs = job_list(&w->cfg, &err);
-    if (!jobs) {
+    route_jobs_page pg;
+    if (route_jobs_parse_page(req, &pg, &err) != 0) {
         http_send_error(req, &err);
         return;
     }
-    json_t *out = json_array();
-    size_t i;
-    json_t *job;
-    json_array_foreach(jobs, i, job) json_array_append_new(out, job_public(job));
-    json_t *body = json_pack("{s:o}", "jobs", out);
-    http_send_json(req, 200, body);
-    json_decref(body);
-    json_decref(jobs);
+    const job_index *ix = route_jobs_index(w, &err);
+    w->out.len = 0;
+    if (ix && job_page_write(&w->cfg, ix, pg.status, (size_t)pg.offset, (size_t)pg.limit,
+                             route_jobs_write, &w->out) == 0)
+        http_send_raw(req, 200, "application/json", w->out.data, w->out.len);
+    else if (ix)
+        http_error(req, 500, "internal_error", NULL, "out of memory");
+    else
+        http_send_error(req, &err);
 }
 
 /* Sends the public fields of `job` (a new reference, consumed) or the error. */
@@ -156,12 +254,12 @@ static long route_jobs_ms_since(const struct timespec *t0) {
     return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-json_t *route_jobs_cancel_wait(worker_ctx *w, const char *job_id, mg_error *err) {
+json_t *route_jobs_cancel_wait(worker_ctx *w, const char *job_id, int wait_ms, mg_error *err) {
     json_t *job = job_cancel(&w->cfg, job_id, err);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (job && !job_status_terminal(job_get_status(job)) &&
-           route_jobs_ms_since(&t0) < ROUTE_JOBS_CANCEL_WAIT_MS) {
+           route_jobs_ms_since(&t0) < wait_ms) {
         struct timespec pause = {0, ROUTE_JOBS_POLL_MS * 1000000L};
         nanosleep(&pause, NULL);
         json_t *now = job_load(&w->cfg, job_id, NULL);
@@ -173,9 +271,27 @@ json_t *route_jobs_cancel_wait(worker_ctx *w, const char *job_id, mg_error *err)
     return job;
 }
 
+/* 200 cancelled when the installer confirmed the cancel in time, 202 cancelling otherwise,
+ * 409 when the job ended otherwise first. */
 void route_jobs_cancel(http_req *req, worker_ctx *w, const route_seg *param) {
     if (!route_job_id_ok(req, param)) return;
     mg_error err;
     mg_error_clear(&err);
-    route_jobs_send_job(req, route_jobs_cancel_wait(w, param->s, &err), &err);
+    json_t *job = route_jobs_cancel_wait(w, param->s, ROUTE_JOBS_CANCEL_WAIT_MS, &err);
+    job_status st = job ? job_get_status(job) : JOB_FAILED;
+    if (job && job_status_terminal(st) && st != JOB_CANCELLED) {
+        http_error(req, 409, "job_finished", "job_id",
+                   "job '%s' ended %s before the cancel took effect", param->s,
+                   job_status_name(st));
+        json_decref(job);
+        return;
+    }
+    if (!job) {
+        http_send_error(req, &err);
+        return;
+    }
+    json_t *pub = job_public(job);
+    http_send_json(req, st == JOB_CANCELLED ? 200 : 202, pub);
+    json_decref(pub);
+    json_decref(job);
 }

@@ -7,6 +7,9 @@
 #include "registry.h"
 #include "router.h"
 
+/* How long deleting a model waits for the installer to stop an install of it. */
+#define ROUTE_REGISTRY_CANCEL_WAIT_MS 2000
+
 void route_registry_list(http_req *req, worker_ctx *w, const route_seg *param) {
     (void)param;
     mg_error err;
@@ -28,7 +31,7 @@ static int route_registry_cancel_active(worker_ctx *w, const char *id) {
     const char *job_id = json_string_value(json_object_get(active, "job_id"));
     mg_error err;
     mg_error_clear(&err);
-    if (job_id) json_decref(route_jobs_cancel_wait(w, job_id, &err));
+    if (job_id) json_decref(route_jobs_cancel_wait(w, job_id, ROUTE_REGISTRY_CANCEL_WAIT_MS, &err));
     json_decref(active);
     return 1;
 }

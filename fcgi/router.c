@@ -1,7 +1,8 @@
 /* router.c - the route table and dispatch: splits the raw path into percent-decoded
  * segments (an encoded "/" stays inside its segment), matches them against the table and
  * answers what no handler should have to: 400 undecodable path, 404, 405 + Allow, 413, and
- * (through access.c) 421, 414, 403, 503 and 401. */
+ * (through access.c) 421, 414, 403, 503 and 401. Every answer is counted by route, method and
+ * status in run/fcgi.metrics. */
 #include "router.h"
 
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 
 #include "access.h"
 #include "id.h"
+#include "log.h"
+#include "metrics.h"
 #include "percent.h"
 
 #define ROUTE_SEGS_MAX 8
@@ -31,7 +34,10 @@ static const route_def route_table[] = {
     {{"api", "models", "jobs", "*", NULL}, HTTP_DELETE, route_jobs_cancel},
     {{"api", "models", "installed", NULL}, HTTP_GET, route_registry_list},
     {{"api", "models", "*", NULL}, HTTP_DELETE, route_registry_delete},
+    {{"metrics", NULL}, HTTP_GET, route_metrics},
 };
+
+#define ROUTE_COUNT (sizeof route_table / sizeof route_table[0])
 
 typedef struct route_path {
     route_seg seg[ROUTE_SEGS_MAX];
@@ -151,20 +157,36 @@ static const route_def *route_find(const route_path *rp, int want, int *allowed,
     return hit;
 }
 
-void route_dispatch(http_req *req, worker_ctx *w) {
-    route_path rp;
-    if (access_subrequest(req, &w->cfg) || !access_request_ok(req, &w->cfg)) return;
-    if (route_split(req->path, &rp) != 0) {
-        free(rp.buf);
-        http_error(req, 400, "invalid_path", NULL,
-                   "the path is not valid percent-encoding ('%%' must start '%%XX' with two "
-                   "hex digits)");
-        return;
+/* The metrics label of `def`: its path with "{id}" for the parameter ("/api/models/jobs/{id}").
+ * Static storage. */
+static const char *route_label(const route_def *def) {
+    static char labels[ROUTE_COUNT][96];
+    char *out = labels[def - route_table];
+    if (out[0]) return out;
+    for (size_t i = 0, len = 0; i < ROUTE_SEGS_MAX && def->pattern[i]; i++) {
+        const char *seg = strcmp(def->pattern[i], "*") == 0 ? "{id}" : def->pattern[i];
+        len += (size_t)snprintf(out + len, sizeof labels[0] - len, "/%s", seg);
+        if (len >= sizeof labels[0]) break;
     }
-    int allowed;
-    const route_seg *param = NULL;
-    int want = req->method_bit == HTTP_HEAD ? HTTP_GET : req->method_bit;
-    const route_def *hit = route_find(&rp, want, &allowed, &param);
+    return out;
+}
+
+/* Counts the answer to `req` under the route label `route` in run/fcgi.metrics. */
+static void route_count(const http_req *req, worker_ctx *w, const char *route) {
+    static int opened;
+    if (!opened) {
+        opened = 1;
+        mg_error err;
+        if (metrics_open(&w->cfg, "run/fcgi.metrics", &err) < 0) log_warn("%s", err.message);
+    }
+    const char *method = req->method_bit ? req->method : "other";
+    metrics_addf(1, "mg_http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"}",
+                 route, method, req->answered ? req->answered : 500);
+}
+
+/* Answers `req`: the route `hit`, or 405 / 400 / 404 when there is none. */
+static void route_answer(http_req *req, worker_ctx *w, const route_path *rp,
+                         const route_def *hit, int allowed, const route_seg *param, int want) {
     if (hit) {
         int writes = want == HTTP_POST || want == HTTP_DELETE;
         if (route_body_ok(req) && (!writes || access_write_ok(req, &w->cfg)))
@@ -175,12 +197,35 @@ void route_dispatch(http_req *req, worker_ctx *w) {
         http_add_header(req, "Allow: %s", allow);
         http_error(req, 405, "method_not_allowed", NULL, "%s is not allowed here; allowed: %s",
                    req->method[0] ? req->method : "(none)", allow);
-    } else if (route_has_dot_segment(&rp)) {
+    } else if (route_has_dot_segment(rp)) {
         http_error(req, 400, "invalid_model_id", "id",
                    "'.' and '..' are not path segments here, nor model ids: %s", ROUTE_ID_RULE);
     } else {
         http_error(req, 404, "not_found", NULL, "no endpoint at %s", req->path);
     }
+}
+
+void route_dispatch(http_req *req, worker_ctx *w) {
+    route_path rp;
+    if (access_subrequest(req, &w->cfg)) return; /* nginx's checks: not counted */
+    if (!access_request_ok(req, &w->cfg)) {
+        route_count(req, w, "refused");
+        return;
+    }
+    if (route_split(req->path, &rp) != 0) {
+        free(rp.buf);
+        http_error(req, 400, "invalid_path", NULL,
+                   "the path is not valid percent-encoding ('%%' must start '%%XX' with two "
+                   "hex digits)");
+        route_count(req, w, "unmatched");
+        return;
+    }
+    int allowed;
+    const route_seg *param = NULL;
+    int want = req->method_bit == HTTP_HEAD ? HTTP_GET : req->method_bit;
+    const route_def *hit = route_find(&rp, want, &allowed, &param);
+    route_answer(req, w, &rp, hit, allowed, param, want);
+    route_count(req, w, hit ? route_label(hit) : "unmatched");
     free(rp.buf);
 }
 

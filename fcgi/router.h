@@ -44,10 +44,13 @@ void route_jobs_list(http_req *req, worker_ctx *w, const route_seg *param);
 void route_jobs_get(http_req *req, worker_ctx *w, const route_seg *param);
 void route_jobs_cancel(http_req *req, worker_ctx *w, const route_seg *param);
 
-/* Cancels job `job_id` and, when it was running, waits up to 2 s for the installer to
- * finish it. Returns a new reference to the job as it is then, or NULL and err (404, 409
- * "job_finished"). */
-json_t *route_jobs_cancel_wait(worker_ctx *w, const char *job_id, mg_error *err);
+/* Cancels job `job_id` and waits up to `wait_ms` for the installer to confirm it (or the job
+ * to end otherwise). Returns a new reference to the job as it is then, or NULL and err (404,
+ * 409 "job_finished"). */
+json_t *route_jobs_cancel_wait(worker_ctx *w, const char *job_id, int wait_ms, mg_error *err);
+
+/* route_metrics.c: GET /metrics (nginx lets only 127.0.0.1 through) */
+void route_metrics(http_req *req, worker_ctx *w, const route_seg *param);
 
 /* route_registry.c */
 void route_registry_list(http_req *req, worker_ctx *w, const route_seg *param);

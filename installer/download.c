@@ -15,6 +15,7 @@
 #include "hashpipe.h"
 #include "header.h"
 #include "log.h"
+#include "metrics.h"
 #include "partial.h"
 #include "progress.h"
 
@@ -36,6 +37,7 @@ typedef struct download_state {
     const download_hooks *hooks;
     CURL *curl;
     CURLM *multi;
+    struct curl_slist *headers; /* If-Range of the current attempt */
     partial part;
     hashpipe hp;
     int64_t pos;          /* bytes in the partial */
@@ -44,6 +46,8 @@ typedef struct download_state {
     int64_t limit;        /* largest body accepted */
     int64_t range_start;  /* Content-Range of the last response: first byte, or -1 */
     int64_t range_total;  /* its complete length, or -1 */
+    char etag[PARTIAL_VALIDATOR_MAX];  /* validators of the last response, "" when absent */
+    char modified[PARTIAL_VALIDATOR_MAX];
     int checked;          /* the status of the response was checked */
     attempt_result fail;  /* set by a callback that stopped the transfer, else DONE */
     int stop;             /* 1 cancel, 2 shutdown */
@@ -53,8 +57,10 @@ typedef struct download_state {
     int64_t moved_ms;     /* when the partial last grew (stall detection) */
     int64_t moved_pos;
     long retry_base_ms, stall_s;
+    long long min_speed;  /* bytes per second an attempt must average */
     int retry_max;
     char why[512];
+    char code[32];        /* error code of the last failure */
     char errbuf[CURL_ERROR_SIZE];
 } download_state;
 
@@ -66,19 +72,20 @@ static long download_env(const char *name, long def, long min, long max) {
     return n < min ? min : n > max ? max : n;
 }
 
-/* Writes the reason of a failure into st->why. */
-static void download_why(download_state *st, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void download_why(download_state *st, const char *fmt, ...) {
+/* Writes the error code and the reason of a failure into st->code and st->why. */
+static void download_fail(download_state *st, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void download_fail(download_state *st, const char *code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(st->why, sizeof st->why, fmt, ap);
     va_end(ap);
+    snprintf(st->code, sizeof st->code, "%s", code);
 }
 
 int64_t download_limit(int64_t expected_size) {
     if (expected_size <= 0) return INT64_MAX;
-    return expected_size + expected_size / 10 + (1 << 20);
+    return expected_size + expected_size / 20 + (1 << 20);
 }
 
 /* ---- callbacks of the transfer ---- */
@@ -99,8 +106,16 @@ static int download_tick(download_state *st, job_status status, int force) {
     return 0;
 }
 
-/* Keeps what the checks need from the response header: the Content-Range of the last
- * response (a redirect or an interim response starts over). */
+/* Copies the value of header field `f` into out; a value that does not fit is no validator
+ * (empty). */
+static void download_header_copy(const header_field *f, char *out, size_t n) {
+    size_t k = f->value_len < n ? f->value_len : 0;
+    memcpy(out, f->value, k);
+    out[k] = '\0';
+}
+
+/* Keeps what the checks need from the response header: the Content-Range and the validators
+ * (ETag, Last-Modified) of the last response (a redirect or an interim response starts over). */
 static size_t download_on_header(char *line, size_t size, size_t n, void *ud) {
     download_state *st = ud;
     size_t len = size * n;
@@ -108,21 +123,74 @@ static size_t download_on_header(char *line, size_t size, size_t n, void *ud) {
     header_range r;
     if (header_is_status(line, len)) {
         st->range_start = st->range_total = -1;
-    } else if (header_split(line, len, &f) == 0 && header_name_is(&f, "content-range") &&
-               header_content_range(f.value, f.value_len, &r) == 0) {
-        st->range_start = r.start;
-        st->range_total = r.total;
+        st->etag[0] = st->modified[0] = '\0';
+    } else if (header_split(line, len, &f) != 0) {
+        return len;
+    } else if (header_name_is(&f, "content-range")) {
+        if (header_content_range(f.value, f.value_len, &r) == 0) {
+            st->range_start = r.start;
+            st->range_total = r.total;
+        }
+    } else if (header_name_is(&f, "etag")) {
+        download_header_copy(&f, st->etag, sizeof st->etag);
+    } else if (header_name_is(&f, "last-modified")) {
+        download_header_copy(&f, st->modified, sizeof st->modified);
     }
     return len;
+}
+
+/* The validator of the last response for If-Range: a strong ETag, else Last-Modified. */
+static const char *download_validator(const download_state *st) {
+    if (st->etag[0] == '"') return st->etag;
+    return st->modified;
 }
 
 /* Empties the partial and restarts hashing from byte 0. 0, or -1 with st->why. */
 static int download_rewind(download_state *st) {
     hashpipe_cancel(&st->hp);
-    if (partial_truncate(&st->part, st->why, sizeof st->why) < 0) return -1;
+    if (partial_truncate(&st->part, st->why, sizeof st->why) < 0) {
+        snprintf(st->code, sizeof st->code, "io_error");
+        return -1;
+    }
     st->offset = st->pos = 0;
     if (hashpipe_start(&st->hp, st->part.fd, 0) < 0) {
-        download_why(st, "cannot start hashing: %s", strerror(errno));
+        download_fail(st, "internal_error", "cannot start hashing: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* A 200 answer to a resume: the file changed upstream (If-Range) or Range is not supported;
+ * the body is the whole file, so the partial starts over. 0, or -1 with st->fail. */
+static int download_restart_whole(download_state *st) {
+    if (st->part.validator[0] && strcmp(st->part.validator, download_validator(st)) != 0)
+        log_info("%s: the file changed upstream (validator %s, was %s); downloading it again "
+                 "from the start",
+                 st->spec->model_id, download_validator(st), st->part.validator);
+    else
+        log_info("%s: the server ignored the Range request; downloading from the start",
+                 st->spec->model_id);
+    if (download_rewind(st) < 0) {
+        st->fail = ATTEMPT_FAIL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks a 206 answer to a resume: the range it starts at and, when the server ignores
+ * If-Range, that the validator is the one the partial's bytes came with. */
+static int download_check_range(download_state *st) {
+    if (st->range_start != st->offset) {
+        download_fail(st, "bad_response", "the server sent a range from byte %lld instead of %lld",
+                      (long long)st->range_start, (long long)st->offset);
+        st->fail = ATTEMPT_REWIND;
+        return -1;
+    }
+    const char *v = download_validator(st);
+    if (st->part.validator[0] && v[0] && strcmp(v, st->part.validator) != 0) {
+        download_fail(st, "bad_response", "the file changed upstream (validator %s, was %s)", v,
+                      st->part.validator);
+        st->fail = ATTEMPT_REWIND;
         return -1;
     }
     return 0;
@@ -138,61 +206,64 @@ static int download_check(download_state *st) {
         st->fail = ATTEMPT_HTTP;
         return -1;
     }
-    if (st->offset > 0 && code == 206 && st->range_start != st->offset) {
-        download_why(st, "the server sent a range from byte %lld instead of %lld",
-                 (long long)st->range_start, (long long)st->offset);
-        st->fail = ATTEMPT_REWIND;
+    if (st->offset > 0 && code == 206 && download_check_range(st) < 0) return -1;
+    if (st->offset > 0 && code != 206 && download_restart_whole(st) < 0) return -1;
+    if (st->offset == 0 &&
+        partial_set_validator(&st->part, download_validator(st), st->why, sizeof st->why) < 0) {
+        snprintf(st->code, sizeof st->code, "io_error");
+        st->fail = ATTEMPT_FAIL;
         return -1;
-    }
-    if (st->offset > 0 && code != 206) {
-        log_info("%s: the server ignored the Range request; downloading from the start",
-                 st->spec->model_id);
-        if (download_rewind(st) < 0) {
-            st->fail = ATTEMPT_FAIL;
-            return -1;
-        }
     }
     curl_easy_getinfo(st->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
     if (cl >= 0) st->total = st->offset + cl;
     if (cl >= 0 && st->total > st->limit) {
-        download_why(st,
-                 "download is larger than expected: the server announces %lld bytes, the "
-                 "gallery %lld",
-                 (long long)st->total, (long long)st->spec->expected_size);
+        download_fail(st, "too_large",
+                      "download is larger than expected: the server announces %lld bytes, the "
+                      "gallery %lld (at most %lld accepted)",
+                      (long long)st->total, (long long)st->spec->expected_size,
+                      (long long)st->limit);
         st->fail = ATTEMPT_FAIL;
         return -1;
     }
     return 0;
 }
 
-static size_t download_on_body(char *data, size_t size, size_t n, void *ud) {
-    download_state *st = ud;
-    size_t len = size * n, done = 0;
-    if (!st->checked && download_check(st) < 0) return 0;
-    if (st->pos + (int64_t)len > st->limit) {
-        download_why(st,
-                 "download is larger than expected: more than %lld bytes arrived, the gallery "
-                 "announces %lld",
-                 (long long)st->limit, (long long)st->spec->expected_size);
-        st->fail = ATTEMPT_FAIL;
-        return 0;
-    }
+/* Writes `len` bytes at st->pos. 0, or -1 with st->fail. */
+static int download_store(download_state *st, const char *data, size_t len) {
+    size_t done = 0;
     while (done < len) {
         ssize_t w = pwrite(st->part.fd, data + done, len - done, st->pos + (int64_t)done);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
             if (w == 0 || errno == ENOSPC || errno == EDQUOT)
-                download_why(st, "disk full: no space left to download %s",
-                             st->spec->model_id);
+                download_fail(st, "disk_full", "disk full: no space left to download %s",
+                              st->spec->model_id);
             else
-                download_why(st, "cannot write %s: %s", st->part.part,
-                         strerror(errno));
+                download_fail(st, "io_error", "cannot write %s: %s", st->part.part,
+                              strerror(errno));
             st->fail = ATTEMPT_FAIL;
-            return 0;
+            return -1;
         }
         done += (size_t)w;
     }
+    return 0;
+}
+
+static size_t download_on_body(char *data, size_t size, size_t n, void *ud) {
+    download_state *st = ud;
+    size_t len = size * n;
+    if (!st->checked && download_check(st) < 0) return 0;
+    if (st->pos + (int64_t)len > st->limit) {
+        download_fail(st, "too_large",
+                      "download is larger than expected: more than %lld bytes arrived, the "
+                      "gallery announces %lld",
+                      (long long)st->limit, (long long)st->spec->expected_size);
+        st->fail = ATTEMPT_FAIL;
+        return 0;
+    }
+    if (download_store(st, data, len) < 0) return 0;
     st->pos += (int64_t)len;
+    metrics_add("mg_download_bytes_total", (uint64_t)len);
     hashpipe_feed(&st->hp, st->pos);
     return len;
 }
@@ -204,6 +275,7 @@ static int download_setup(download_state *st) {
     CURL *c = st->curl = curl_easy_init();
     st->multi = curl_multi_init();
     if (!c || !st->multi) return -1;
+    long speed = st->min_speed > 1L << 30 ? 1L << 30 : (long)st->min_speed;
     curl_easy_setopt(c, CURLOPT_URL, st->spec->url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols);
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
@@ -212,7 +284,7 @@ static int download_setup(download_state *st) {
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, DOWNLOAD_BUFFER);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, speed);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, st->stall_s);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "mg-installer/1.0");
@@ -233,7 +305,8 @@ static int download_stalled(download_state *st) {
         return 0;
     }
     if (now - st->moved_ms < st->stall_s * 1000) return 0;
-    download_why(st, "download stalled: no data for %ld s from %s", st->stall_s, st->spec->url);
+    download_fail(st, "stalled", "download stalled: no data for %ld s from %s", st->stall_s,
+                  st->spec->url);
     st->fail = ATTEMPT_RETRY;
     return 1;
 }
@@ -282,17 +355,18 @@ static int download_transient(CURLcode rc) {
 static attempt_result download_curl_error(download_state *st, CURLcode rc) {
     const char *detail = st->errbuf[0] ? st->errbuf : curl_easy_strerror(rc);
     if (rc == CURLE_OPERATION_TIMEDOUT && strstr(detail, "too slow"))
-        download_why(st, "download stalled (%s) from %s", detail, st->spec->url);
+        download_fail(st, "stalled", "download stalled: under %lld bytes/s for %ld s (%s) from %s",
+                      st->min_speed, st->stall_s, detail, st->spec->url);
     else if (rc == CURLE_UNSUPPORTED_PROTOCOL)
-        download_why(st,
-                 "download failed: %s leads to a protocol that is not allowed (%s)%s",
-                 st->spec->url, detail,
-                 st->spec->cfg->allow_http ? "" : "; plain http needs allow_http");
+        download_fail(st, "url_refused",
+                      "download failed: %s leads to a protocol that is not allowed (%s)%s",
+                      st->spec->url, detail,
+                      st->spec->cfg->allow_http ? "" : "; plain http needs allow_http");
     else if (rc == CURLE_TOO_MANY_REDIRECTS)
-        download_why(st, "download failed: more than 5 redirects from %s",
-                 st->spec->url);
+        download_fail(st, "network_error", "download failed: more than 5 redirects from %s",
+                      st->spec->url);
     else
-        download_why(st, "download failed: %s (%s)", detail, st->spec->url);
+        download_fail(st, "network_error", "download failed: %s (%s)", detail, st->spec->url);
     return download_transient(rc) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
 }
 
@@ -303,20 +377,35 @@ static attempt_result download_classify(download_state *st, CURLcode rc) {
     if (st->fail == ATTEMPT_FAIL || st->fail == ATTEMPT_REWIND || st->fail == ATTEMPT_RETRY)
         return st->fail;
     if (rc == CURLE_RANGE_ERROR) {
-        download_why(st, "the server does not resume downloads (no byte ranges)");
+        download_fail(st, "bad_response", "the server does not resume downloads (no byte ranges)");
         return ATTEMPT_REWIND;
     }
     if (rc != CURLE_OK && st->fail != ATTEMPT_HTTP) return download_curl_error(st, rc);
     curl_easy_getinfo(st->curl, CURLINFO_RESPONSE_CODE, &code);
     if (code == 416 && st->offset > 0) {
         if (st->range_total == st->offset) return ATTEMPT_DONE; /* the partial is whole */
-        download_why(st, "the server cannot resume at byte %lld",
-                 (long long)st->offset);
+        download_fail(st, "bad_response", "the server cannot resume at byte %lld",
+                      (long long)st->offset);
         return ATTEMPT_REWIND;
     }
     if (code >= 200 && code < 300) return ATTEMPT_DONE;
-    download_why(st, "download failed: HTTP %ld from %s", code, st->spec->url);
+    char http[32];
+    snprintf(http, sizeof http, "http_%ld", code);
+    download_fail(st, http, "download failed: HTTP %ld from %s", code, st->spec->url);
     return (code >= 500 || code == 408 || code == 429) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
+}
+
+/* Sets the request headers of an attempt: If-Range with the partial's validator when it
+ * resumes. */
+static void download_headers(download_state *st) {
+    curl_slist_free_all(st->headers);
+    st->headers = NULL;
+    if (st->offset > 0 && st->part.validator[0]) {
+        char line[PARTIAL_VALIDATOR_MAX + 16];
+        snprintf(line, sizeof line, "If-Range: %s", st->part.validator);
+        st->headers = curl_slist_append(NULL, line);
+    }
+    curl_easy_setopt(st->curl, CURLOPT_HTTPHEADER, st->headers);
 }
 
 static attempt_result download_attempt(download_state *st) {
@@ -328,6 +417,7 @@ static attempt_result download_attempt(download_state *st) {
     st->moved_pos = st->pos;
     st->moved_ms = progress_now_ms();
     curl_easy_setopt(st->curl, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)st->offset);
+    download_headers(st);
     if (st->offset > 0)
         log_info("%s: resuming at byte %lld", st->spec->model_id, (long long)st->offset);
     CURLcode rc = download_perform(st);
@@ -348,13 +438,31 @@ static int download_backoff(download_state *st, int n) {
     return 0;
 }
 
+/* 1 when an attempt that started at `t0` with the partial at `before` averaged at least the
+ * minimum speed (over one second at least): progress that starts a fresh retry series. */
+static int download_progressed(const download_state *st, int64_t before, int64_t t0) {
+    int64_t ms = progress_now_ms() - t0;
+    if (ms < 1000) ms = 1000;
+    return st->pos > before && (st->pos - before) * 1000 >= (int64_t)st->min_speed * ms;
+}
+
+/* The job fails after the last retry: the message and code of the last failure. */
+static download_outcome download_give_up(download_state *st, int failures) {
+    char last[sizeof st->why], code[sizeof st->code];
+    snprintf(last, sizeof last, "%s", st->why);
+    snprintf(code, sizeof code, "%s", st->code[0] ? st->code : "network_error");
+    download_fail(st, code, "%s (gave up after %d attempts)", last, failures);
+    st->transient = 1;
+    return DOWNLOAD_FAILED;
+}
+
 /* Transfers until the partial holds the whole body (DOWNLOAD_OK; the hashing thread is still
  * running), or another outcome with st->why. */
 static download_outcome download_transfer(download_state *st) {
     int failures = 0, rewinds = 0;
     st->transient = 0;
     for (;;) {
-        int64_t before = st->pos;
+        int64_t before = st->pos, t0 = progress_now_ms();
         attempt_result r = download_attempt(st);
         if (r == ATTEMPT_DONE) return DOWNLOAD_OK;
         if (r == ATTEMPT_STOP) return st->stop == 1 ? DOWNLOAD_CANCELLED : DOWNLOAD_STOPPED;
@@ -365,14 +473,8 @@ static download_outcome download_transfer(download_state *st) {
                 return DOWNLOAD_FAILED;
             continue;
         }
-        if (st->pos > before) failures = 0; /* progress was made: a fresh series */
-        if (++failures >= st->retry_max) {
-            char last[sizeof st->why];
-            snprintf(last, sizeof last, "%s", st->why);
-            download_why(st, "%s (gave up after %d attempts)", last, failures);
-            st->transient = 1;
-            return DOWNLOAD_FAILED;
-        }
+        if (download_progressed(st, before, t0)) failures = 0; /* a fresh series */
+        if (++failures >= st->retry_max) return download_give_up(st, failures);
         log_warn("%s: %s; retry %d of %d", st->spec->model_id, st->why, failures,
                  st->retry_max - 1);
         if (download_backoff(st, failures))
@@ -389,16 +491,16 @@ static int download_check_url(download_state *st) {
     int rc = 0;
     if (!u || curl_url_set(u, CURLUPART_URL, st->spec->url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
-        download_why(st, "invalid download URL: %s", st->spec->url);
+        download_fail(st, "url_refused", "invalid download URL: %s", st->spec->url);
         rc = -1;
     } else if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0) {
-        download_why(st, "download URL must be http(s): %s", st->spec->url);
+        download_fail(st, "url_refused", "download URL must be http(s): %s", st->spec->url);
         rc = -1;
     } else if (strcmp(scheme, "http") == 0 && !st->spec->cfg->allow_http) {
-        download_why(st,
-                 "plain http download refused: %s (set allow_http in config/server.json to "
-                 "permit it)",
-                 st->spec->url);
+        download_fail(st, "url_refused",
+                      "plain http download refused: %s (set allow_http in config/server.json "
+                      "to permit it)",
+                      st->spec->url);
         rc = -1;
     }
     curl_free(scheme);
@@ -411,7 +513,7 @@ static download_outcome download_verified(download_state *st) {
     int resumed = st->pos > 0;
     for (;;) {
         if (hashpipe_start(&st->hp, st->part.fd, st->pos) < 0) {
-            download_why(st, "cannot start hashing: %s", strerror(errno));
+            download_fail(st, "internal_error", "cannot start hashing: %s", strerror(errno));
             return DOWNLOAD_FAILED;
         }
         download_outcome o = download_transfer(st);
@@ -423,15 +525,15 @@ static download_outcome download_verified(download_state *st) {
         int hashed = hashpipe_finish(&st->hp, hex);
         st->t_hashed = progress_now_ms();
         if (hashed < 0) {
-            download_why(st, "cannot read back %s: %s", st->part.part,
-                     strerror(errno));
+            download_fail(st, "io_error", "cannot read back %s: %s", st->part.part,
+                          strerror(errno));
             return DOWNLOAD_FAILED;
         }
         const char *want = st->spec->checksum + 7;
         if (strcasecmp(hex, want) == 0) return DOWNLOAD_OK;
         if (!resumed) {
-            download_why(st, "checksum mismatch: expected sha256:%s, got sha256:%s",
-                     want, hex);
+            download_fail(st, "checksum_mismatch",
+                          "checksum mismatch: expected sha256:%s, got sha256:%s", want, hex);
             return DOWNLOAD_FAILED;
         }
         /* The bytes kept from an earlier run may be bad (a crash of the machine): once, start
@@ -449,43 +551,70 @@ static void download_release(download_state *st) {
     hashpipe_cancel(&st->hp);
     if (st->multi) curl_multi_cleanup(st->multi);
     if (st->curl) curl_easy_cleanup(st->curl);
+    curl_slist_free_all(st->headers);
+}
+
+static void download_init(download_state *st, const download_spec *spec,
+                          const download_hooks *hooks) {
+    memset(st, 0, sizeof *st);
+    st->spec = spec;
+    st->hooks = hooks;
+    st->part.fd = -1;
+    st->total = spec->expected_size > 0 ? spec->expected_size : 0;
+    st->limit = download_limit(spec->expected_size);
+    st->min_speed = spec->cfg->min_download_speed > 0 ? spec->cfg->min_download_speed : 1024;
+    st->retry_base_ms = download_env("MG_RETRY_BASE_MS", 500, 1, 60000);
+    st->retry_max = (int)download_env("MG_RETRY_MAX", 6, 1, 100);
+    st->stall_s = download_env("MG_STALL_SECONDS", 15, 1, 3600);
+    partial_paths(&st->part, spec->cfg, spec->model_id, spec->ext);
+}
+
+/* Opens the partial and runs the download into it; the file is in models/llm/ when OK. */
+static download_outcome download_into_partial(download_state *st) {
+    if (download_check_url(st) < 0) return DOWNLOAD_FAILED;
+    if (download_setup(st) < 0) {
+        download_fail(st, "internal_error", "cannot start libcurl");
+        return DOWNLOAD_FAILED;
+    }
+    if (partial_open(&st->part, st->spec->url, st->spec->checksum, st->why, sizeof st->why) <
+        0) {
+        snprintf(st->code, sizeof st->code, "io_error");
+        return DOWNLOAD_FAILED;
+    }
+    st->pos = st->part.size;
+    st->t_start = progress_now_ms();
+    download_tick(st, JOB_DOWNLOADING, 1);
+    download_outcome o = download_verified(st);
+    hashpipe_cancel(&st->hp);
+    if (o == DOWNLOAD_OK && partial_commit(&st->part, st->why, sizeof st->why) < 0) {
+        snprintf(st->code, sizeof st->code, "%s", strstr(st->why, "disk full") ? "disk_full" : "io_error");
+        return DOWNLOAD_FAILED;
+    }
+    if (o == DOWNLOAD_OK)
+        log_info("%s: %lld bytes verified and installed in %.2f s (transfer %.2f s, hash tail "
+                 "%.2f s, fsync+rename %.2f s)",
+                 st->spec->model_id, (long long)st->pos, (progress_now_ms() - st->t_start) / 1e3,
+                 (st->t_transferred - st->t_start) / 1e3, (st->t_hashed - st->t_transferred) / 1e3,
+                 (progress_now_ms() - st->t_hashed) / 1e3);
+    return o;
 }
 
 download_outcome download_run(const download_spec *spec, const download_hooks *hooks,
                               download_result *res) {
     download_state st;
-    memset(&st, 0, sizeof st);
     memset(res, 0, sizeof *res);
-    st.spec = spec;
-    st.hooks = hooks;
-    st.part.fd = -1;
-    st.total = spec->expected_size > 0 ? spec->expected_size : 0;
-    st.limit = download_limit(spec->expected_size);
-    st.retry_base_ms = download_env("MG_RETRY_BASE_MS", 500, 1, 60000);
-    st.retry_max = (int)download_env("MG_RETRY_MAX", 6, 1, 100);
-    st.stall_s = download_env("MG_STALL_SECONDS", 15, 1, 3600);
-    download_outcome o = DOWNLOAD_FAILED;
-    partial_paths(&st.part, spec->cfg, spec->model_id, spec->ext);
-    if (download_check_url(&st) < 0) goto out;
-    if (download_setup(&st) < 0) {
-        download_why(&st, "cannot start libcurl");
-        goto out;
+    download_init(&st, spec, hooks);
+    int64_t size = 0;
+    if (partial_recover(&st.part, spec->checksum, &size)) {
+        log_info("%s: models/llm holds the verified download from an earlier attempt (%lld "
+                 "bytes); nothing to download",
+                 spec->model_id, (long long)size);
+        res->size = size;
+        res->recovered = 1;
+        snprintf(res->path, sizeof res->path, "%s", st.part.rel);
+        return DOWNLOAD_OK;
     }
-    if (partial_open(&st.part, spec->url, spec->checksum, st.why, sizeof st.why) < 0) goto out;
-    st.pos = st.part.size;
-    st.t_start = progress_now_ms();
-    download_tick(&st, JOB_DOWNLOADING, 1);
-    o = download_verified(&st);
-    hashpipe_cancel(&st.hp);
-    if (o == DOWNLOAD_OK && partial_commit(&st.part, st.why, sizeof st.why) < 0)
-        o = DOWNLOAD_FAILED;
-    if (o == DOWNLOAD_OK)
-        log_info("%s: %lld bytes verified and installed in %.2f s (transfer %.2f s, hash tail "
-                 "%.2f s, fsync+rename %.2f s)",
-                 spec->model_id, (long long)st.pos, (progress_now_ms() - st.t_start) / 1e3,
-                 (st.t_transferred - st.t_start) / 1e3, (st.t_hashed - st.t_transferred) / 1e3,
-                 (progress_now_ms() - st.t_hashed) / 1e3);
-out:
+    download_outcome o = download_into_partial(&st);
     if (o == DOWNLOAD_STOPPED || (o == DOWNLOAD_FAILED && st.transient))
         partial_close(&st.part); /* kept: a later run resumes it */
     else if (o != DOWNLOAD_OK)
@@ -496,5 +625,6 @@ out:
         snprintf(res->path, sizeof res->path, "%s", st.part.rel);
     }
     snprintf(res->error, sizeof res->error, "%s", st.why);
+    snprintf(res->code, sizeof res->code, "%s", o == DOWNLOAD_FAILED ? st.code : "");
     return o;
 }

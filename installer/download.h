@@ -1,6 +1,14 @@
 /* download.h - one model download: from the job's URL into the hidden partial file, resumed
- * with Range, retried with backoff, hashed (SHA-256) while streaming, verified against the
- * checksum and moved into models/llm/ only when whole and right. */
+ * with Range (and If-Range, so a file that changed upstream starts over), retried with
+ * backoff, never more than 5 % + 1 MiB over the announced size, hashed (SHA-256) while
+ * streaming, verified against the checksum and moved into models/llm/ only when whole and
+ * right. A verified file a failed registration or a crash left in models/llm/ is taken as
+ * it is (partial.h).
+ *
+ * Error codes (download_result.code, the job's error_code): checksum_mismatch, http_<status>
+ * (http_404, http_503 after the retries, ...), stalled, disk_full, too_large, network_error,
+ * url_refused, bad_response, io_error, internal_error. The runner adds registry_error and
+ * invalid_job. */
 #ifndef MG_DOWNLOAD_H
 #define MG_DOWNLOAD_H
 
@@ -38,15 +46,21 @@ typedef struct download_result {
     int64_t size;             /* bytes of the installed file */
     char path[MG_PATH_MAX];   /* its path relative to the data root */
     char error[512];          /* why it failed */
+    char code[32];            /* the error code of a failure, "" otherwise */
+    int recovered;            /* 1: a verified earlier download was taken, nothing fetched */
 } download_result;
 
-/* Runs the whole download (blocking). Tunables from the environment: MG_RETRY_BASE_MS
- * (first backoff, default 500), MG_RETRY_MAX (attempts, default 6), MG_STALL_SECONDS (a
- * transfer under 1 KiB/s for that long is a stall, default 15). */
+/* Runs the whole download (blocking). server.json's min_download_speed (cfg) is the speed an
+ * attempt must average to count as progress: attempts that stay below it (or are cut off
+ * by libcurl's low-speed limit at that speed) use up the MG_RETRY_MAX attempts and the job
+ * fails "stalled"; trickling bytes do not restart the series. Tunables from the environment:
+ * MG_RETRY_BASE_MS (first backoff, default 500), MG_RETRY_MAX (attempts, default 6),
+ * MG_STALL_SECONDS (how long an attempt may stay under that speed, default 15). */
 download_outcome download_run(const download_spec *spec, const download_hooks *hooks,
                               download_result *res);
 
-/* The largest body accepted for an expected size (INT64_MAX when unknown). */
+/* The largest body accepted for an expected size: 5 % + 1 MiB over it (INT64_MAX when
+ * unknown). */
 int64_t download_limit(int64_t expected_size);
 
 #endif

@@ -20,7 +20,9 @@
 #include "fs.h"
 #include "gallery.h"
 #include "id.h"
+#include "job.h"
 #include "log.h"
+#include "metrics.h"
 #include "progress.h"
 #include "refresh.h"
 #include "sched.h"
@@ -129,10 +131,13 @@ static void main_event(daemon_state *d, const struct inotify_event *ev) {
         d->rescan = 1;
         d->gallery_due = progress_now_ms() + MAIN_DEBOUNCE_MS;
     } else if (ev->wd == d->wd_jobs) {
-        if (main_job_name(name, ".cancel", id))
+        if (main_job_name(name, ".cancel", id)) {
             sched_cancel(&d->sched, id);
-        else if (main_job_name(name, ".json", id) && !sched_running(&d->sched, id))
+            d->rescan = 1; /* a job that does not run ends cancelled there */
+        } else if (main_job_name(name, ".json", id) && !sched_running(&d->sched, id)) {
+            sched_note_job(&d->sched, id);
             d->rescan = 1;
+        }
     } else if (ev->wd == d->wd_config || ev->wd == d->wd_cache) {
         if (strcmp(name, "server.json") == 0) d->reload = 1;
         if (strcmp(name, "models_gallery.json") == 0 || strcmp(name, "server.json") == 0 ||
@@ -246,6 +251,9 @@ int main(int argc, char **argv) {
         main_pidfile_remove(&d);
         return 1;
     }
+    /* jobs/index is derived from the job files: after a crash of the machine it may lag */
+    if (job_index_rebuild(&d.cfg, &err) < 0) log_warn("%s", err.message);
+    if (metrics_open(&d.cfg, "run/installer.metrics", &err) < 0) log_warn("%s", err.message);
     progress_start(config_path(&d.cfg, sock, "run/nchan.sock"));
     log_info("serving %s (up to %d downloads at once)", d.cfg.root,
              d.cfg.max_parallel_downloads);

@@ -1,6 +1,14 @@
 /* partial.h - the hidden partial file of a download: models/.partial/{id}{ext}.part and its
- * sidecar .part.meta ({url, checksum}) that says which download the bytes belong to. Only the
- * model id and the extension from the job file make these paths; never the URL. */
+ * sidecar .part.meta that says which download the bytes belong to. Only the model id and the
+ * extension from the job file make these paths; never the URL.
+ *
+ * The meta is {url, checksum, validator, verified}: `validator` is the strong ETag (else the
+ * Last-Modified date) of the response the bytes came from, sent as If-Range when resuming;
+ * `verified` ({size, ino, mtime_ns}) is written, durably, once the whole file matched its
+ * checksum and just before it is renamed to models/llm/. The meta stays until the registry
+ * entry is written, so a file whose registration failed, or that a crash left unregistered,
+ * is recognised as the verified download (same inode, size and mtime: rename keeps them) and
+ * registered without downloading it again. */
 #ifndef MG_PARTIAL_H
 #define MG_PARTIAL_H
 
@@ -9,6 +17,8 @@
 
 #include "config.h"
 
+#define PARTIAL_VALIDATOR_MAX 256
+
 typedef struct partial {
     char part[MG_PATH_MAX];  /* models/.partial/{id}{ext}.part */
     char meta[MG_PATH_MAX];  /* models/.partial/{id}{ext}.part.meta */
@@ -16,6 +26,9 @@ typedef struct partial {
     char rel[MG_PATH_MAX];   /* "models/llm/{id}{ext}", as the registry records it */
     int fd;                  /* -1 when closed */
     int64_t size;            /* bytes in the partial when opened */
+    char url[2048];          /* what the meta names (set by partial_open) */
+    char checksum[80];
+    char validator[PARTIAL_VALIDATOR_MAX]; /* "" when unknown */
 } partial;
 
 /* 1 when `ext` is a safe extension: a dot and 1-15 letters or digits. */
@@ -25,8 +38,13 @@ int partial_ext_valid(const char *ext);
 void partial_paths(partial *p, const mg_config *cfg, const char *id, const char *ext);
 
 /* Opens (creating) the partial for `url` and `checksum`. A partial whose meta names another
- * url or checksum is emptied first. Sets p->fd and p->size. 0, or -1 with a message in why. */
+ * url or checksum is emptied first; the validator of a matching one is kept in
+ * p->validator. Sets p->fd and p->size. 0, or -1 with a message in why. */
 int partial_open(partial *p, const char *url, const char *checksum, char *why, size_t n);
+
+/* Records `validator` (may be "") as the one the partial's bytes came with. 0, or -1 with a
+ * message in why. */
+int partial_set_validator(partial *p, const char *validator, char *why, size_t n);
 
 /* Empties the open partial. 0, or -1 with a message in why. */
 int partial_truncate(partial *p, char *why, size_t n);
@@ -37,8 +55,17 @@ void partial_close(partial *p);
 /* Closes the partial and removes it and its meta. */
 void partial_discard(partial *p);
 
-/* fsyncs the whole partial, renames it to its final path, fsyncs models/llm/ and removes the
- * meta. 0, or -1 with a message in why (the partial is then removed). */
+/* fsyncs the whole partial, records it as verified in the meta, renames it to its final
+ * path and fsyncs models/llm/. The meta stays until partial_registered. 0, or -1 with a
+ * message in why (the partial is then removed). */
 int partial_commit(partial *p, char *why, size_t n);
+
+/* When the meta says a download with `checksum` was verified and that very file is in
+ * models/llm/ (or still at the partial's path, then moved there): 1 and its size in *size.
+ * A stale verified meta is removed. 0 otherwise. */
+int partial_recover(partial *p, const char *checksum, int64_t *size);
+
+/* The registry entry of the final file is written: removes the meta. */
+void partial_registered(partial *p);
 
 #endif

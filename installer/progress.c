@@ -1,4 +1,5 @@
-/* progress.c - progress messages, their rate, and the thread that publishes them to nchan. */
+/* progress.c - progress messages, their rate, the snapshot of active jobs, and the thread
+ * that publishes them to nchan and republishes the snapshot when nchan lost its buffer. */
 #include "progress.h"
 
 #include <curl/curl.h>
@@ -13,6 +14,10 @@
 #define PROGRESS_QUEUE_MAX 4096
 #define PROGRESS_LOG_EVERY_MS 30000
 #define PROGRESS_WINDOW_MS 2000
+#define PROGRESS_CHECK_MS 500       /* channel check while jobs are active and all is quiet */
+#define PROGRESS_BUFFER 64          /* nchan_message_buffer_length of the publisher */
+#define PROGRESS_BUFFER_MS 3595000  /* a little under its nchan_message_timeout (1 h) */
+#define PROGRESS_ANSWER_MAX 512
 
 int64_t progress_now_ms(void) {
     struct timespec ts;
@@ -22,16 +27,41 @@ int64_t progress_now_ms(void) {
 
 /* ---- messages and the meter ---- */
 
-json_t *progress_message(const char *model_id, const char *job_id, const char *status,
-                         double progress, int64_t downloaded, int64_t total,
-                         int64_t bytes_per_second, const char *error) {
+static json_t *progress_eta(const progress_state *ps) {
+    if (strcmp(ps->status, "installed") == 0) return json_integer(0);
+    if (strcmp(ps->status, "downloading") != 0 || ps->bytes_per_second <= 0 ||
+        ps->total <= ps->downloaded)
+        return json_null();
+    int64_t left = ps->total - ps->downloaded;
+    return json_integer((left + ps->bytes_per_second - 1) / ps->bytes_per_second);
+}
+
+json_t *progress_message(const progress_state *ps) {
+    double progress = ps->progress;
     if (progress < 0) progress = 0;
     if (progress > 100) progress = 100;
     progress = (double)(int64_t)(progress * 10 + 0.5) / 10; /* one decimal */
-    return json_pack("{s:s,s:s,s:s,s:f,s:I,s:I,s:I,s:s?}", "model_id", model_id, "job_id",
-                     job_id, "status", status, "progress", progress, "downloaded",
-                     (json_int_t)downloaded, "total", (json_int_t)total, "bytes_per_second",
-                     (json_int_t)bytes_per_second, "error", error);
+    return json_pack("{s:s,s:s,s:s,s:s,s:f,s:I,s:I,s:I,s:o,s:s?,s:s?}", "model_id",
+                     ps->model_id, "job_id", ps->job_id, "kind", ps->kind ? ps->kind : "install",
+                     "status", ps->status, "progress", progress, "downloaded",
+                     (json_int_t)ps->downloaded, "total", (json_int_t)ps->total,
+                     "bytes_per_second", (json_int_t)ps->bytes_per_second, "eta_s",
+                     progress_eta(ps), "error", ps->error, "error_code", ps->error_code);
+}
+
+json_t *progress_message_of(json_t *pub) {
+    progress_state ps = {
+        .model_id = json_string_value(json_object_get(pub, "model_id")),
+        .job_id = json_string_value(json_object_get(pub, "job_id")),
+        .kind = json_string_value(json_object_get(pub, "kind")),
+        .status = json_string_value(json_object_get(pub, "status")),
+        .progress = json_number_value(json_object_get(pub, "progress")),
+        .downloaded = json_integer_value(json_object_get(pub, "downloaded")),
+        .total = json_integer_value(json_object_get(pub, "total")),
+        .error = json_string_value(json_object_get(pub, "error")),
+        .error_code = json_string_value(json_object_get(pub, "error_code"))};
+    if (!ps.model_id || !ps.job_id || !ps.status) return NULL;
+    return progress_message(&ps);
 }
 
 void progress_meter_init(progress_meter *m) { memset(m, 0, sizeof *m); }
@@ -63,7 +93,7 @@ int64_t progress_meter_mark(progress_meter *m, int64_t now, int64_t downloaded) 
     return db * 1000 / dt;
 }
 
-/* ---- the publisher thread ---- */
+/* ---- the queue and the snapshot ---- */
 
 typedef struct progress_item {
     char job_id[32];
@@ -79,11 +109,16 @@ static struct {
     int64_t deadline; /* when stopping: deliver until then */
     progress_item *items;
     size_t head, count, cap;
+    progress_item *snap; /* the latest message of each active job (status unused) */
+    size_t snap_n, snap_cap;
     char *socket_path;
-    /* Delivery errors, for rate-limited logging (publisher thread only). */
-    int64_t last_log_ms;
+    /* Publisher thread only: delivery errors (rate-limited logging), and the times of the
+     * last deliveries, which nchan's buffer should still hold. */
+    int64_t last_log_ms, last_contact_ms;
     long failures;
-    int failing;
+    int failing, lost;
+    int64_t posted[PROGRESS_BUFFER];
+    size_t posted_head, posted_n;
 } progress_q = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static int progress_terminal(const char *status) {
@@ -93,6 +128,46 @@ static int progress_terminal(const char *status) {
 
 static progress_item *progress_at(size_t i) {
     return &progress_q.items[(progress_q.head + i) % progress_q.cap];
+}
+
+/* The snapshot entry of `job_id`, or NULL. The caller holds the lock. */
+static progress_item *progress_snap_find(const char *job_id) {
+    for (size_t i = 0; i < progress_q.snap_n; i++)
+        if (strcmp(progress_q.snap[i].job_id, job_id) == 0) return &progress_q.snap[i];
+    return NULL;
+}
+
+/* Keeps `text` (copied) as the latest state of `job_id`, or forgets the job when `status`
+ * is terminal. The caller holds the lock. */
+static void progress_snap_set(const char *job_id, const char *status, const char *text) {
+    progress_item *it = progress_snap_find(job_id);
+    if (progress_terminal(status)) {
+        if (!it) return;
+        free(it->text);
+        *it = progress_q.snap[--progress_q.snap_n];
+        return;
+    }
+    char *copy = strdup(text);
+    if (!copy) return;
+    if (!it && progress_q.snap_n == progress_q.snap_cap) {
+        size_t cap = progress_q.snap_cap ? progress_q.snap_cap * 2 : 16;
+        progress_item *p = cap <= PROGRESS_QUEUE_MAX
+                               ? realloc(progress_q.snap, cap * sizeof *p)
+                               : NULL;
+        if (!p) {
+            free(copy);
+            return;
+        }
+        progress_q.snap = p;
+        progress_q.snap_cap = cap;
+    }
+    if (!it) {
+        it = &progress_q.snap[progress_q.snap_n++];
+        snprintf(it->job_id, sizeof it->job_id, "%s", job_id);
+    } else {
+        free(it->text);
+    }
+    it->text = copy;
 }
 
 /* Replaces the text of a queued message of the same job and status; 1 when done. The caller
@@ -109,38 +184,83 @@ static int progress_coalesce(const char *job_id, const char *status, char *text)
     return 0;
 }
 
-void progress_send(json_t *msg) {
+/* Queues `text` (owned) of `job_id` with `status`. The caller holds the lock. */
+static void progress_enqueue(const char *job_id, const char *status, char *text) {
+    if (progress_coalesce(job_id, status, text)) return;
+    if (progress_q.count == progress_q.cap) { /* full: drop the oldest */
+        free(progress_at(0)->text);
+        progress_q.head = (progress_q.head + 1) % progress_q.cap;
+        progress_q.count--;
+    }
+    progress_item *it = progress_at(progress_q.count++);
+    snprintf(it->job_id, sizeof it->job_id, "%s", job_id);
+    snprintf(it->status, sizeof it->status, "%s", status);
+    it->text = text;
+    pthread_cond_signal(&progress_q.cv);
+}
+
+/* Queues `msg` (stolen); with `only_new`, only when the snapshot lacks its job. */
+static void progress_submit(json_t *msg, int only_new) {
     const char *job_id = json_string_value(json_object_get(msg, "job_id"));
     const char *status = json_string_value(json_object_get(msg, "status"));
     char *text = json_dumps(msg, JSON_COMPACT);
-    if (!job_id || !status || !text) {
-        free(text);
-        json_decref(msg);
-        return;
-    }
     pthread_mutex_lock(&progress_q.mu);
-    if (!progress_q.running || progress_q.stopping) {
+    if (!job_id || !status || !text || !progress_q.running || progress_q.stopping ||
+        (only_new && progress_snap_find(job_id))) {
         free(text);
-    } else if (!progress_coalesce(job_id, status, text)) {
-        if (progress_q.count == progress_q.cap) { /* full: drop the oldest */
-            free(progress_at(0)->text);
-            progress_q.head = (progress_q.head + 1) % progress_q.cap;
-            progress_q.count--;
-        }
-        progress_item *it = progress_at(progress_q.count++);
-        snprintf(it->job_id, sizeof it->job_id, "%s", job_id);
-        snprintf(it->status, sizeof it->status, "%s", status);
-        it->text = text;
-        pthread_cond_signal(&progress_q.cv);
+    } else {
+        progress_snap_set(job_id, status, text);
+        progress_enqueue(job_id, status, text);
     }
     pthread_mutex_unlock(&progress_q.mu);
     json_decref(msg);
 }
 
-static size_t progress_discard(char *data, size_t size, size_t n, void *ud) {
-    (void)data;
-    (void)ud;
-    return size * n;
+void progress_send(json_t *msg) { progress_submit(msg, 0); }
+
+void progress_ensure(json_t *msg) { progress_submit(msg, 1); }
+
+int progress_has(const char *job_id) {
+    pthread_mutex_lock(&progress_q.mu);
+    int has = progress_snap_find(job_id) != NULL;
+    pthread_mutex_unlock(&progress_q.mu);
+    return has;
+}
+
+/* Queues the snapshot again. Returns how many messages. */
+static size_t progress_republish(void) {
+    pthread_mutex_lock(&progress_q.mu);
+    size_t n = progress_q.snap_n;
+    for (size_t i = 0; i < n; i++) {
+        const progress_item *s = &progress_q.snap[i];
+        json_t *msg = json_loads(s->text, 0, NULL);
+        const char *status = json_string_value(json_object_get(msg, "status"));
+        char *text = strdup(s->text);
+        if (status && text)
+            progress_enqueue(s->job_id, status, text);
+        else
+            free(text);
+        json_decref(msg);
+    }
+    pthread_mutex_unlock(&progress_q.mu);
+    return n;
+}
+
+/* ---- the publisher thread ---- */
+
+typedef struct progress_answer {
+    char data[PROGRESS_ANSWER_MAX];
+    size_t len;
+} progress_answer;
+
+static size_t progress_collect(char *data, size_t size, size_t n, void *ud) {
+    progress_answer *a = ud;
+    size_t len = size * n, room = sizeof a->data - 1 - a->len;
+    size_t k = len < room ? len : room;
+    memcpy(a->data + a->len, data, k);
+    a->len += k;
+    a->data[a->len] = '\0';
+    return len;
 }
 
 static CURL *progress_handle(struct curl_slist *headers) {
@@ -152,7 +272,7 @@ static CURL *progress_handle(struct curl_slist *headers) {
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, progress_discard);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, progress_collect);
     return c;
 }
 
@@ -168,6 +288,7 @@ static void progress_note(int ok, const char *why) {
         return;
     }
     progress_q.failures++;
+    progress_q.lost = 1;
     if (!progress_q.failing || now - progress_q.last_log_ms >= PROGRESS_LOG_EVERY_MS) {
         log_warn("progress: cannot publish to nchan at %s: %s (%ld messages lost so far)",
                  progress_q.socket_path, why, progress_q.failures);
@@ -176,33 +297,110 @@ static void progress_note(int ok, const char *why) {
     progress_q.failing = 1;
 }
 
-static void progress_post(CURL *c, const char *text) {
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+/* How many of the messages delivered into the channel it should still buffer. */
+static size_t progress_expected(void) {
+    int64_t now = progress_now_ms();
+    size_t n = 0;
+    for (size_t i = 0; i < progress_q.posted_n; i++)
+        n += now - progress_q.posted[(progress_q.posted_head + i) % PROGRESS_BUFFER] <
+             PROGRESS_BUFFER_MS;
+    return n;
+}
+
+static void progress_delivered(void) {
+    size_t at = (progress_q.posted_head + progress_q.posted_n) % PROGRESS_BUFFER;
+    if (progress_q.posted_n == PROGRESS_BUFFER)
+        progress_q.posted_head = (progress_q.posted_head + 1) % PROGRESS_BUFFER;
+    else
+        progress_q.posted_n++;
+    progress_q.posted[at] = progress_now_ms();
+}
+
+/* Compares what the channel holds (`messages`, from nchan's answer) with what it should and
+ * republishes the snapshot when something was lost. */
+static void progress_verify(long messages) {
+    size_t expected = progress_expected();
+    if (!progress_q.lost && messages >= (long)expected) return;
+    progress_q.lost = 0;
+    progress_q.posted_n = 0;
+    size_t n = progress_republish();
+    if (n)
+        log_info("progress: nchan holds %ld of %zu messages; republished the state of %zu "
+                 "active jobs",
+                 messages, expected, n);
+}
+
+/* The "messages" count of a channel info answer (nchan, Accept: application/json). */
+static long progress_messages(const progress_answer *a) {
+    json_t *info = json_loadb(a->data, a->len, 0, NULL);
+    long n = (long)json_integer_value(json_object_get(info, "messages"));
+    json_decref(info);
+    return n;
+}
+
+/* One request to the publisher: `text` is POSTed, or with NULL the channel is read (GET).
+ * Checks the channel's message count in the answer. */
+static void progress_request(CURL *c, const char *text) {
+    progress_answer a = {.len = 0};
+    a.data[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
+    if (text)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+    else
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     CURLcode rc = curl_easy_perform(c);
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    char why[128];
-    if (rc != CURLE_OK)
-        snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
-    else
-        snprintf(why, sizeof why, "HTTP %ld", code);
-    progress_note(rc == CURLE_OK && code >= 200 && code < 300, why);
+    progress_q.last_contact_ms = progress_now_ms();
+    int ok = rc == CURLE_OK && ((code >= 200 && code < 300) || (!text && code == 404));
+    if (text) { /* a failed channel check says nothing about lost messages */
+        char why[128];
+        if (rc != CURLE_OK)
+            snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
+        else
+            snprintf(why, sizeof why, "HTTP %ld", code);
+        progress_note(ok, why);
+    }
+    if (!ok) return;
+    if (text) progress_delivered();
+    progress_verify(code == 404 ? 0 : progress_messages(&a));
 }
 
-/* Takes the next message to deliver (caller frees), or NULL when the thread must end. */
-static char *progress_next(void) {
+/* Takes the next message to deliver (caller frees) into *text, or sets *check when the
+ * channel is due for a check. 0 when the thread must end. */
+static int progress_next(char **text, int *check) {
+    *text = NULL;
+    *check = 0;
     pthread_mutex_lock(&progress_q.mu);
-    while (!progress_q.count && !progress_q.stopping)
-        pthread_cond_wait(&progress_q.cv, &progress_q.mu);
-    char *text = NULL;
-    if (progress_q.count &&
-        (!progress_q.stopping || progress_now_ms() < progress_q.deadline)) {
-        text = progress_at(0)->text;
+    while (!progress_q.count && !progress_q.stopping) {
+        int64_t due = progress_q.last_contact_ms + PROGRESS_CHECK_MS;
+        if (!progress_q.snap_n) {
+            pthread_cond_wait(&progress_q.cv, &progress_q.mu);
+            continue;
+        }
+        if (progress_now_ms() >= due) {
+            *check = 1;
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t wait = due - progress_now_ms();
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += (long)(wait % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&progress_q.cv, &progress_q.mu, &ts);
+    }
+    if (progress_q.count && (!progress_q.stopping || progress_now_ms() < progress_q.deadline)) {
+        *text = progress_at(0)->text;
         progress_q.head = (progress_q.head + 1) % progress_q.cap;
         progress_q.count--;
     }
+    int go_on = *text || *check;
     pthread_mutex_unlock(&progress_q.mu);
-    return text;
+    return go_on;
 }
 
 static void *progress_main(void *arg) {
@@ -211,9 +409,11 @@ static void *progress_main(void *arg) {
     headers = curl_slist_append(headers, "Accept: application/json");
     CURL *c = progress_handle(headers);
     char *text;
-    while ((text = progress_next()) != NULL) {
-        if (c) progress_post(c, text);
+    int check;
+    while (progress_next(&text, &check)) {
+        if (c) progress_request(c, text);
         free(text);
+        if (!c) progress_q.last_contact_ms = progress_now_ms();
     }
     if (c) curl_easy_cleanup(c);
     curl_slist_free_all(headers);
@@ -239,10 +439,12 @@ void progress_stop(int flush_ms) {
     pthread_mutex_unlock(&progress_q.mu);
     pthread_join(progress_q.thread, NULL);
     for (size_t i = 0; i < progress_q.count; i++) free(progress_at(i)->text);
+    for (size_t i = 0; i < progress_q.snap_n; i++) free(progress_q.snap[i].text);
     free(progress_q.items);
+    free(progress_q.snap);
     free(progress_q.socket_path);
-    progress_q.items = NULL;
+    progress_q.items = progress_q.snap = NULL;
     progress_q.socket_path = NULL;
-    progress_q.count = 0;
+    progress_q.count = progress_q.snap_n = progress_q.snap_cap = 0;
     progress_q.running = 0;
 }

@@ -2,7 +2,13 @@
  * a publisher thread that POSTs messages to nchan (http://localhost/pub/progress over the unix
  * socket run/nchan.sock). Publishing never blocks a download and never fails it: messages are
  * queued (a newer message of a job with the same status replaces the queued one) and delivery
- * errors are logged, rate-limited. */
+ * errors are logged, rate-limited.
+ *
+ * The publisher keeps the latest message of every active job (the snapshot) and republishes
+ * it when nchan lost what it buffered: after a failed delivery, or when the channel holds
+ * fewer messages than were published into it within its buffer's lifetime (nginx restarted;
+ * seen in the answer to a POST, or to a GET of the channel every 500 ms while jobs are
+ * active). So a new subscriber gets every active job's state from nchan's buffer. */
 #ifndef MG_PROGRESS_H
 #define MG_PROGRESS_H
 
@@ -19,8 +25,15 @@ int64_t progress_now_ms(void);
 /* Starts the publisher thread for the nchan socket at `socket_path` (copied). 0, or -1. */
 int progress_start(const char *socket_path);
 
-/* Queues `msg` (a progress message; the reference is stolen) for publishing. */
+/* Queues `msg` (a progress message; the reference is stolen) for publishing, and keeps it
+ * as its job's latest state while the status is not terminal. */
 void progress_send(json_t *msg);
+
+/* progress_send, unless the snapshot has a message of that job already (it is dropped). */
+void progress_ensure(json_t *msg);
+
+/* 1 when the snapshot has a message of `job_id`. */
+int progress_has(const char *job_id);
 
 /* Delivers what is queued for up to `flush_ms`, then stops the thread. */
 void progress_stop(int flush_ms);
@@ -42,9 +55,19 @@ int progress_meter_due(const progress_meter *m, int64_t now, int64_t downloaded)
 /* Records that a message goes out now, and returns bytes per second over the last ~2 s. */
 int64_t progress_meter_mark(progress_meter *m, int64_t now, int64_t downloaded);
 
-/* Returns a new progress message (contract format); `error` may be NULL. */
-json_t *progress_message(const char *model_id, const char *job_id, const char *status,
-                         double progress, int64_t downloaded, int64_t total,
-                         int64_t bytes_per_second, const char *error);
+/* What a progress message says about a job. */
+typedef struct progress_state {
+    const char *model_id, *job_id, *kind, *status;
+    double progress;
+    int64_t downloaded, total, bytes_per_second;
+    const char *error, *error_code; /* NULL: null */
+} progress_state;
+
+/* Returns a new progress message (contract format plus kind, eta_s and error_code): eta_s is
+ * the seconds left at the current rate while downloading, 0 once installed, else null. */
+json_t *progress_message(const progress_state *ps);
+
+/* Returns a new progress message for the public view of a job (borrowed), or NULL. */
+json_t *progress_message_of(json_t *pub);
 
 #endif

@@ -25,6 +25,7 @@
 #include "gallery.h"
 #include "job.h"
 #include "log.h"
+#include "metrics.h"
 #include "sources.h"
 
 #define REFRESH_RETRY_S 60L  /* next attempt after a failure, when the TTL is longer */
@@ -219,6 +220,11 @@ static void refresh_source(refresh_cycle *c, const gallery_source *s, json_t *en
     json_object_set_new(entry, "last_attempt", json_string(c->now));
     json_t *rec = s->url ? refresh_url_source(c, s, entry) : refresh_path_source(c, s, entry);
     json_t *g = json_object_get(rec, "gallery");
+    const char *result = !json_is_null(json_object_get(entry, "error")) ? "error"
+                         : json_integer_value(json_object_get(entry, "http_status")) == 304
+                             ? "not_modified"
+                             : "ok";
+    metrics_addf(1, "mg_gallery_refresh_total{source=\"%s\",result=\"%s\"}", s->name, result);
     json_object_set_new(entry, "model_count",
                         g ? json_integer((json_int_t)json_array_size(json_object_get(g, "models")))
                           : json_integer(0));

@@ -2,6 +2,7 @@
 #include "runner.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "download.h"
 #include "log.h"
+#include "metrics.h"
 #include "partial.h"
 #include "redact.h"
 #include "registry.h"
@@ -31,26 +33,35 @@ static double runner_percent(int64_t downloaded, int64_t total) {
 /* Publishes the job's state as a progress message; `bps` bytes per second. */
 static void runner_publish(runner *r, int64_t bps) {
     json_t *job = r->job;
-    const char *error = json_string_value(json_object_get(job, "error"));
-    progress_send(progress_message(
-        r->model_id, r->job_id, job_status_name(r->status),
-        json_number_value(json_object_get(job, "progress")),
-        json_integer_value(json_object_get(job, "downloaded")),
-        json_integer_value(json_object_get(job, "total")), bps, error));
+    progress_state ps = {
+        .model_id = r->model_id,
+        .job_id = r->job_id,
+        .kind = runner_str(job, "kind")[0] ? runner_str(job, "kind") : "install",
+        .status = job_status_name(r->status),
+        .progress = json_number_value(json_object_get(job, "progress")),
+        .downloaded = json_integer_value(json_object_get(job, "downloaded")),
+        .total = json_integer_value(json_object_get(job, "total")),
+        .bytes_per_second = bps,
+        .error = json_string_value(json_object_get(job, "error")),
+        .error_code = json_string_value(json_object_get(job, "error_code"))};
+    progress_send(progress_message(&ps));
 }
 
-/* Sets the job's progress fields (and status) in memory. */
+/* Sets the job's progress fields (and status, error and error code) in memory. */
 static void runner_set(runner *r, job_status st, int64_t downloaded, int64_t total,
-                       const char *error) {
+                       const char *error, const char *code) {
     r->status = st;
     json_object_set_new(r->job, "status", json_string(job_status_name(st)));
     json_object_set_new(r->job, "progress",
                         json_real(st == JOB_INSTALLED ? 100.0 : runner_percent(downloaded, total)));
     json_object_set_new(r->job, "downloaded", json_integer(downloaded));
     json_object_set_new(r->job, "total", json_integer(total));
-    char shown[3 * 512 + 16];
+    char shown[3 * 800 + 16];
     json_object_set_new(r->job, "error",
                         error ? json_string(redact_text(shown, sizeof shown, error)) : json_null());
+    json_object_set_new(r->job, "error_code", code && *code ? json_string(code) : json_null());
+    if (!json_object_get(r->job, "diagnosis"))
+        json_object_set_new(r->job, "diagnosis", json_null());
 }
 
 static void runner_save(runner *r, int durable) {
@@ -60,28 +71,38 @@ static void runner_save(runner *r, int durable) {
     r->last_save_ms = progress_now_ms();
 }
 
-/* download hook: progress and status changes. */
+/* download hook: progress and status changes (none once the job is being cancelled). */
 static void runner_report(void *ud, job_status st, int64_t downloaded, int64_t total) {
     runner *r = ud;
     int64_t now = progress_now_ms();
     int changed = st != r->status;
+    if (r->status == JOB_CANCELLING) return;
     if (!changed && !progress_meter_due(&r->meter, now, downloaded)) return;
-    runner_set(r, st, downloaded, total, NULL);
+    runner_set(r, st, downloaded, total, NULL, NULL);
     runner_publish(r, progress_meter_mark(&r->meter, now, downloaded));
     if (changed || now - r->last_save_ms >= RUNNER_SAVE_MS) runner_save(r, changed);
+}
+
+/* The job is being cancelled: says so once (status cancelling) before it stops. */
+static void runner_cancelling(runner *r) {
+    if (r->status == JOB_CANCELLING) return;
+    runner_set(r, JOB_CANCELLING, json_integer_value(json_object_get(r->job, "downloaded")),
+               json_integer_value(json_object_get(r->job, "total")), NULL, NULL);
+    runner_publish(r, 0);
 }
 
 /* download hook: 1 cancel, 2 shutdown, 0 go on. */
 static int runner_should_stop(void *ud) {
     runner *r = ud;
     if (atomic_load(r->stopping)) return 2;
-    if (atomic_load(&r->cancel)) return 1;
     int64_t now = progress_now_ms();
-    if (now - r->last_cancel_check_ms >= RUNNER_CANCEL_CHECK_MS) {
+    if (!atomic_load(&r->cancel) && now - r->last_cancel_check_ms >= RUNNER_CANCEL_CHECK_MS) {
         r->last_cancel_check_ms = now;
         if (job_cancel_requested(&r->cfg, r->job_id)) atomic_store(&r->cancel, 1);
     }
-    return atomic_load(&r->cancel) ? 1 : 0;
+    if (!atomic_load(&r->cancel)) return 0;
+    runner_cancelling(r);
+    return 1;
 }
 
 /* Adds the registry entry of the installed file. 0, or -1 with a message in why. */
@@ -103,19 +124,23 @@ static int runner_register(runner *r, const download_result *res, char *why, siz
     return rc;
 }
 
-/* Writes the final status durably and publishes the last message of the job. */
-static void runner_finish(runner *r, job_status st, int64_t size, const char *error) {
+/* Writes the final status durably, publishes the last message of the job and counts it. */
+static void runner_finish(runner *r, job_status st, int64_t size, const char *error,
+                          const char *code) {
     int64_t downloaded = json_integer_value(json_object_get(r->job, "downloaded"));
     int64_t total = json_integer_value(json_object_get(r->job, "total"));
     if (st == JOB_INSTALLED) downloaded = total = size;
-    runner_set(r, st, downloaded, total, error);
+    runner_set(r, st, downloaded, total, error, st == JOB_FAILED ? code : NULL);
     runner_save(r, 1);
     job_clear_cancel(&r->cfg, r->job_id); /* a late cancel of a finished job is moot */
     runner_publish(r, 0);
-    if (st == JOB_FAILED)
-        log_warn("job %s: %s failed: %s", r->job_id, r->model_id, error);
-    else
+    metrics_addf(1, "mg_jobs_finished_total{status=\"%s\"}", job_status_name(st));
+    if (st == JOB_FAILED) {
+        metrics_addf(1, "mg_download_failures_total{code=\"%s\"}", code ? code : "unknown");
+        log_warn("job %s: %s failed (%s): %s", r->job_id, r->model_id, code ? code : "?", error);
+    } else {
         log_info("job %s: %s %s", r->job_id, r->model_id, job_status_name(st));
+    }
 }
 
 /* Reads what the download needs from the job file. 0, or -1 with a message in why. */
@@ -137,35 +162,63 @@ static int runner_spec(runner *r, download_spec *spec, char *why, size_t n) {
     return 0;
 }
 
+/* Test hook (documented in README): with MG_TEST_KILL_AFTER_RENAME naming a file that
+ * exists, the file is removed and the daemon killed (SIGKILL) right after a verified download
+ * was moved into models/llm/, before its registry entry is written. */
+static void runner_test_kill_after_rename(void) {
+    const char *flag = getenv("MG_TEST_KILL_AFTER_RENAME");
+    if (!flag || !*flag || unlink(flag) != 0) return;
+    log_warn("MG_TEST_KILL_AFTER_RENAME: killing the daemon after the rename");
+    raise(SIGKILL);
+}
+
+/* Registers the verified file in models/llm/ and ends the job installed, or failed with
+ * registry_error (the file and its verified meta stay for the next attempt). */
+static void runner_install(runner *r, const download_spec *spec, const download_result *res) {
+    char why[512];
+    partial p;
+    if (runner_register(r, res, why, sizeof why) < 0) {
+        char msg[800];
+        snprintf(msg, sizeof msg, "%.500s; the verified file stays in %.200s and the next "
+                 "install registers it", why, res->path);
+        runner_finish(r, JOB_FAILED, 0, msg, "registry_error");
+        return;
+    }
+    partial_paths(&p, &r->cfg, r->model_id, spec->ext);
+    partial_registered(&p);
+    runner_finish(r, JOB_INSTALLED, res->size, NULL, NULL);
+}
+
 static void runner_run(runner *r) {
     download_spec spec;
     download_result res;
     char why[512];
     memset(&res, 0, sizeof res);
     if (runner_spec(r, &spec, why, sizeof why) < 0) {
-        runner_finish(r, JOB_FAILED, 0, why);
+        runner_finish(r, JOB_FAILED, 0, why, "invalid_job");
         return;
     }
     if (registry_is_installed(&r->cfg, r->model_id)) {
         /* A crash after the rename and the registry write, before the final status: the
          * model is whole and registered, so the job is done; nothing is downloaded again. */
-        runner_finish(r, JOB_INSTALLED, spec.expected_size, NULL);
+        partial p;
+        partial_paths(&p, &r->cfg, r->model_id, spec.ext);
+        partial_registered(&p);
+        runner_finish(r, JOB_INSTALLED, spec.expected_size, NULL, NULL);
         return;
     }
     log_info("job %s: installing %s from %s", r->job_id, r->model_id, spec.url);
     download_hooks hooks = {r, runner_report, runner_should_stop};
     switch (download_run(&spec, &hooks, &res)) {
     case DOWNLOAD_OK:
-        if (runner_register(r, &res, why, sizeof why) < 0)
-            runner_finish(r, JOB_FAILED, 0, why);
-        else
-            runner_finish(r, JOB_INSTALLED, res.size, NULL);
+        if (!res.recovered) runner_test_kill_after_rename();
+        runner_install(r, &spec, &res);
         break;
     case DOWNLOAD_FAILED:
-        runner_finish(r, JOB_FAILED, 0, res.error);
+        runner_finish(r, JOB_FAILED, 0, res.error, res.code);
         break;
     case DOWNLOAD_CANCELLED:
-        runner_finish(r, JOB_CANCELLED, 0, NULL);
+        runner_finish(r, JOB_CANCELLED, 0, NULL, NULL);
         break;
     case DOWNLOAD_STOPPED:
         runner_save(r, 0);
@@ -244,9 +297,10 @@ void runner_cancelled_unclaimed(const mg_config *cfg, json_t *job) {
         partial_paths(&p, cfg, model_id, partial_ext_valid(ext) ? ext : ".gguf");
         partial_discard(&p);
     }
-    progress_send(progress_message(
-        model_id, runner_str(job, "job_id"), "cancelled",
-        json_number_value(json_object_get(job, "progress")),
-        json_integer_value(json_object_get(job, "downloaded")),
-        json_integer_value(json_object_get(job, "total")), 0, NULL));
+    json_t *pub = job_public(job);
+    json_t *msg = progress_message_of(pub);
+    json_decref(pub);
+    if (msg) progress_send(msg);
+    metrics_add("mg_jobs_finished_total{status=\"cancelled\"}", 1);
+    log_info("job %s: %s cancelled before it ran", runner_str(job, "job_id"), model_id);
 }

@@ -29,10 +29,10 @@ from wsclient import WebSocket
 MiB = 1024 * 1024
 TERMINAL = ("installed", "failed", "cancelled")
 ISO_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$")
-PROGRESS_KEYS = {"model_id", "job_id", "status", "progress", "downloaded", "total",
-                 "bytes_per_second", "error"}
-JOB_KEYS = {"job_id", "model_id", "status", "progress", "downloaded", "total", "error",
-            "created_at", "updated_at"}
+PROGRESS_KEYS = {"model_id", "job_id", "kind", "status", "progress", "downloaded", "total",
+                 "bytes_per_second", "eta_s", "error", "error_code"}
+JOB_KEYS = {"job_id", "model_id", "kind", "status", "progress", "downloaded", "total", "error",
+            "error_code", "diagnosis", "created_at", "updated_at"}
 # Short retry and stall times for the daemon (it inherits deploy/up's environment).
 FAST_ENV = {"MG_RETRY_BASE_MS": "100", "MG_RETRY_MAX": "4", "MG_STALL_SECONDS": "3"}
 # ASan builds are slower: every wait is generous, the assertions are about content.
@@ -229,6 +229,9 @@ class InstallCase(StackTestCase):
             self.assertEqual(job["downloaded"], size, job)
             self.assertEqual(job["total"], size, job)
             self.assertIsNone(job["error"], job)
+            self.assertIsNone(job["error_code"], job)
+            self.assertIsNone(job["diagnosis"], job)
+            self.assertEqual(job["kind"], "install", job)
             self.assertLessEqual(JOB_KEYS, set(job), job)
 
     # --- WebSocket ---
@@ -326,6 +329,13 @@ class InstallTest(InstallCase):
             self.assertLessEqual(a["progress"], b["progress"], f"progress decreases: {a} {b}")
             self.assertLessEqual(a["downloaded"], b["downloaded"], f"downloaded decreases: {a} {b}")
         self.assertTrue(any(m["bytes_per_second"] > 0 for m in downloading), downloading)
+        for m in msgs:
+            self.assertEqual(m["kind"], "install", m)
+            if m["status"] == "downloading" and m["bytes_per_second"] > 0:
+                left = m["total"] - m["downloaded"]
+                self.assertEqual(m["eta_s"], -(-left // m["bytes_per_second"]), m)
+            elif m["status"] != "downloading":
+                self.assertEqual(m["eta_s"], 0 if m["status"] == "installed" else None, m)
         # at least every second while running (loose: 2 s, for a loaded machine)
         gaps = [b[0] - a[0] for a, b in zip(timed, timed[1:])]
         self.assertLess(max(gaps), 2.0 * SLOW, f"a gap of {max(gaps):.2f} s between messages")
@@ -339,6 +349,7 @@ class InstallTest(InstallCase):
         job = self.wait_job(job_id)
         self.assertEqual(job["status"], "failed", job)
         self.assertIsInstance(job["error"], str, job)
+        self.assertEqual(job["error_code"], "checksum_mismatch", job)
         self.assertIn(WRONG, job["error"], "the error names the expected digest")
         self.assertIn(actual, job["error"], "the error names the digest of the download")
         self.assertNothingLeft(MISMATCH)
@@ -353,6 +364,7 @@ class InstallTest(InstallCase):
         self.assertEqual(job["status"], "failed", job)
         self.assertIsInstance(job["error"], str, job)
         self.assertRegex(job["error"], r"HTTP 404\b", job)
+        self.assertEqual(job["error_code"], "http_404", job)
         self.assertNothingLeft(NOTFOUND)
         st = self.dl.path_stats("no/such/file.gguf")
         self.assertEqual(st["requests"], 1, f"a 404 was retried: {st}")
@@ -420,7 +432,8 @@ class InstallTest(InstallCase):
 
     def jobs(self):
         body = self.assertJsonAnswer(self.stack.get("/api/models/jobs"), 200)
-        self.assertEqual(set(body), {"jobs"})
+        self.assertEqual(set(body), {"total", "offset", "limit", "jobs"})
+        self.assertEqual((body["offset"], body["limit"]), (0, 100), body)
         return body["jobs"]
 
     def test_job_list(self):

@@ -94,6 +94,7 @@ class RetryTest(ResumeCase):
         self.assertEqual(job["status"], "failed", job)
         self.assertIsInstance(job["error"], str, job)
         self.assertIn("HTTP 500", job["error"])
+        self.assertEqual(job["error_code"], "http_500", job)
         tries = int(FAST_ENV["MG_RETRY_MAX"])
         self.assertEqual(self.dl.path_stats(f"{GIVEUP}.gguf")["requests"], tries,
                          f"MG_RETRY_MAX={tries} attempts")

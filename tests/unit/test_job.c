@@ -1,5 +1,7 @@
 /* test_job.c - the durable install queue: enqueue and its dedup (also across processes),
- * claim, cancel in every state, the public view, list order and malformed ids. */
+ * claim, cancel in every state, the public view, malformed ids, and jobs/index: its order,
+ * pages with a status filter, the bounded history, and its repair (missing, damaged, a
+ * writer that died half-way, job files that appeared outside the queue). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "config.h"
 #include "id.h"
 #include "job.h"
+#include "job_index.h"
 #include "unit.h"
 
 static void setup(mg_config *cfg) {
@@ -35,6 +38,11 @@ static json_t *enqueue(const mg_config *cfg, const char *id, int *created) {
     json_decref(m);
     if (!job) unit_fail(__FILE__, __LINE__, "job_enqueue: %s", err.message);
     return job;
+}
+
+/* job_write_fn into a FILE *. */
+static int page_write(void *ctx, const char *data, size_t len) {
+    return fwrite(data, 1, len, ctx) == len ? 0 : -1;
 }
 
 static const char *str(json_t *job, const char *key) {
@@ -72,6 +80,10 @@ UNIT_TEST(status_names) {
     CHECK_INT(job_status_parse("bogus", &s), -1);
     CHECK(job_status_terminal(JOB_INSTALLED) && job_status_terminal(JOB_FAILED));
     CHECK(!job_status_terminal(JOB_QUEUED) && !job_status_terminal(JOB_DOWNLOADING));
+    CHECK(!job_status_terminal(JOB_CANCELLING) && !job_status_terminal(JOB_PAUSED));
+    CHECK_INT(job_status_parse("cancelling", &s), 0);
+    CHECK_INT(s, JOB_CANCELLING);
+    CHECK(job_status_live(JOB_CANCELLING) && !job_status_live(JOB_QUEUED));
     char now[40];
     job_now_iso(now);
     CHECK_INT(strlen(now), 25);
@@ -223,31 +235,41 @@ UNIT_TEST(cancel_each_state) {
     mg_error err;
     setup(&cfg);
     int created;
+    /* Queued: cancelling with the marker; the installer confirms (claim turns it cancelled). */
     json_t *a = enqueue(&cfg, "alpha", &created);
     json_t *c = job_cancel(&cfg, str(a, "job_id"), &err);
-    CHECK_STR(str(c, "status"), "cancelled");
+    CHECK_STR(str(c, "status"), "cancelling");
+    CHECK(job_cancel_requested(&cfg, str(a, "job_id")));
     json_t *disk = job_load(&cfg, str(a, "job_id"), &err);
-    CHECK_STR(str(disk, "status"), "cancelled");
-    CHECK(!job_cancel_requested(&cfg, str(a, "job_id")));
-    CHECK(job_find_active(&cfg, "alpha") == NULL);
+    CHECK_STR(str(disk, "status"), "cancelling");
     json_decref(disk);
     json_decref(c);
+    CHECK_INT(job_claim(&cfg, a, &err), 0);
+    CHECK_STR(str(a, "status"), "cancelled");
+    CHECK(!job_cancel_requested(&cfg, str(a, "job_id")));
+    CHECK(job_find_active(&cfg, "alpha") == NULL);
 
     /* Terminal: 409. */
     CHECK(job_cancel(&cfg, str(a, "job_id"), &err) == NULL);
     CHECK_INT(err.status, 409);
     CHECK_STR(err.code, "job_finished");
 
-    /* Running: the marker, the job unchanged until the installer acts. */
+    /* Running: the marker and cancelling; a progress save of the runner keeps cancelling. */
     json_t *b = enqueue(&cfg, "beta", &created);
     CHECK_INT(job_claim(&cfg, b, &err), 1);
     c = job_cancel(&cfg, str(b, "job_id"), &err);
-    CHECK_STR(str(c, "status"), "downloading");
+    CHECK_STR(str(c, "status"), "cancelling");
     CHECK(job_cancel_requested(&cfg, str(b, "job_id")));
     json_decref(c);
     c = job_cancel(&cfg, str(b, "job_id"), &err); /* twice is fine */
     CHECK(c != NULL);
     json_decref(c);
+    CHECK_STR(str(b, "status"), "downloading");
+    CHECK_INT(job_save(&cfg, b, 0, &err), 0);
+    CHECK_STR(str(b, "status"), "cancelling");
+    disk = job_load(&cfg, str(b, "job_id"), &err);
+    CHECK_STR(str(disk, "status"), "cancelling");
+    json_decref(disk);
     job_clear_cancel(&cfg, str(b, "job_id"));
     CHECK(!job_cancel_requested(&cfg, str(b, "job_id")));
 
@@ -267,19 +289,45 @@ UNIT_TEST(public_fields) {
     int created;
     json_t *a = enqueue(&cfg, "alpha", &created);
     json_t *p = job_public(a);
-    const char *want[] = {"job_id",     "model_id",   "status",    "progress", "downloaded",
-                          "total",      "error",      "created_at", "updated_at"};
-    CHECK_INT(json_object_size(p), 9);
+    const char *want[] = {"job_id",     "model_id",  "kind",       "status",
+                          "progress",   "downloaded", "total",     "error",
+                          "error_code", "diagnosis", "created_at", "updated_at"};
+    CHECK_INT(json_object_size(p), 12);
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         CHECK(json_object_get(p, want[i]) != NULL);
+    CHECK_STR(str(p, "kind"), "install");
+    CHECK(json_is_null(json_object_get(p, "error_code")));
+    CHECK(json_is_null(json_object_get(p, "diagnosis")));
     CHECK(json_object_get(p, "url") == NULL);
     CHECK(json_object_get(p, "checksum") == NULL);
+    json_decref(p);
+    /* A job file from before version 2 gets kind "install" and nulls. */
+    json_object_del(a, "kind");
+    json_object_del(a, "error_code");
+    p = job_public(a);
+    CHECK_STR(str(p, "kind"), "install");
+    CHECK(json_is_null(json_object_get(p, "error_code")));
     json_decref(p);
     json_decref(a);
     config_free(&cfg);
 }
 
-UNIT_TEST(save_progress_and_list_order) {
+/* The job ids of the index, newest first, joined by spaces (into out). */
+static const char *index_ids(const mg_config *cfg, int status, char *out, size_t n) {
+    mg_error err;
+    job_index *ix = job_index_load(cfg, &err);
+    out[0] = '\0';
+    for (size_t i = 0; ix && i < job_index_count(ix, status); i++) {
+        size_t len = strlen(out);
+        snprintf(out + len, n - len, "%s%.16s", len ? " " : "",
+                 job_index_get(ix, status, i)->job_id);
+    }
+    if (!ix) unit_fail(__FILE__, __LINE__, "job_index_load: %s", err.message);
+    job_index_free(ix);
+    return out;
+}
+
+UNIT_TEST(save_progress_and_index_order) {
     mg_config cfg;
     mg_error err;
     setup(&cfg);
@@ -287,23 +335,36 @@ UNIT_TEST(save_progress_and_list_order) {
     json_t *a = enqueue(&cfg, "alpha", &created);
     json_t *b = enqueue(&cfg, "beta", &created);
     json_t *c = enqueue(&cfg, "gamma", &created);
-    /* An older job by its date, whatever its id. */
-    json_object_set_new(b, "created_at", json_string("2020-01-01T00:00:00+00:00"));
+    char want[64], got[256];
+    snprintf(want, sizeof want, "%s %s %s", str(c, "job_id"), str(b, "job_id"), str(a, "job_id"));
+    CHECK_STR(index_ids(&cfg, -1, got, sizeof got), want);
+    /* Progress-only saves do not touch the index; a page reads a live job from its file. */
+    CHECK_INT(job_claim(&cfg, b, &err), 1);
     json_object_set_new(b, "progress", json_real(42.5));
     json_object_set_new(b, "downloaded", json_integer(42));
     CHECK_INT(job_save(&cfg, b, 0, &err), 0);
-    json_t *list = job_list(&cfg, &err);
-    CHECK_INT(json_array_size(list), 3);
-    CHECK_STR(str(json_array_get(list, 0), "job_id"), str(c, "job_id"));
-    CHECK_STR(str(json_array_get(list, 1), "job_id"), str(a, "job_id"));
-    CHECK_STR(str(json_array_get(list, 2), "job_id"), str(b, "job_id"));
-    CHECK(json_number_value(json_object_get(json_array_get(list, 2), "progress")) == 42.5);
-    CHECK_INT(json_integer_value(json_object_get(json_array_get(list, 2), "downloaded")), 42);
-    json_decref(list);
+    job_index *ix = job_index_load(&cfg, &err);
+    const job_index_entry *e = job_index_find(ix, str(b, "job_id"));
+    CHECK(e && e->status == JOB_DOWNLOADING);
+    CHECK(e && strstr(e->json, "\"downloaded\":0") != NULL);
+    json_t *page = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    CHECK_INT(job_page_write(&cfg, ix, JOB_DOWNLOADING, 0, 10, page_write, f), 0);
+    fclose(f);
+    page = json_loadb(text, len, 0, NULL);
+    CHECK_INT(json_integer_value(json_object_get(page, "total")), 1);
+    json_t *j = json_array_get(json_object_get(page, "jobs"), 0);
+    CHECK_INT(json_integer_value(json_object_get(j, "downloaded")), 42);
+    CHECK(json_number_value(json_object_get(j, "progress")) == 42.5);
+    json_decref(page);
+    free(text);
+    job_index_free(ix);
 
-    /* No temporary files are left behind. */
+    /* No temporary files are left behind: three jobs and the index. */
     char cmd[MG_PATH_MAX + 64];
-    snprintf(cmd, sizeof cmd, "test $(ls -A '%s/jobs' | grep -vc '^\\.lock$') -eq 3", cfg.root);
+    snprintf(cmd, sizeof cmd, "test $(ls -A '%s/jobs' | grep -vc '^\\.lock$') -eq 4", cfg.root);
     CHECK_INT(system(cmd), 0);
     json_decref(a);
     json_decref(b);
@@ -330,22 +391,140 @@ UNIT_TEST(invalid_and_unknown_ids) {
     config_free(&cfg);
 }
 
-UNIT_TEST(prune_old_terminal_jobs) {
+/* Ends job `id` with `status` as the installer would (claimed, then a durable save). */
+static void finish(const mg_config *cfg, const char *id, const char *status) {
+    mg_error err;
+    json_t *job = job_load(cfg, id, &err);
+    CHECK(job != NULL);
+    if (!job) return;
+    json_object_set_new(job, "status", json_string(status));
+    CHECK_INT(job_save(cfg, job, 1, &err), 0);
+    json_decref(job);
+}
+
+UNIT_TEST(history_is_bounded) {
     mg_config cfg;
+    setup(&cfg);
+    cfg.job_history = 3;
+    char ids[6][ID_JOB_LEN + 1], path[MG_PATH_MAX], rel[128], got[256];
+    const char *models[6] = {"m0", "m1", "m2", "m3", "m4", "m5"};
+    for (int i = 0; i < 6; i++) {
+        int created;
+        json_t *j = enqueue(&cfg, models[i], &created);
+        snprintf(ids[i], sizeof ids[i], "%s", str(j, "job_id"));
+        json_decref(j);
+    }
+    /* five finish, oldest first; the youngest stays queued */
+    for (int i = 0; i < 5; i++) finish(&cfg, ids[i], i % 2 ? "failed" : "installed");
+    CHECK_INT(count_job_files(&cfg), 4);
+    for (int i = 0; i < 2; i++) {
+        snprintf(rel, sizeof rel, "jobs/%s.json", ids[i]);
+        CHECK(access(config_path(&cfg, path, rel), F_OK) != 0);
+    }
+    char want[128];
+    snprintf(want, sizeof want, "%s %s %s %s", ids[5], ids[4], ids[3], ids[2]);
+    CHECK_STR(index_ids(&cfg, -1, got, sizeof got), want);
+    snprintf(want, sizeof want, "%s %s", ids[4], ids[2]);
+    CHECK_STR(index_ids(&cfg, JOB_INSTALLED, got, sizeof got), want);
+    CHECK_STR(index_ids(&cfg, JOB_QUEUED, got, sizeof got), ids[5]);
+    config_free(&cfg);
+}
+
+UNIT_TEST(pages) {
+    mg_config cfg;
+    mg_error err;
+    setup(&cfg);
+    char ids[5][ID_JOB_LEN + 1];
+    const char *models[5] = {"p0", "p1", "p2", "p3", "p4"};
+    for (int i = 0; i < 5; i++) {
+        int created;
+        json_t *j = enqueue(&cfg, models[i], &created);
+        snprintf(ids[i], sizeof ids[i], "%s", str(j, "job_id"));
+        json_decref(j);
+        if (i % 2 == 0) finish(&cfg, ids[i], "failed");
+    }
+    job_index *ix = job_index_load(&cfg, &err);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    CHECK_INT(job_page_write(&cfg, ix, JOB_FAILED, 1, 1, page_write, f), 0);
+    fclose(f);
+    json_t *page = json_loadb(text, len, 0, NULL);
+    CHECK_INT(json_integer_value(json_object_get(page, "total")), 3);
+    CHECK_INT(json_integer_value(json_object_get(page, "offset")), 1);
+    CHECK_INT(json_integer_value(json_object_get(page, "limit")), 1);
+    json_t *jobs = json_object_get(page, "jobs");
+    CHECK_INT(json_array_size(jobs), 1);
+    CHECK_STR(str(json_array_get(jobs, 0), "job_id"), ids[2]);
+    CHECK_STR(str(json_array_get(jobs, 0), "status"), "failed");
+    CHECK_STR(str(json_array_get(jobs, 0), "kind"), "install");
+    json_decref(page);
+    free(text);
+    /* past the end: no jobs, the total still counted */
+    text = NULL;
+    f = open_memstream(&text, &len);
+    CHECK_INT(job_page_write(&cfg, ix, -1, 7, 100, page_write, f), 0);
+    fclose(f);
+    CHECK_STR(text, "{\"total\":5,\"offset\":7,\"limit\":100,\"jobs\":[]}");
+    free(text);
+    job_index_free(ix);
+    config_free(&cfg);
+}
+
+/* Writes `s` to jobs/index. */
+static void write_index(const mg_config *cfg, const char *s) {
+    char path[MG_PATH_MAX];
+    FILE *f = fopen(config_path(cfg, path, "jobs/index"), "w");
+    if (f) {
+        fputs(s, f);
+        fclose(f);
+    }
+}
+
+UNIT_TEST(index_repairs_itself) {
+    mg_config cfg;
+    mg_error err;
     setup(&cfg);
     int created;
     json_t *a = enqueue(&cfg, "alpha", &created);
-    set_status(&cfg, str(a, "job_id"), "installed");
-    char path[MG_PATH_MAX], rel[64];
-    snprintf(rel, sizeof rel, "jobs/%s.json", str(a, "job_id"));
-    config_path(&cfg, path, rel);
-    char cmd[MG_PATH_MAX + 64];
-    snprintf(cmd, sizeof cmd, "touch -d '8 days ago' '%s'", path);
-    CHECK_INT(system(cmd), 0);
     json_t *b = enqueue(&cfg, "beta", &created);
-    CHECK(access(path, F_OK) != 0);
-    CHECK_INT(count_job_files(&cfg), 1);
+    char want[64], got[256], path[MG_PATH_MAX];
+    snprintf(want, sizeof want, "%s %s", str(b, "job_id"), str(a, "job_id"));
+    /* missing */
+    unlink(config_path(&cfg, path, "jobs/index"));
+    CHECK_STR(index_ids(&cfg, -1, got, sizeof got), want);
+    /* damaged: not ours, or a cut line */
+    write_index(&cfg, "garbage\n");
+    CHECK_STR(index_ids(&cfg, -1, got, sizeof got), want);
+    write_index(&cfg, "mg-jobs-index 1\n0123456789abcdef queued 1 x {");
+    CHECK_STR(index_ids(&cfg, -1, got, sizeof got), want);
+    /* a writer that died between the job file and the index: the next lock holder repairs */
+    write_index(&cfg, "mg-jobs-index 1\n");
+    FILE *f = fopen(config_path(&cfg, path, "jobs/.lock"), "r+");
+    if (f) {
+        fputc('1', f);
+        fclose(f);
+    }
+    CHECK_STR(index_ids(&cfg, -1, got, sizeof got), "");
+    json_t *found = job_find_active(&cfg, "alpha"); /* no lock: still the stale index */
+    CHECK(found == NULL);
+    json_t *again = enqueue(&cfg, "alpha", &created); /* the lock repairs it first */
+    CHECK_INT(created, 0);
+    CHECK_STR(str(again, "job_id"), str(a, "job_id"));
+    CHECK_STR(index_ids(&cfg, -1, got, sizeof got), want);
+    /* a job file that appeared outside the queue is adopted */
+    json_t *c = json_deep_copy(a);
+    json_object_set_new(c, "job_id", json_string("00000000deadbeef"));
+    json_object_set_new(c, "created_ns", json_integer(1));
+    CHECK_INT(job_save(&cfg, c, 0, &err), 0);
+    CHECK(job_index_adopt(&cfg, "00000000deadbeef") == 1);
+    CHECK(job_index_adopt(&cfg, "00000000deadbeef") == 0);
+    char want2[96];
+    snprintf(want2, sizeof want2, "%s 00000000deadbeef", want);
+    CHECK_STR(index_ids(&cfg, -1, got, sizeof got), want2);
     json_decref(a);
     json_decref(b);
+    json_decref(c);
+    json_decref(again);
     config_free(&cfg);
 }

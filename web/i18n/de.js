@@ -93,6 +93,8 @@ export default {
   'status.installed': 'Installiert',
   'status.failed': 'Fehlgeschlagen',
   'status.cancelled': 'Abgebrochen',
+  'status.cancelling': 'Wird abgebrochen…',
+  'status.paused': 'Angehalten',
   'progress.bytes': '{done} von {total}',
   'progress.speed': '{speed}/s',
   'progress.left': 'noch {time}',

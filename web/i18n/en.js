@@ -93,6 +93,8 @@ export default {
   'status.installed': 'Installed',
   'status.failed': 'Failed',
   'status.cancelled': 'Cancelled',
+  'status.cancelling': 'Cancelling…',
+  'status.paused': 'Paused',
   'progress.bytes': '{done} of {total}',
   'progress.speed': '{speed}/s',
   'progress.left': '{time} left',

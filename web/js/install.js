@@ -136,7 +136,8 @@ async function install_cancel(model, button) {
   button.disabled = true;
   try {
     const body = await api(api_paths.job(job.job_id), { method: 'DELETE' });
-    jobs_apply({ ...job, ...(body && body.job_id ? body : {}), status: 'cancelled' });
+    // 200 cancelled, or 202 cancelling until the installer confirms (the socket says when)
+    jobs_apply({ ...job, ...(body && body.job_id ? body : {}), status: (body && body.status) || 'cancelled' });
   } catch (e) {
     install_notes.set(model.id, { kind: 'error', text: t('install.cancelFailed', { message: e.message }) });
     button.disabled = false;

@@ -3,7 +3,7 @@
 // while it is down, active jobs are polled instead).
 import { api, api_paths, api_token } from './api.js';
 
-const jobs_rank = { queued: 0, downloading: 1, verifying: 2, installed: 3, failed: 3, cancelled: 3 };
+const jobs_rank = { queued: 0, paused: 0, downloading: 1, verifying: 2, cancelling: 2.5, installed: 3, failed: 3, cancelled: 3 };
 const jobs_byModel = new Map();      // model_id -> job
 const jobs_finished = new Set();     // job_ids known to have ended
 const jobs_listeners = new Set();    // fn(modelId, job, {terminal, fresh})
