@@ -416,7 +416,11 @@ static attempt_result download_attempt(download_state *st) {
     st->errbuf[0] = '\0';
     st->moved_pos = st->pos;
     st->moved_ms = progress_now_ms();
-    curl_easy_setopt(st->curl, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)st->offset);
+    /* CURLOPT_RANGE rather than RESUME_FROM: a 200 answer (Range ignored, or If-Range saw a
+     * changed file) is then taken as the whole file instead of failing the attempt. */
+    char range[32];
+    snprintf(range, sizeof range, "%lld-", (long long)st->offset);
+    curl_easy_setopt(st->curl, CURLOPT_RANGE, st->offset > 0 ? range : NULL);
     download_headers(st);
     if (st->offset > 0)
         log_info("%s: resuming at byte %lld", st->spec->model_id, (long long)st->offset);

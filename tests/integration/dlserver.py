@@ -9,12 +9,16 @@ Serves the files of one directory on 127.0.0.1 (a free port unless told), with:
   - faults: --fail-first K answers the first K file requests with --fail-status (500);
     --drop-first K with --drop-after N closes the connection after N body bytes on the
     first K file requests that are served (after the failed ones);
+  - content that changes upstream: with --change-after K, the requests of a path after its
+    K-th get the file "<name>.v2" instead, when there is one (another ETag: ETags name the
+    file's inode, size and mtime); --ignore-if-range answers ranges whatever If-Range says;
+  - --no-length sends bodies without Content-Length (closing the connection at the end);
   - 404 (JSON) for unknown files; only GET and HEAD (405 otherwise).
   - GET /_stats: JSON counters {requests, file_requests, bytes_served, ranges, statuses,
     paths: {path: {requests, bytes}}, settings}; POST /_stats/reset clears them.
   - GET /_control: the settings; POST /_control with a JSON object changes them
-    (throttle, fail_first, fail_status, drop_first, drop_after, no_range) and restarts
-    the fault counters.
+    (throttle, fail_first, fail_status, drop_first, drop_after, no_range, change_after,
+    ignore_if_range, no_length) and restarts the fault counters.
 
 As a module:
     srv = DownloadServer(directory, throttle=100_000, drop_first=1, drop_after=4096)
@@ -46,6 +50,9 @@ _SETTING_TYPES = {
     "drop_first": int,
     "drop_after": int,
     "no_range": bool,
+    "change_after": int,
+    "ignore_if_range": bool,
+    "no_length": bool,
 }
 
 
@@ -56,7 +63,8 @@ class _State:
         self.directory = os.path.realpath(directory)
         self.lock = threading.Lock()
         self.settings = {"throttle": 0, "fail_first": 0, "fail_status": 500,
-                         "drop_first": 0, "drop_after": 0, "no_range": False}
+                         "drop_first": 0, "drop_after": 0, "no_range": False,
+                         "change_after": 0, "ignore_if_range": False, "no_length": False}
         self.update(settings)
         self.reset_stats()
 
@@ -185,6 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
             st.file_requests += 1
             p = st.paths.setdefault(path, {"requests": 0, "bytes": 0})
             p["requests"] += 1
+            changed = 0 < st.settings["change_after"] < p["requests"]
             s = dict(st.settings)
             fail = st.failed < s["fail_first"]
             if fail:
@@ -194,10 +203,13 @@ class _Handler(BaseHTTPRequestHandler):
         full = self._resolve(path)
         if full is None:
             return self._send_json(404, {"error": "not found", "path": path})
+        if changed and os.path.isfile(full + ".v2"):
+            full += ".v2"
 
-        size = os.path.getsize(full)
-        mtime = os.path.getmtime(full)
-        etag = '"%x-%x"' % (int(mtime), size)
+        fst = os.stat(full)
+        size = fst.st_size
+        mtime = fst.st_mtime
+        etag = '"%x-%x-%x"' % (fst.st_ino, size, fst.st_mtime_ns)
         last_modified = email.utils.formatdate(mtime, usegmt=True)
         start, end, status = 0, size - 1, 200
         range_header = self.headers.get("Range")
@@ -206,7 +218,8 @@ class _Handler(BaseHTTPRequestHandler):
                 st.ranges.append(range_header)
         if_range = self.headers.get("If-Range")
         use_range = (range_header and not s["no_range"]
-                     and (if_range is None or if_range in (etag, last_modified)))
+                     and (if_range is None or if_range in (etag, last_modified)
+                          or s["ignore_if_range"]))
         if use_range:
             parsed = _parse_range(range_header, size)
             if parsed == "unsatisfiable":
@@ -223,7 +236,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = end - start + 1 if size > 0 else 0
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(length))
+        if s["no_length"]:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(length))
         self.send_header("Accept-Ranges", "none" if s["no_range"] else "bytes")
         self.send_header("ETag", etag)
         self.send_header("Last-Modified", last_modified)
@@ -353,11 +370,17 @@ def main(argv=None):
     ap.add_argument("--drop-first", type=int, default=0, help="drop the first K served responses ...")
     ap.add_argument("--drop-after", type=int, default=0, help="... after this many body bytes")
     ap.add_argument("--no-range", action="store_true", help="ignore Range headers")
+    ap.add_argument("--change-after", type=int, default=0,
+                    help="serve <name>.v2 to the requests of a path after its K-th")
+    ap.add_argument("--ignore-if-range", action="store_true", help="answer ranges regardless")
+    ap.add_argument("--no-length", action="store_true", help="send no Content-Length")
     ap.add_argument("--port-file", help="also write the port number to this file")
     a = ap.parse_args(argv)
     srv = DownloadServer(a.dir, port=a.port, throttle=a.throttle, fail_first=a.fail_first,
                          fail_status=a.fail_status, drop_first=a.drop_first,
-                         drop_after=a.drop_after, no_range=a.no_range)
+                         drop_after=a.drop_after, no_range=a.no_range,
+                         change_after=a.change_after, ignore_if_range=a.ignore_if_range,
+                         no_length=a.no_length)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

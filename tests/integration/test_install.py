@@ -77,7 +77,7 @@ class DlServer:
     def defaults(self):
         """No throttle, no faults, Range honoured; counters cleared."""
         self.control(throttle=0, fail_first=0, fail_status=500, drop_first=0, drop_after=0,
-                     no_range=False)
+                     no_range=False, change_after=0, ignore_if_range=False, no_length=False)
         self.reset()
 
     def reset(self):
