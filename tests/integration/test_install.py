@@ -127,14 +127,16 @@ class InstallCase(StackTestCase):
     dl = None
 
     @classmethod
-    def start(cls, models, files, env=None):
+    def start(cls, models, files, env=None, server=None):
         """Starts the download server with `files` ({name: size}), then a stack whose gallery
-        is models(dl) (a function of the server, for its URLs). Stopped at class end."""
+        is models(dl) (a function of the server, for its URLs) and whose server.json is
+        allow_http plus `server`. Stopped at class end."""
         cls.dl = DlServer()
         cls.addClassCleanup(cls.dl.stop)
         for name, size in files.items():
             cls.dl.add_random(name, size)
-        cls.stack = Stack(gallery=gallery(models(cls.dl)), server={"allow_http": True},
+        cls.stack = Stack(gallery=gallery(models(cls.dl)),
+                          server=dict({"allow_http": True}, **(server or {})),
                           env=dict(FAST_ENV, **(env or {})))
         cls.addClassCleanup(cls.stack.stop)
 
