@@ -86,6 +86,11 @@ int metrics_open(const mg_config *cfg, const char *rel, mg_error *err) {
     return 0;
 }
 
+void metrics_close(void) {
+    if (metrics_g.slots) munmap(metrics_g.slots, METRICS_SLOTS * sizeof(metrics_slot));
+    metrics_g.slots = NULL;
+}
+
 /* The slot holding `name`, or the first free slot of its probe sequence (*free_slot), or
  * NULL for both when the table is full. */
 static metrics_slot *metrics_find(const char *name, metrics_slot **free_slot) {
@@ -120,8 +125,8 @@ static metrics_slot *metrics_claim(const char *name) {
     if (fd >= 0) close(fd);
     if (!s && !metrics_g.full_logged) {
         metrics_g.full_logged = 1;
-        log_warn("counters file %s is full or unusable; new samples are not counted",
-                 metrics_g.path);
+        log_warn("counters file %s is full or unusable (%s); new samples are not counted",
+                 metrics_g.path, fd < 0 ? strerror(errno) : "no free slot");
     }
     pthread_mutex_unlock(&metrics_g.mu);
     return s;

@@ -20,6 +20,9 @@
  * into it. A second call is a no-op. 0, or -1 and err (metrics_add then does nothing). */
 int metrics_open(const mg_config *cfg, const char *rel, mg_error *err);
 
+/* Unmaps the file; metrics_add does nothing until the next metrics_open. */
+void metrics_close(void);
+
 /* Adds `n` to the sample `name` (at most METRICS_NAME_MAX bytes). Thread-safe; a no-op
  * before metrics_open, for a name too long or when the file is full. */
 void metrics_add(const char *name, uint64_t n);
