@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -234,6 +235,10 @@ int main(int argc, char **argv) {
     mg_error err;
     char sock[MG_PATH_MAX];
     log_set_component("mg-installer");
+    /* A fixed threshold: buffers as large as jobs/index (read and rewritten at every status
+     * change) always come from mmap and go back to the system when freed, instead of
+     * raising glibc's dynamic threshold and staying in the heaps as the history grows. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     json_object_seed(0); /* before any thread: jansson seeds its hash function once */
     const char *root = main_args(argc, argv);
     d.signal_fd = main_signals();
