@@ -338,20 +338,25 @@ int job_index_adopt(const mg_config *cfg, const char *job_id) {
 
 /* ---- the queue ---- */
 
-/* Returns a new reference to the newest unfinished job of `model_id` in `ix`, read from its
- * file, or NULL. */
+/* 1 for a job that holds its model: unfinished and not being cancelled. */
+static int job_holds_model(job_status s) {
+    return !job_status_terminal(s) && s != JOB_CANCELLING;
+}
+
+/* Returns a new reference to the newest job of `model_id` in `ix` that holds its model, read
+ * from its file, or NULL. */
 static json_t *job_active_in(const mg_config *cfg, const job_index *ix, const char *model_id) {
     size_t mlen = strlen(model_id);
     for (size_t i = 0; ix && i < ix->count; i++) {
         const job_index_entry *e = &ix->entries[i];
-        if (job_status_terminal(e->status) || e->model_len != mlen ||
+        if (!job_holds_model(e->status) || e->model_len != mlen ||
             memcmp(e->model_id, model_id, mlen) != 0)
             continue;
         char id[ID_JOB_LEN + 1];
         memcpy(id, e->job_id, ID_JOB_LEN);
         id[ID_JOB_LEN] = '\0';
         json_t *job = job_read(cfg, id, NULL);
-        if (job && !job_status_terminal(job_get_status(job))) return job;
+        if (job && job_holds_model(job_get_status(job))) return job;
         json_decref(job);
     }
     return NULL;

@@ -44,8 +44,8 @@ int job_status_live(job_status s);
 job_status job_get_status(json_t *job);
 
 /* Queues an install of `model` (borrowed gallery model). When a queued or running job for
- * that model exists, returns it and sets *created = 0; otherwise writes a new queued job and
- * sets *created = 1. Returns a new reference, or NULL and err. */
+ * that model exists (see job_find_active), returns it and sets *created = 0; otherwise
+ * writes a new queued job and sets *created = 1. Returns a new reference, or NULL and err. */
 json_t *job_enqueue(const mg_config *cfg, json_t *model, int *created, mg_error *err);
 
 /* Returns a new reference to the job, or NULL and err (404 "job_not_found"). */
@@ -56,7 +56,9 @@ json_t *job_load(const mg_config *cfg, const char *job_id, mg_error *err);
  * object. Field types are not checked here: readers use json_*_value, which tolerate any. */
 json_t *job_parse(const char *text, size_t len, const char *source, mg_error *err);
 
-/* Returns a new reference to the unfinished job of `model_id` (newest first), or NULL. */
+/* Returns a new reference to the newest unfinished job of `model_id` that is not being
+ * cancelled, or NULL. (A job being cancelled does not stop a new install of its model: the
+ * installer finishes the older job first.) */
 json_t *job_find_active(const mg_config *cfg, const char *model_id);
 
 /* Writes `job` (borrowed; its updated_at is set to now) atomically. `durable` (status

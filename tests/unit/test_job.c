@@ -244,10 +244,18 @@ UNIT_TEST(cancel_each_state) {
     CHECK_STR(str(disk, "status"), "cancelling");
     json_decref(disk);
     json_decref(c);
+    /* a job being cancelled does not hold its model: a new install makes a new job */
+    CHECK(job_find_active(&cfg, "alpha") == NULL);
+    json_t *again = enqueue(&cfg, "alpha", &created);
+    CHECK_INT(created, 1);
+    CHECK(strcmp(str(again, "job_id"), str(a, "job_id")) != 0);
     CHECK_INT(job_claim(&cfg, a, &err), 0);
     CHECK_STR(str(a, "status"), "cancelled");
     CHECK(!job_cancel_requested(&cfg, str(a, "job_id")));
-    CHECK(job_find_active(&cfg, "alpha") == NULL);
+    json_t *active = job_find_active(&cfg, "alpha");
+    CHECK_STR(str(active, "job_id"), str(again, "job_id"));
+    json_decref(active);
+    json_decref(again);
 
     /* Terminal: 409. */
     CHECK(job_cancel(&cfg, str(a, "job_id"), &err) == NULL);
