@@ -1,8 +1,9 @@
 /* route_metrics.c - GET /metrics in the Prometheus text format (0.0.4). nginx lets only
  * 127.0.0.1 reach it. Gauges are read at scrape time (jobs by status from jobs/index, models
- * and the last refresh result of each gallery source from the status document); counters come from the shared counters files (core/metrics.h) that the
- * FastCGI workers (requests by route, method and status) and the installer (bytes
- * downloaded, failures by code, finished jobs, refreshes by source and result) add to. */
+ * and the last refresh result of each gallery source from the status document); counters
+ * come from the shared counters files (core/metrics.h) that the FastCGI workers (requests by
+ * route, method and status) and the installer (bytes downloaded, failures by code, finished
+ * jobs, refreshes by source and result) add to. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -591,7 +591,8 @@ static download_outcome download_into_partial(download_state *st) {
     download_outcome o = download_verified(st);
     hashpipe_cancel(&st->hp);
     if (o == DOWNLOAD_OK && partial_commit(&st->part, st->why, sizeof st->why) < 0) {
-        snprintf(st->code, sizeof st->code, "%s", strstr(st->why, "disk full") ? "disk_full" : "io_error");
+        snprintf(st->code, sizeof st->code, "%s",
+                 strstr(st->why, "disk full") ? "disk_full" : "io_error");
         return DOWNLOAD_FAILED;
     }
     if (o == DOWNLOAD_OK)
