@@ -9,7 +9,9 @@
 #   filtered  GET /api/models/jobs?status=failed&offset=500    (a page deep in one status)
 #   health    GET /api/models/health                           (baseline: a tiny answer)
 #   nomatch   GET /api/models/gallery/search?query=zzzz-none   (baseline: a search that finds nothing)
-# and prints req/s, p99 and the ratio to the health baseline. Target: >= 5,000 req/s.
+#   search    GET /api/models/gallery/search?sort=name&limit=100 (baseline: 100 whole models)
+# and prints req/s, p99, answer size and the ratio to the health baseline. Target: >= 5,000
+# req/s for both list pages.
 #
 # Part 2 (rss): a root with the default job_history (1000), a download server
 # (tests/integration/dlserver.py) and one 4 KiB model; BENCH_WARM install+delete cycles, then
@@ -115,11 +117,12 @@ part_list() {
     local -A url=([list]="$base_url/api/models/jobs"
                   [filtered]="$base_url/api/models/jobs?status=failed&offset=500"
                   [health]="$base_url/api/models/health"
-                  [nomatch]="$base_url/api/models/gallery/search?query=zzzz-none")
+                  [nomatch]="$base_url/api/models/gallery/search?query=zzzz-none"
+                  [search]="$base_url/api/models/gallery/search?sort=name&limit=100")
     local total
     total=$(curl -fsS "${url[list]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
     [[ $total == "$N_JOBS" ]] || die "the list holds $total jobs, not $N_JOBS"
-    keys=(list filtered health nomatch)
+    keys=(list filtered health nomatch search)
     for key in "${keys[@]}"; do wrk -t2 -c32 -d1s "${url[$key]}" >/dev/null 2>&1; done # warm-up
     for ((r = 0; r < ROUNDS; r++)); do
         for key in "${keys[@]}"; do log "round $((r + 1)): $key"; round "$key" "${url[$key]}"; done
@@ -127,10 +130,11 @@ part_list() {
     base=$(rps health)
     printf '\nGET /api/models/jobs with %d finished jobs (wrk -t2 -c32, %d x %d s per line, alternating)\n' \
         "$N_JOBS" "$ROUNDS" "$ROUND_SECS"
-    printf '%-10s %-50s %10s %9s %12s\n' what url req/s p99_ms vs_health
+    printf '%-9s %-50s %8s %7s %8s %10s\n' what url req/s p99_ms bytes vs_health
     for key in "${keys[@]}"; do
-        printf '%-10s %-50s %10s %9s %11sx\n' "$key" "${url[$key]#"$base_url"}" "$(rps "$key")" \
-            "$(p99 "$key")" "$(awk -v a="$(rps "$key")" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"
+        printf '%-9s %-50s %8s %7s %8s %9sx\n' "$key" "${url[$key]#"$base_url"}" "$(rps "$key")" \
+            "$(p99 "$key")" "$(curl -s "${url[$key]}" | wc -c)" \
+            "$(awk -v a="$(rps "$key")" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"
     done
     local ok
     ok=$(awk -v a="$(rps list)" -v b="$(rps filtered)" 'BEGIN { print (a >= 5000 && b >= 5000) ? "yes" : "NO" }')
