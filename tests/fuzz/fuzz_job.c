@@ -4,8 +4,9 @@
  * Invariants: text that is not a JSON object is a 500 "job_corrupt" error naming the file; a
  * parsed job's status is always one of the known statuses (unreadable ones count as failed)
  * and its name parses back to it; the public view has every public field of the contract,
- * each the file's value (URLs in it redacted, redact.h) or null; a parsed job dumps (as
- * job_save does) to text that parses to the same job. */
+ * each the file's value (URLs in it redacted, redact.h) or null (kind: the file's string,
+ * else "install"); a parsed job dumps (as job_save does) to text that parses to the same
+ * job. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,9 +14,9 @@
 #include "job.h"
 #include "redact.h"
 
-static const char *const job_fields[] = {"job_id",     "model_id",   "status",
-                                          "progress",   "downloaded", "total",
-                                          "error",      "created_at", "updated_at"};
+static const char *const job_fields[] = {"job_id",     "model_id",   "status",    "progress",
+                                          "downloaded", "total",      "error",     "error_code",
+                                          "diagnosis",  "created_at", "updated_at"};
 #define JOB_NFIELDS (sizeof job_fields / sizeof *job_fields)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -51,6 +52,15 @@ static void job_check_public(json_t *job) {
         FUZZ_CHECK(v ? json_equal(p, shown) : json_is_null(p));
         json_decref(shown);
     }
+    /* kind: the file's when it is a string, else "install" (files from before version 2) */
+    json_t *kind = json_object_get(job, "kind"), *pkind = json_object_get(pub, "kind");
+    if (json_is_string(kind)) {
+        json_t *shown = json_deep_copy(kind);
+        redact_json(shown);
+        FUZZ_CHECK(json_equal(pkind, shown));
+        json_decref(shown);
+    } else
+        FUZZ_CHECK(json_is_string(pkind) && strcmp(json_string_value(pkind), "install") == 0);
     json_decref(pub);
 }
 
