@@ -131,12 +131,14 @@ static void runner_finish(runner *r, job_status st, int64_t size, const char *er
     int64_t total = json_integer_value(json_object_get(r->job, "total"));
     if (st == JOB_INSTALLED) downloaded = total = size;
     runner_set(r, st, downloaded, total, error, st == JOB_FAILED ? code : NULL);
+    /* counted first, so that whoever sees the final status sees it counted */
+    metrics_addf(1, "mg_jobs_finished_total{status=\"%s\"}", job_status_name(st));
+    if (st == JOB_FAILED)
+        metrics_addf(1, "mg_download_failures_total{code=\"%s\"}", code ? code : "unknown");
     runner_save(r, 1);
     job_clear_cancel(&r->cfg, r->job_id); /* a late cancel of a finished job is moot */
     runner_publish(r, 0);
-    metrics_addf(1, "mg_jobs_finished_total{status=\"%s\"}", job_status_name(st));
     if (st == JOB_FAILED) {
-        metrics_addf(1, "mg_download_failures_total{code=\"%s\"}", code ? code : "unknown");
         log_warn("job %s: %s failed (%s): %s", r->job_id, r->model_id, code ? code : "?", error);
     } else {
         log_info("job %s: %s %s", r->job_id, r->model_id, job_status_name(st));
@@ -289,18 +291,22 @@ void runner_free(runner *r) {
     free(r);
 }
 
-void runner_cancelled_unclaimed(const mg_config *cfg, json_t *job) {
+void runner_discard_partial(const mg_config *cfg, json_t *job) {
     const char *model_id = runner_str(job, "model_id");
     const char *ext = runner_str(job, "ext");
-    if (id_model_valid(model_id, strlen(model_id))) {
-        partial p;
-        partial_paths(&p, cfg, model_id, partial_ext_valid(ext) ? ext : ".gguf");
-        partial_discard(&p);
-    }
+    if (!id_model_valid(model_id, strlen(model_id))) return;
+    partial p;
+    partial_paths(&p, cfg, model_id, partial_ext_valid(ext) ? ext : ".gguf");
+    partial_discard(&p);
+}
+
+void runner_cancelled_unclaimed(const mg_config *cfg, json_t *job) {
+    runner_discard_partial(cfg, job); /* usually gone already: see sched.c */
     json_t *pub = job_public(job);
     json_t *msg = progress_message_of(pub);
     json_decref(pub);
     if (msg) progress_send(msg);
     metrics_add("mg_jobs_finished_total{status=\"cancelled\"}", 1);
-    log_info("job %s: %s cancelled before it ran", runner_str(job, "job_id"), model_id);
+    log_info("job %s: %s cancelled before it ran", runner_str(job, "job_id"),
+             runner_str(job, "model_id"));
 }

@@ -41,8 +41,11 @@ int runner_cancel(runner *r);
 int runner_join(runner *r, int timeout_ms);
 void runner_free(runner *r);
 
-/* Handles a job that the queue turned to cancelled while claiming it (its cancel marker was
- * there): removes its partial download and publishes the final message. */
+/* Removes the partial download of `job` (borrowed). */
+void runner_discard_partial(const mg_config *cfg, json_t *job);
+
+/* Handles a job that the queue turned to cancelled while claiming it (it was being
+ * cancelled): removes its partial download, publishes the final message and counts it. */
 void runner_cancelled_unclaimed(const mg_config *cfg, json_t *job);
 
 #endif

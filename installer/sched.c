@@ -86,16 +86,18 @@ static void sched_adopt(sched *s) {
 }
 
 /* Claims job `job_id` and starts it in a free slot; a job being cancelled ends cancelled
- * instead (its partial removed). */
-static void sched_start(sched *s, const char *job_id) {
+ * instead, its partial removed first (`cancelling`: the index says so) so that whoever sees
+ * the status cancelled finds the partial gone. */
+static void sched_start(sched *s, const char *job_id, int cancelling) {
     mg_error err;
     json_t *job = job_load(s->cfg, job_id, &err);
+    if (job && cancelling) runner_discard_partial(s->cfg, job);
     int claimed = job ? job_claim(s->cfg, job, &err) : -1;
     if (claimed < 0) {
         log_warn("cannot claim job %s: %s", job_id, err.message);
     } else if (!claimed) {
         if (job_get_status(job) == JOB_CANCELLED) runner_cancelled_unclaimed(s->cfg, job);
-    } else {
+    } else { /* with no free slot (a cancel that was not one) it waits for the next fill */
         for (int i = 0; i < SCHED_MAX_SLOTS; i++) {
             if (s->slots[i]) continue;
             s->slots[i] = runner_start(s->cfg, json_incref(job), &s->stopping,
@@ -128,13 +130,13 @@ void sched_fill(sched *s) {
         id[ID_JOB_LEN] = '\0';
         if (sched_running(s, id)) continue;
         if (e->status == JOB_CANCELLING) {
-            sched_start(s, id);
+            sched_start(s, id, 1);
             continue;
         }
         sched_announce(e, id);
         if (sched_busy(s) >= sched_limit(s) || sched_model_running(s, e->model_id, e->model_len))
             continue;
-        sched_start(s, id);
+        sched_start(s, id, 0);
     }
 }
 
