@@ -142,26 +142,62 @@ static int route_jobs_integer(const char *param, const char *v, size_t len, long
     return 0;
 }
 
-/* Applies one decoded parameter to `pg`. 0, or -1 and err. */
-static int route_jobs_param(route_jobs_page *pg, const char *k, size_t klen, const char *v,
-                            size_t vlen, mg_error *err) {
-    if (klen == 6 && memcmp(k, "status", 6) == 0) {
-        job_status st;
-        pg->status = -1;
-        if (vlen == 0) return 0;
-        if (strlen(v) == vlen && job_status_parse(v, &st) == 0) {
-            pg->status = (int)st;
-            return 0;
-        }
-        return mg_error_set(err, 400, "invalid_parameter", "status",
-                            "status must be one of queued, downloading, verifying, cancelling, "
-                            "paused, installed, failed, cancelled");
+/* Sets pg->status from the decoded value `v` (`len` bytes; empty: any). 0, or -1 and err. */
+static int route_jobs_status(route_jobs_page *pg, const char *v, size_t len, mg_error *err) {
+    job_status st;
+    pg->status = -1;
+    if (len == 0) return 0;
+    if (strlen(v) == len && job_status_parse(v, &st) == 0) {
+        pg->status = (int)st;
+        return 0;
     }
-    if (klen == 5 && memcmp(k, "limit", 5) == 0)
-        return route_jobs_integer("limit", v, vlen, 1, ROUTE_JOBS_LIMIT_MAX, &pg->limit, err);
-    if (klen == 6 && memcmp(k, "offset", 6) == 0)
-        return route_jobs_integer("offset", v, vlen, 0, ROUTE_JOBS_OFFSET_MAX, &pg->offset, err);
-    return 0;
+    return mg_error_set(err, 400, "invalid_parameter", "status",
+                        "status must be one of queued, downloading, verifying, cancelling, "
+                        "paused, installed, failed, cancelled");
+}
+
+static const char *const route_jobs_params[] = {"status", "limit", "offset"};
+#define ROUTE_JOBS_NPARAMS 3
+
+/* The raw (still encoded) value of each known parameter: the last one given. */
+typedef struct route_jobs_raw {
+    const char *v[ROUTE_JOBS_NPARAMS];
+    size_t len[ROUTE_JOBS_NPARAMS];
+} route_jobs_raw;
+
+/* Splits `query` into `raw`; pairs whose key is not ours (or not decodable) are ignored.
+ * `buf` has room for the query. */
+static void route_jobs_split(const char *query, route_jobs_raw *raw, char *buf) {
+    memset(raw, 0, sizeof *raw);
+    for (const char *p = query; *p;) {
+        size_t plen = strcspn(p, "&");
+        const char *eq = memchr(p, '=', plen);
+        size_t klen = eq ? (size_t)(eq - p) : plen, kn = 0;
+        if (percent_decode(p, klen, buf, &kn) == 0) {
+            for (int i = 0; i < ROUTE_JOBS_NPARAMS; i++) {
+                if (kn != strlen(route_jobs_params[i]) || memcmp(buf, route_jobs_params[i], kn))
+                    continue;
+                raw->v[i] = eq ? eq + 1 : "";
+                raw->len[i] = eq ? plen - klen - 1 : 0;
+            }
+        }
+        p += plen;
+        if (*p == '&') p++;
+    }
+}
+
+/* Decodes and checks parameter `i` of `raw` into `pg`. 0, or -1 and err. */
+static int route_jobs_apply(route_jobs_page *pg, const route_jobs_raw *raw, int i, char *buf,
+                            mg_error *err) {
+    const char *name = route_jobs_params[i];
+    size_t n = 0;
+    if (!raw->v[i]) return 0;
+    if (percent_decode(raw->v[i], raw->len[i], buf, &n) != 0)
+        return mg_error_set(err, 400, "invalid_parameter", name,
+                            "%s is not valid percent-encoding", name);
+    if (i == 0) return route_jobs_status(pg, buf, n, err);
+    if (i == 1) return route_jobs_integer(name, buf, n, 1, ROUTE_JOBS_LIMIT_MAX, &pg->limit, err);
+    return route_jobs_integer(name, buf, n, 0, ROUTE_JOBS_OFFSET_MAX, &pg->offset, err);
 }
 
 /* Parses the query string of `req` into `pg`. 0, or -1 and err. */
@@ -169,24 +205,13 @@ static int route_jobs_parse_page(const http_req *req, route_jobs_page *pg, mg_er
     pg->status = -1;
     pg->limit = ROUTE_JOBS_LIMIT_DEFAULT;
     pg->offset = 0;
-    size_t qlen = strlen(req->query);
-    char *buf = malloc(qlen + 2);
+    char *buf = malloc(strlen(req->query) + 1);
     if (!buf) return mg_error_set(err, 500, "internal_error", NULL, "out of memory");
+    route_jobs_raw raw;
+    route_jobs_split(req->query, &raw, buf);
     int rc = 0;
-    for (const char *p = req->query; *p && rc == 0;) {
-        size_t plen = strcspn(p, "&");
-        const char *eq = memchr(p, '=', plen);
-        size_t klen = eq ? (size_t)(eq - p) : plen, kn = 0, vn = 0;
-        char *key = buf, *val = buf + klen + 1;
-        if (percent_decode(p, klen, key, &kn) != 0 ||
-            (eq && percent_decode(eq + 1, plen - klen - 1, val, &vn) != 0))
-            rc = mg_error_set(err, 400, "invalid_parameter", NULL,
-                              "the query string is not valid percent-encoding");
-        else
-            rc = route_jobs_param(pg, key, kn, eq ? val : "", vn, err);
-        p += plen;
-        if (*p == '&') p++;
-    }
+    for (int i = 0; i < ROUTE_JOBS_NPARAMS && rc == 0; i++)
+        rc = route_jobs_apply(pg, &raw, i, buf, err);
     free(buf);
     return rc;
 }

@@ -97,7 +97,13 @@ class HistoryTest(InstallCase):
             with self.subTest(query=query):
                 self.assertError(self.stack.get(f"/api/models/jobs?{query}"), 400,
                                  "invalid_parameter", param)
-        self.assertError(self.stack.get("/api/models/jobs?limit=%zz"), 400, "invalid_parameter")
+        self.assertError(self.stack.get("/api/models/jobs?limit=%zz"), 400, "invalid_parameter",
+                         "limit")
+        # the last value of a repeated parameter counts, also for a bad first one
+        self.assertEqual(self.page("?limit=abc&limit=2")["limit"], 2)
+        self.assertError(self.stack.get("/api/models/jobs?limit=2&limit=abc"), 400,
+                         "invalid_parameter", "limit")
+        self.assertEqual(self.page("?x%zz=1")["limit"], 100, "an undecodable unknown key")
 
     def test_running_job_listed_with_current_progress(self):
         self.dl.control(throttle=256 * 1024)
