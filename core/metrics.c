@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "log.h"
 
 #define METRICS_SLOTS 1024
@@ -67,10 +68,11 @@ int metrics_open(const mg_config *cfg, const char *rel, mg_error *err) {
     if (metrics_g.slots) return 0;
     char path[MG_PATH_MAX];
     config_path(cfg, path, rel);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0 || flock(fd, LOCK_EX) != 0 || metrics_prepare(fd) != 0) {
+    int fd = fs_open(path, O_RDWR | O_CREAT, 0644, err);
+    if (fd < 0) return -1;
+    if (flock(fd, LOCK_EX) != 0 || metrics_prepare(fd) != 0) {
         int e = errno;
-        if (fd >= 0) close(fd);
+        close(fd);
         return mg_error_set(err, 500, "io_error", NULL, "cannot use the counters file %s: %s",
                             path, strerror(e));
     }
@@ -112,7 +114,7 @@ static metrics_slot *metrics_find(const char *name, metrics_slot **free_slot) {
 static metrics_slot *metrics_claim(const char *name) {
     metrics_slot *s = NULL, *free_slot = NULL;
     pthread_mutex_lock(&metrics_g.mu);
-    int fd = open(metrics_g.path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    int fd = fs_open(metrics_g.path, O_RDWR, 0, NULL);
     if (fd >= 0 && flock(fd, LOCK_EX) == 0) {
         s = metrics_find(name, &free_slot);
         if (!s && free_slot) {
