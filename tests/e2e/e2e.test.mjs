@@ -5,7 +5,7 @@
 // Run: node --test tests/e2e/  (MG_BIN_DIR = the CMake build; ctest sets it).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Stack, makeFile } from './stack.mjs';
+import { Stack, makeFile, until } from './stack.mjs';
 
 const THROTTLE = 250000;                 // bytes/s per download
 const ALPHA_BYTES = 2000000;             // ~8 s at THROTTLE
@@ -43,21 +43,6 @@ function gallery(sums) {
         description: 'No rating, no hardware figures.' }),
     ],
   };
-}
-
-// Polls fn until it returns a truthy value; fails with `what` after `timeout` ms.
-async function until(fn, what, timeout = 10000, interval = 100) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = v;
-    } catch (e) { last = e; }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, interval));
-  }
 }
 
 async function api(method, p) {

@@ -1,0 +1,110 @@
+// cases.mjs - the requests of the contract tests: one table per operation of
+// docs/openapi.yaml ("method path" as the document spells it), one row per request. A new
+// endpoint adds its table here; a new status adds a row. contract.test.mjs sends every row
+// to the live stack and checks the answer against the document; it fails when an operation
+// or a documented status has no row (the generic rows below count), or a row's status is not
+// documented.
+//
+// A row:
+//   status    the status the server must answer
+//   example   the name of a documented example: parameters that have examples.<name> make
+//             the request, and the answer must have the shape of the response's
+//             examples.<name> (a response with one example is compared with it anyway)
+//   params    path parameters (default: the parameter's example); query: {name: value} or a
+//             raw query string; headers; method (default: the operation's); body (a string)
+//   given     fixtures to set up first (FIXTURES below; each runs once); any value above may
+//             be a function of the fixtures' results, fx => ...
+//   config    the settings state while the row runs: open (default), token, broken
+//   error     {code, parameter}: what the error object must say (parameter null: absent)
+//   check     (answer, fx) => more assertions; answer = {status, headers, body, json, frames}
+//   websocket true: a WebSocket handshake (answer.frames: the first text frames)
+import assert from 'node:assert/strict';
+import { MODELS, TOKEN } from './stack.mjs';
+
+const BEARER = { Authorization: `Bearer ${TOKEN}` };
+
+// Set-up that rows ask for by name; each runs once, in the order the rows need them.
+export const FIXTURES = {
+  etag: async (s) => (await s.api('GET', '/api/models/gallery')).headers.etag,
+  installed: (s) => s.install(MODELS.quick),
+  spare: (s) => s.install(MODELS.spare),
+  running: (s) => s.installSlowly(MODELS.slow),
+};
+
+// Rows that every operation listing the status gets, on top of its own table.
+export const GENERIC = {
+  403: { headers: { Origin: 'http://evil.example' }, error: { code: 'forbidden_origin', parameter: null } },
+  401: { config: 'token', error: { code: 'unauthorized', parameter: null } },
+  405: { method: 'PUT', error: { code: 'method_not_allowed', parameter: null } },
+  414: { query: `q=${'x'.repeat(8200)}`, error: { code: 'uri_too_long', parameter: null } },
+  421: { headers: { Host: 'evil.example' }, error: { code: 'misdirected_request', parameter: null } },
+  503: { config: 'broken', error: { code: 'config_unavailable', parameter: null } },
+};
+
+export const CASES = {
+  'get /api/models/gallery': [
+    { status: 200, example: 'gallery' },
+    { status: 304, given: ['etag'], headers: { 'If-None-Match': (fx) => fx.etag } },
+  ],
+  'get /api/models/gallery/status': [
+    { status: 200, example: 'local' },
+  ],
+  'post /api/models/gallery/refresh': [
+    { status: 202, example: 'accepted' },
+    { status: 202, config: 'token', headers: BEARER },
+    { status: 401, config: 'token', headers: { Authorization: 'Bearer wrong' }, error: { code: 'unauthorized', parameter: null } },
+  ],
+  'get /api/models/gallery/search': [
+    { status: 200, example: 'search', check: (a) => assert.ok(a.json.total >= 1) },
+    { status: 200, query: { query: 'no-such-model-anywhere' }, check: (a) => assert.equal(a.json.total, 0) },
+    { status: 200, query: { category: 'code', sort: 'name', order: 'asc', limit: 2, offset: 1 } },
+    { status: 400, example: 'invalid_parameter', query: { limit: '0' }, error: { code: 'invalid_parameter', parameter: 'limit' } },
+    { status: 400, query: { min_size_gb: '3', max_size_gb: '1' }, error: { code: 'invalid_parameter', parameter: 'min_size_gb' } },
+    { status: 400, query: { sort: 'Rating' }, error: { code: 'invalid_parameter', parameter: 'sort' } },
+    { status: 400, query: { query: 'x'.repeat(65) }, error: { code: 'invalid_parameter', parameter: 'query' } },
+  ],
+  'post /api/models/gallery/{id}/install': [
+    { status: 202, example: 'queued', params: { id: MODELS.client } },
+    { status: 202, config: 'token', headers: BEARER, params: { id: MODELS.other } },
+    { status: 400, example: 'invalid_model_id', params: { id: '-bad' }, error: { code: 'invalid_model_id', parameter: 'id' } },
+    { status: 404, example: 'model_not_found', params: { id: 'no-such-model' }, error: { code: 'model_not_found', parameter: 'id' } },
+    { status: 409, example: 'already_installed', given: ['installed'], params: { id: MODELS.quick }, error: { code: 'already_installed', parameter: 'id' } },
+    { status: 507, example: 'insufficient_storage', params: { id: MODELS.huge }, error: { code: 'insufficient_storage', parameter: null } },
+  ],
+  'get /api/models/jobs': [
+    { status: 200, example: 'jobs', given: ['installed'], check: (a) => assert.ok(a.json.jobs.length >= 1) },
+  ],
+  'get /api/models/jobs/{job_id}': [
+    { status: 200, example: 'installed', given: ['installed'], params: { job_id: (fx) => fx.installed.job_id } },
+    { status: 400, example: 'invalid_job_id', params: { job_id: 'not-a-job' }, error: { code: 'invalid_job_id', parameter: 'job_id' } },
+    { status: 404, example: 'job_not_found', params: { job_id: '0000000000000000' }, error: { code: 'job_not_found', parameter: 'job_id' } },
+  ],
+  'delete /api/models/jobs/{job_id}': [
+    { status: 200, example: 'cancelled', given: ['running'], params: { job_id: (fx) => fx.running.job_id },
+      check: (a) => assert.equal(a.json.status, 'cancelled') },
+    { status: 400, params: { job_id: 'NOT-HEX' }, error: { code: 'invalid_job_id', parameter: 'job_id' } },
+    { status: 404, params: { job_id: '0000000000000000' }, error: { code: 'job_not_found', parameter: 'job_id' } },
+    { status: 409, example: 'job_finished', given: ['installed'], params: { job_id: (fx) => fx.installed.job_id },
+      error: { code: 'job_finished', parameter: 'job_id' } },
+  ],
+  'get /api/models/installed': [
+    { status: 200, example: 'installed', given: ['installed'] },
+  ],
+  'delete /api/models/{id}': [
+    { status: 200, example: 'deleted', given: ['spare'], params: { id: MODELS.spare } },
+    { status: 400, params: { id: '..' }, error: { code: 'invalid_model_id', parameter: 'id' } },
+    { status: 404, example: 'not_installed', params: { id: 'gemma-2-2b-it-q6-k' }, error: { code: 'not_found', parameter: 'id' } },
+  ],
+  'get /api/models/health': [
+    { status: 200, example: 'ok' },
+  ],
+  'get /api/models/ws/progress': [
+    { status: 200, given: ['installed'], headers: { Accept: 'text/event-stream' },
+      check: (a) => assert.ok(a.events.length >= 1, 'replayed progress messages') },
+    { status: 101, given: ['installed'], websocket: true,
+      check: (a) => assert.ok(a.frames.length >= 1, 'replayed progress messages') },
+    { status: 401, config: 'token', query: { access_token: 'wrong' }, headers: { Accept: 'text/event-stream' },
+      error: { code: 'unauthorized', parameter: null } },
+    { status: 200, config: 'token', query: { access_token: TOKEN }, headers: { Accept: 'text/event-stream' } },
+  ],
+};

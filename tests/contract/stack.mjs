@@ -1,0 +1,106 @@
+// stack.mjs - the stack the contract and client tests run against: tests/lib/stack.mjs
+// (download server + deploy/up in a temp root) with the repository's seed gallery, whose
+// download URLs point at the local download server, so that the ids in the document's
+// examples are real. A few models get small files (installed in a moment), one a larger file
+// served slowly (a job to cancel), one an impossible size (507). The settings file can be
+// switched between named states while the stack runs (mg-fcgi reads it on every change).
+import fs from 'node:fs';
+import path from 'node:path';
+import { REPO, Stack, makeFile, until } from '../lib/stack.mjs';
+import { request } from './http.mjs';
+
+export const TOKEN = 'contract-test-token-0123456789';
+
+// Model ids of the seed gallery with a role in the tests.
+export const MODELS = {
+  quick: 'tinyllama-1.1b-chat-v1.0-q4-k-m',       // 64 KiB: installs at once
+  spare: 'qwen2.5-0.5b-instruct-q8-0',            // 64 KiB: installed to be deleted
+  client: 'smollm2-1.7b-instruct-q8-0',           // 64 KiB: the generated client installs it
+  other: 'qwen3-0.6b-q8-0',                       // 64 KiB: installed with the token
+  slow: 'llama-3.2-1b-instruct-q4-k-m',           // 4 MiB at SLOW_RATE: cancelled while running
+  huge: 'meta-llama-3.1-8b-instruct-q4-k-m',      // a petabyte: 507
+};
+const SMALL = 65536;
+const SLOW_BYTES = 4 * 1024 * 1024;
+export const SLOW_RATE = 16384;
+
+// config/server.json of each state (a string is written as it is).
+const CONFIGS = {
+  open: { allow_http: true },
+  token: { allow_http: true, api_token: TOKEN },
+  broken: '{"allow_http": true, "api_token": ',
+};
+
+export class ContractStack extends Stack {
+  constructor() {
+    super('mg-contract-');
+    this.config = null;
+  }
+
+  // Starts the download server and the stack on the seed gallery.
+  async start() {
+    await this.startDownloads(0);
+    const seed = JSON.parse(fs.readFileSync(path.join(REPO, 'config', 'models_gallery.json'), 'utf8'));
+    const sizes = { [MODELS.quick]: SMALL, [MODELS.spare]: SMALL, [MODELS.client]: SMALL, [MODELS.other]: SMALL,
+      [MODELS.slow]: SLOW_BYTES };
+    for (const m of seed.models) {
+      const name = `${m.id}.gguf`;
+      m.downloadUrl = this.fileUrl(name);
+      const size = sizes[m.id];
+      if (size) {
+        m.checksum = `sha256:${makeFile(this.files, name, size)}`;
+        m.sizeBytes = size;
+        m.sizeGb = size / 1e9;
+      } else if (m.id === MODELS.huge) {
+        m.sizeBytes = 1e15;
+        m.sizeGb = 1e6;
+      }
+    }
+    this.writeJson('config/models_gallery.json', seed);
+    this.setConfig('open');
+    await this.startStack();
+  }
+
+  // Switches config/server.json to the state `name` (open, token, broken).
+  setConfig(name) {
+    if (this.config === name) return;
+    const c = CONFIGS[name];
+    if (c === undefined) throw new Error(`no settings state '${name}'`);
+    if (typeof c === 'string') this.writeText('config/server.json', c);
+    else this.writeJson('config/server.json', c);
+    this.config = name;
+  }
+
+  async api(method, p, headers = {}) {
+    const res = await request(this.port, { method, path: p, headers });
+    return { ...res, json: res.body ? JSON.parse(res.body) : null };
+  }
+
+  // Polls the job until `pred(job)`; returns the job.
+  async waitJob(jobId, pred, what, timeout = 20000) {
+    return until(async () => {
+      const r = await this.api('GET', `/api/models/jobs/${jobId}`);
+      return r.status === 200 && pred(r.json) ? r.json : null;
+    }, what, timeout, 50);
+  }
+
+  // Installs `id` and waits until it is installed; returns the job.
+  async install(id) {
+    const r = await this.api('POST', `/api/models/gallery/${id}/install`);
+    if (r.status !== 202) throw new Error(`install ${id}: ${r.status} ${r.body}`);
+    return this.waitJob(r.json.job_id, (j) => j.status === 'installed', `${id} installed`);
+  }
+
+  // Starts the slow install and waits until bytes arrive; returns the running job.
+  async installSlowly(id = MODELS.slow) {
+    await this.downloads({ throttle: SLOW_RATE });
+    try {
+      const r = await this.api('POST', `/api/models/gallery/${id}/install`);
+      if (r.status !== 202) throw new Error(`install ${id}: ${r.status} ${r.body}`);
+      return await this.waitJob(r.json.job_id, (j) => j.status === 'downloading' && j.downloaded > 0,
+        `${id} downloading`);
+    } finally {
+      await this.downloads({ throttle: 0 });   // a response keeps the rate it started with
+    }
+  }
+}
