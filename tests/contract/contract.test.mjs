@@ -23,6 +23,7 @@ function none(problems, what) {
 
 const seenStatus = new Set();          // "op status" answered as documented
 const seenExample = new Map();         // media type object -> names of examples compared
+const failedOps = new Set();           // operations whose rows failed (reported there)
 
 let stack;
 const fixtures = new Map();            // name -> promise of its result
@@ -182,6 +183,7 @@ describe('the live answers match docs/openapi.yaml', () => {
       try {
         for (const row of rowsOf(o)) await runRow(o, row);
       } catch (e) {
+        failedOps.add(o.key);
         stack.failed = true;
         t.diagnostic(stack.logs(15));
         throw e;
@@ -196,7 +198,7 @@ describe('the live answers match docs/openapi.yaml', () => {
     const stray = Object.keys(CASES).filter((k) => !keys.has(k));
     none(stray, 'tables in cases.mjs for operations the document does not have');
     const missing = [];
-    for (const o of OPS) {
+    for (const o of OPS.filter((x) => !failedOps.has(x.key))) {
       if (!CASES[o.key]) missing.push(`${o.key}: no table in cases.mjs`);
       for (const status of Object.keys(o.op.responses)) {
         if (status !== 'default' && !seenStatus.has(`${o.key} ${status}`)) missing.push(`${o.key}: no row answered ${status}`);

@@ -5,7 +5,8 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 
 // Sends one request; resolves {status, headers, body (string)}. `path` goes out as it is.
-// `stream` (ms): for text/event-stream answers, reads for at most that long, then closes.
+// `stream` (ms): for text/event-stream answers, reads for at most that long (or until a
+// moment after the first event), then closes.
 export function request(port, { method = 'GET', path, headers = {}, body, stream = 0 }) {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path, headers: { Host: `127.0.0.1:${port}`, ...headers } });
@@ -18,16 +19,25 @@ export function request(port, { method = 'GET', path, headers = {}, body, stream
     req.on('response', (res) => {
       const chunks = [];
       let timer = null;
+      let early = false;
       const done = () => {
         clearTimeout(timer);
         resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
       };
-      res.on('data', (c) => chunks.push(c));
+      const streaming = stream && /^text\/event-stream/.test(res.headers['content-type'] || '');
+      const close = () => { res.removeAllListeners('end'); res.destroy(); done(); };
+      res.on('data', (c) => {
+        chunks.push(c);
+        // an event has come: wait a moment for those replayed with it, then close
+        if (streaming && !early && /\ndata:[^\n]*\n\n/.test(Buffer.concat(chunks).toString('utf8'))) {
+          clearTimeout(timer);
+          timer = setTimeout(close, 150);
+          early = true;
+        }
+      });
       res.on('end', done);
       res.on('error', done);
-      if (stream && /^text\/event-stream/.test(res.headers['content-type'] || '')) {
-        timer = setTimeout(() => { res.removeAllListeners('end'); res.destroy(); done(); }, stream);
-      }
+      if (streaming) timer = setTimeout(close, stream);
     });
     if (body !== undefined) req.write(body);
     req.end();
@@ -59,7 +69,8 @@ function wsFrames(buf) {
 }
 
 // A WebSocket handshake; resolves {status, headers, body: '', frames: [text...]} with the text
-// frames that came within `ms` (the answer itself when the handshake was refused).
+// frames that came within `ms` or a moment after the first (the answer itself when the
+// handshake was refused).
 export function websocket(port, { path, headers = {}, ms = 1500 }) {
   return new Promise((resolve, reject) => {
     const req = http.request({
@@ -78,12 +89,22 @@ export function websocket(port, { path, headers = {}, ms = 1500 }) {
     });
     req.on('upgrade', (res, socket, head) => {
       const chunks = [head];
-      socket.on('data', (c) => chunks.push(c));
-      socket.on('error', () => {});
-      setTimeout(() => {
+      const close = () => {
+        clearTimeout(timer);
         socket.destroy();
         resolve({ status: res.statusCode, headers: res.headers, body: '', frames: wsFrames(Buffer.concat(chunks)) });
-      }, ms);
+      };
+      let timer = setTimeout(close, ms);
+      let early = false;
+      socket.on('data', (c) => {
+        chunks.push(c);
+        if (!early && wsFrames(Buffer.concat(chunks)).length) {   // the first frame: a moment more
+          early = true;
+          clearTimeout(timer);
+          timer = setTimeout(close, 150);
+        }
+      });
+      socket.on('error', () => {});
     });
     req.end();
   });
