@@ -36,6 +36,7 @@ export const GENERIC = {
   403: { headers: { Origin: 'http://evil.example' }, error: { code: 'forbidden_origin', parameter: null } },
   401: { config: 'token', error: { code: 'unauthorized', parameter: null } },
   405: { method: 'PUT', error: { code: 'method_not_allowed', parameter: null } },
+  413: { body: 'x'.repeat(65 * 1024 + 1), error: { code: 'payload_too_large', parameter: null } },
   414: { query: `q=${'x'.repeat(8200)}`, error: { code: 'uri_too_long', parameter: null } },
   421: { headers: { Host: 'evil.example' }, error: { code: 'misdirected_request', parameter: null } },
   503: { config: 'broken', error: { code: 'config_unavailable', parameter: null } },

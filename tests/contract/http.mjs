@@ -9,7 +9,9 @@ import { randomBytes } from 'node:crypto';
 // moment after the first event), then closes.
 export function request(port, { method = 'GET', path, headers = {}, body, stream = 0 }) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers: { Host: `127.0.0.1:${port}`, ...headers } });
+    // A body goes with its Content-Length (node would send a DELETE's body unannounced).
+    const length = body === undefined ? {} : { 'Content-Length': Buffer.byteLength(body) };
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers: { Host: `127.0.0.1:${port}`, ...length, ...headers } });
     req.setTimeout(30000, () => req.destroy(new Error(`${method} ${path}: no answer in 30 s`)));
     req.on('error', reject);
     req.on('upgrade', (res, socket) => {
