@@ -16,6 +16,8 @@
 //             be a function of the fixtures' results, fx => ...
 //   config    the settings state while the row runs: open (default), token, broken
 //   error     {code, parameter}: what the error object must say (parameter null: absent)
+//   from      the local address to send from (127.0.0.2: a client other than 127.0.0.1)
+//   before, after   (stack, fx) => set-up and tear-down around the request
 //   check     (answer, fx) => more assertions; answer = {status, headers, body, json, frames}
 //   websocket true: a WebSocket handshake (answer.frames: the first text frames)
 import assert from 'node:assert/strict';
@@ -29,17 +31,19 @@ export const FIXTURES = {
   installed: (s) => s.install(MODELS.quick),
   spare: (s) => s.install(MODELS.spare),
   running: (s) => s.installSlowly(MODELS.slow),
+  running2: (s) => s.installSlowly(MODELS.slow2),
 };
 
-// Rows that every operation listing the status gets, on top of its own table.
+// Rows that every operation gets, on top of its own table, for each shared response of the
+// document (components/responses) it lists: the status it lists it under, and this request.
 export const GENERIC = {
-  403: { headers: { Origin: 'http://evil.example' }, error: { code: 'forbidden_origin', parameter: null } },
-  401: { config: 'token', error: { code: 'unauthorized', parameter: null } },
-  405: { method: 'PUT', error: { code: 'method_not_allowed', parameter: null } },
-  413: { body: 'x'.repeat(65 * 1024 + 1), error: { code: 'payload_too_large', parameter: null } },
-  414: { query: `q=${'x'.repeat(8200)}`, error: { code: 'uri_too_long', parameter: null } },
-  421: { headers: { Host: 'evil.example' }, error: { code: 'misdirected_request', parameter: null } },
-  503: { config: 'broken', error: { code: 'config_unavailable', parameter: null } },
+  ForbiddenOrigin: { headers: { Origin: 'http://evil.example' }, error: { code: 'forbidden_origin', parameter: null } },
+  Unauthorized: { config: 'token', error: { code: 'unauthorized', parameter: null } },
+  MethodNotAllowed: { method: 'PUT', error: { code: 'method_not_allowed', parameter: null } },
+  PayloadTooLarge: { body: 'x'.repeat(65 * 1024 + 1), error: { code: 'payload_too_large', parameter: null } },
+  UriTooLong: { query: `q=${'x'.repeat(8200)}`, error: { code: 'uri_too_long', parameter: null } },
+  Misdirected: { headers: { Host: 'evil.example' }, error: { code: 'misdirected_request', parameter: null } },
+  ConfigUnavailable: { config: 'broken', error: { code: 'config_unavailable', parameter: null } },
 };
 
 export const CASES = {
@@ -74,6 +78,9 @@ export const CASES = {
   ],
   'get /api/models/jobs': [
     { status: 200, example: 'jobs', given: ['installed'], check: (a) => assert.ok(a.json.jobs.length >= 1) },
+    { status: 200, query: { status: 'cancelled', limit: 1000, offset: 5 }, check: (a) => assert.deepEqual(a.json.jobs, []) },
+    { status: 400, example: 'invalid_parameter', query: { status: 'done' }, error: { code: 'invalid_parameter', parameter: 'status' } },
+    { status: 400, query: { limit: '1001' }, error: { code: 'invalid_parameter', parameter: 'limit' } },
   ],
   'get /api/models/jobs/{job_id}': [
     { status: 200, example: 'installed', given: ['installed'], params: { job_id: (fx) => fx.installed.job_id } },
@@ -83,6 +90,9 @@ export const CASES = {
   'delete /api/models/jobs/{job_id}': [
     { status: 200, example: 'cancelled', given: ['running'], params: { job_id: (fx) => fx.running.job_id },
       check: (a) => assert.equal(a.json.status, 'cancelled') },
+    { status: 202, example: 'cancelling', given: ['running2'], params: { job_id: (fx) => fx.running2.job_id },
+      before: (s) => s.pauseInstaller(), after: (s) => s.resumeInstaller(),
+      check: (a) => assert.equal(a.json.status, 'cancelling') },
     { status: 400, params: { job_id: 'NOT-HEX' }, error: { code: 'invalid_job_id', parameter: 'job_id' } },
     { status: 404, params: { job_id: '0000000000000000' }, error: { code: 'job_not_found', parameter: 'job_id' } },
     { status: 409, example: 'job_finished', given: ['installed'], params: { job_id: (fx) => fx.installed.job_id },
@@ -98,6 +108,10 @@ export const CASES = {
   ],
   'get /api/models/health': [
     { status: 200, example: 'ok' },
+  ],
+  'get /metrics': [
+    { status: 200, given: ['installed'], check: (a) => assert.match(a.body, /^mg_jobs\{status="installed"\} [1-9]/m) },
+    { status: 403, from: '127.0.0.2', error: { code: 'forbidden', parameter: null } },
   ],
   'get /api/models/ws/progress': [
     { status: 200, given: ['installed'], headers: { Accept: 'text/event-stream' },

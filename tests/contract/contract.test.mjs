@@ -62,7 +62,7 @@ function buildRequest(o, row) {
   });
   const qs = query ? query.toString() : row.query;
   if (qs) path += `?${qs}`;
-  return { method: (row.method || o.method).toUpperCase(), path, headers, body: row.body };
+  return { method: (row.method || o.method).toUpperCase(), path, headers, body: row.body, from: row.from };
 }
 
 function describeRow(req, row) {
@@ -128,13 +128,17 @@ function checkExample(found, row, what) {
 async function runRow(o, row) {
   const fx = {};
   for (const name of row.given || []) fx[name] = await fixture(name);
-  const r = resolve({ ...row, check: undefined }, fx);
+  const r = resolve({ ...row, check: undefined, before: undefined, after: undefined }, fx);
   const req = buildRequest(o, r);
   const what = `${o.key}: ${describeRow(req, r)}`;
   stack.setConfig(r.config || 'open');
-  const ans = row.websocket
-    ? await websocket(stack.port, req)
-    : await request(stack.port, { ...req, stream: 1000 });
+  if (row.before) await row.before(stack, fx);
+  let ans;
+  try {
+    ans = row.websocket ? await websocket(stack.port, req) : await request(stack.port, { ...req, stream: 1000 });
+  } finally {
+    if (row.after) await row.after(stack, fx);
+  }
   assert.equal(ans.status, r.status, `${what}: status ${ans.status}, expected ${r.status}\nanswer: ${ans.body.slice(0, 1000)}`);
   const response = o.op.responses[String(ans.status)] || o.op.responses.default;
   assert.ok(response, `${what}: status ${ans.status} is not documented for this operation`);
@@ -160,11 +164,18 @@ async function runRow(o, row) {
   seenStatus.add(`${o.key} ${ans.status}`);
 }
 
-// The rows of operation `o`: its table, then a generic row for each status it lists.
+// The rows of operation `o`: its table, then the generic row of each shared response it
+// lists (the same object once $refs are resolved), with the status it lists it under.
 function rowsOf(o) {
   const own = CASES[o.key] || [];
-  const generic = Object.entries(GENERIC).filter(([status]) => status in o.op.responses)
-    .map(([status, row]) => ({ ...row, status: Number(status) }));
+  const generic = [];
+  for (const [name, row] of Object.entries(GENERIC)) {
+    const shared = doc.components.responses[name];
+    assert.ok(shared, `cases.mjs: GENERIC.${name} is not a response of components/responses`);
+    for (const [status, r] of Object.entries(o.op.responses)) {
+      if (r === shared) generic.push({ ...row, status: Number(status) });
+    }
+  }
   return [...own, ...generic];
 }
 

@@ -7,11 +7,15 @@ import { randomBytes } from 'node:crypto';
 // Sends one request; resolves {status, headers, body (string)}. `path` goes out as it is.
 // `stream` (ms): for text/event-stream answers, reads for at most that long (or until a
 // moment after the first event), then closes.
-export function request(port, { method = 'GET', path, headers = {}, body, stream = 0 }) {
+// `from`: the local address to send from (127.0.0.2: a client that is not 127.0.0.1).
+export function request(port, { method = 'GET', path, headers = {}, body, stream = 0, from }) {
   return new Promise((resolve, reject) => {
     // A body goes with its Content-Length (node would send a DELETE's body unannounced).
     const length = body === undefined ? {} : { 'Content-Length': Buffer.byteLength(body) };
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers: { Host: `127.0.0.1:${port}`, ...length, ...headers } });
+    const req = http.request({
+      host: '127.0.0.1', port, method, path, localAddress: from,
+      headers: { Host: `127.0.0.1:${port}`, ...length, ...headers },
+    });
     req.setTimeout(30000, () => req.destroy(new Error(`${method} ${path}: no answer in 30 s`)));
     req.on('error', reject);
     req.on('upgrade', (res, socket) => {

@@ -18,6 +18,7 @@ export const MODELS = {
   client: 'smollm2-1.7b-instruct-q8-0',           // 64 KiB: the generated client installs it
   other: 'qwen3-0.6b-q8-0',                       // 64 KiB: installed with the token
   slow: 'llama-3.2-1b-instruct-q4-k-m',           // 4 MiB at SLOW_RATE: cancelled while running
+  slow2: 'qwen2.5-1.5b-instruct-q8-0',            // the same: cancelled while the installer is stopped
   huge: 'meta-llama-3.1-8b-instruct-q4-k-m',      // a petabyte: 507
 };
 const SMALL = 65536;
@@ -42,7 +43,7 @@ export class ContractStack extends Stack {
     await this.startDownloads(0);
     const seed = JSON.parse(fs.readFileSync(path.join(REPO, 'config', 'models_gallery.json'), 'utf8'));
     const sizes = { [MODELS.quick]: SMALL, [MODELS.spare]: SMALL, [MODELS.client]: SMALL, [MODELS.other]: SMALL,
-      [MODELS.slow]: SLOW_BYTES };
+      [MODELS.slow]: SLOW_BYTES, [MODELS.slow2]: SLOW_BYTES };
     for (const m of seed.models) {
       const name = `${m.id}.gguf`;
       m.downloadUrl = this.fileUrl(name);
@@ -89,6 +90,17 @@ export class ContractStack extends Stack {
     const r = await this.api('POST', `/api/models/gallery/${id}/install`);
     if (r.status !== 202) throw new Error(`install ${id}: ${r.status} ${r.body}`);
     return this.waitJob(r.json.job_id, (j) => j.status === 'installed', `${id} installed`);
+  }
+
+  // Stops the installer (SIGSTOP, by its pid file) until resumeInstaller(): jobs stand still.
+  pauseInstaller() { this.signalInstaller('SIGSTOP'); }
+
+  resumeInstaller() { this.signalInstaller('SIGCONT'); }
+
+  signalInstaller(sig) {
+    const pid = Number(fs.readFileSync(path.join(this.root, 'run', 'installer.pid'), 'utf8').trim());
+    if (!(pid > 0)) throw new Error('run/installer.pid names no process');
+    process.kill(pid, sig);
   }
 
   // Starts the slow install and waits until bytes arrive; returns the running job.
