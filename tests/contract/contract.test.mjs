@@ -1,5 +1,5 @@
 // contract.test.mjs - every operation of docs/openapi.yaml against the live stack: each row of
-// cases.mjs (and the generic rows of the statuses an operation lists) is sent as a real
+// cases.mjs (and the generic row of each shared response an operation lists) is sent as a real
 // request, and the answer must be documented for its status, carry a documented content type,
 // validate against that response's schema (ajv; `additionalProperties: false` makes an
 // undocumented field fail), carry its required headers, and have the shape of the example it
@@ -16,6 +16,7 @@ import { ContractStack } from './stack.mjs';
 const { doc } = await loadDocument();
 const ajv = makeAjv();
 const OPS = operations(doc);
+
 // Fails with `what` and the problems found, one a line (no diff of arrays).
 function none(problems, what) {
   if (problems.length) assert.fail(`${what}:\n  ${problems.join('\n  ')}`);

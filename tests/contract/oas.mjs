@@ -2,7 +2,6 @@
 // OpenAPI validator (@apidevtools/swagger-parser), its operations, responses, examples and
 // schemas; ajv (draft-04 semantics, as OpenAPI 3.0 schemas have, with `nullable`) validates
 // answers and examples; shapeDiff compares an answer with an example key by key.
-import fs from 'node:fs';
 import path from 'node:path';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import Ajv from 'ajv-draft-04';
@@ -19,10 +18,9 @@ export function documentPath() {
 // Validates the document with swagger-parser (throws with every error found) and returns it
 // with every $ref resolved (shared objects: a schema used twice is the same object).
 export async function loadDocument(file = documentPath()) {
-  const text = fs.readFileSync(file, 'utf8');
   await SwaggerParser.validate(file);
   const doc = await SwaggerParser.dereference(file);
-  return { doc, text, file };
+  return { doc, file };
 }
 
 // Keywords of OpenAPI 3.0 schemas that are documentation only.
