@@ -59,6 +59,7 @@ describe('a client generated from docs/openapi.yaml', () => {
   });
 
   it('calls search, install and the jobs endpoints of a real stack', async () => {
+    assert.ok(fs.existsSync(path.join(out, 'client.js')), 'the client did not compile (above)');
     stack = new ContractStack();
     await stack.start();
     const text = run('client.js', process.execPath, [path.join(out, 'client.js'), stack.url(''), MODELS.client], 60000);
