@@ -1,13 +1,22 @@
 # shellcheck shell=bash
 # deploy/lib.sh - helpers shared by deploy/up, deploy/down and tests/run (sourced, not run).
 #
-# mg_need_packages  installs the Debian packages the build and the stack need when any is missing
-# mg_build DIR ARGS configures and builds the CMake tree into DIR (extra cmake ARGS allowed)
-# mg_stop_root ROOT stops the processes named by ROOT/run/{installer,fcgi,nginx}.pid
+# mg_need_packages   installs the Debian packages the build and the stack need when any is missing
+# mg_build DIR ARGS  configures and builds the CMake tree into DIR (extra cmake ARGS allowed)
+# mg_ensure_user U   creates the system user (and group) U when it does not exist
+# mg_root_file PATH  makes PATH a regular file of this user, never following a symbolic link
+# mg_dir_pids DIR    the processes of the stack whose working directory is DIR or below
+# mg_stop_pids N CMD stops what CMD lists (TERM, after N tenths of a second KILL)
+# mg_stop_root ROOT  stops every process of the data root ROOT, orphans included
+#
+# Processes of a root: deploy/up starts runsvdir on ROOT/run/sv; runit starts each service
+# with its working directory in ROOT/run/sv/NAME and every process of the stack inherits it.
+# So /proc/PID/cwd tells which root a process belongs to, also when its parent is gone (an
+# nginx worker whose master was killed still holds the port). Pid files alone cannot.
 
 MG_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MG_PACKAGES=(libfcgi-dev libjansson-dev libcurl4-openssl-dev libssl-dev nginx libnginx-mod-nchan
-             cmake pkg-config gcc libc6-dev make python3 ca-certificates)
+             cmake pkg-config gcc libc6-dev make python3 ca-certificates runit)
 
 mg_log() { printf '%s\n' "$*" >&2; }
 mg_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -50,7 +59,7 @@ mg_build() {
 mg_pid_is() {
     local pid=$1 name=$2 comm
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+    read -r comm 2>/dev/null <"/proc/$pid/comm" || return 1
     # comm is truncated to 15 characters
     [[ $comm == "${name:0:15}"* ]]
 }
@@ -60,15 +69,15 @@ mg_pidfile_pid() {
     local file=$1 name=$2 pid
     [[ -f $file ]] || return 0
     pid=$(tr -dc '0-9' <"$file" 2>/dev/null | head -c 12)
-    mg_pid_is "$pid" "$name" && printf '%s\n' "$pid"
+    mg_pid_is "$pid" "$name" && mg_alive "$pid" && printf '%s\n' "$pid"
     return 0
 }
 
-# Field $2 (1-based, after the ")" closing comm) of /proc/$1/stat: 1 state, 3 pgrp.
+# Field $2 (1-based, after the ")" closing comm) of /proc/$1/stat: 1 state, 2 ppid, 3 pgrp.
 mg_stat_field() {
     local stat rest
     local -a f
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    read -r stat 2>/dev/null <"/proc/$1/stat" || return 0
     rest=${stat##*) }
     read -r -a f <<<"$rest"
     printf '%s\n' "${f[$(($2 - 1))]}"
@@ -81,7 +90,7 @@ mg_alive() {
     [[ -n $st && $st != Z && $st != X ]]
 }
 
-# Sends signal $1 to pid $2 and, when it leads its own process group (setsid), to the group.
+# Sends signal $1 to pid $2 and, when it leads its own process group, to the group.
 mg_signal() {
     local sig=$1 pid=$2 pgid
     pgid=$(mg_stat_field "$pid" 3)
@@ -92,32 +101,91 @@ mg_signal() {
     fi
 }
 
-mg_stop_root() {
-    local run=$1/run name pid i
-    local -a pids=()
-    [[ -d $run ]] || return 0
-    for name in installer:mg-installer fcgi:mg-fcgi nginx:nginx; do
-        pid=$(mg_pidfile_pid "$run/${name%%:*}.pid" "${name#*:}")
-        [[ -n $pid ]] && pids+=("$pid")
+mg_ensure_user() {
+    local user=$1
+    id -u "$user" >/dev/null 2>&1 && return 0
+    mg_log "creating the system user $user"
+    # A deploy/up of another root may create it at the same moment.
+    useradd --system --user-group --home-dir /nonexistent --no-create-home \
+        --shell /usr/sbin/nologin "$user" 2>/dev/null || id -u "$user" >/dev/null 2>&1 ||
+        mg_die "cannot create the system user $user (useradd failed)"
+}
+
+mg_root_file() {
+    local path=$1
+    [[ -L $path ]] && rm -f -- "$path"
+    [[ -e $path ]] || (set -C && : >"$path") 2>/dev/null || true
+    [[ -f $path && ! -L $path && -O $path ]] || mg_die "$path is not a regular file of $(id -un)"
+}
+
+# What runs the stack (runit, the run scripts and their helpers) and the stack itself.
+MG_STACK_PROGRAMS=" runsvdir runsv chpst mg-service mg-socket-mode sleep nginx mg-fcgi mg-installer "
+
+mg_dir_pids() {
+    local dir=$1 pid comm _
+    find /proc -mindepth 2 -maxdepth 2 -name cwd \( -lname "$dir" -o -lname "$dir/*" \) \
+        2>/dev/null | while IFS=/ read -r _ _ pid _; do
+        read -r comm 2>/dev/null <"/proc/$pid/comm" || continue
+        [[ $MG_STACK_PROGRAMS == *" $comm "* ]] && mg_alive "$pid" && printf '%s\n' "$pid"
     done
-    for pid in "${pids[@]}"; do mg_signal TERM "$pid"; done
-    for ((i = 0; i < 50; i++)); do
-        local alive=()
-        for pid in "${pids[@]}"; do mg_alive "$pid" && alive+=("$pid"); done
-        pids=("${alive[@]}")
-        ((${#pids[@]} == 0)) && break
+    return 0
+}
+
+# Every process of root $1: those working in its run/sv, and those its pid files name (a
+# stack started before the supervisor existed ran each daemon in its own session).
+mg_root_pids() {
+    local run=$1/run name
+    mg_dir_pids "$run/sv"
+    for name in supervisor:runsvdir installer:mg-installer fcgi:mg-fcgi nginx:nginx; do
+        mg_pidfile_pid "$run/${name%%:*}.pid" "${name#*:}"
+    done
+}
+
+# mg_stop_pids TENTHS CMD...: CMD prints the pids to stop (it is run again and again, so
+# that what they start meanwhile is found too). runit's runsvdir and runsv get SIGKILL at
+# once: they hold nothing, and nothing may restart what is being stopped (runsv would also
+# linger a second after its service). Every other one whose parent is not being stopped too
+# gets SIGTERM (nginx, mg-fcgi: their workers are theirs to stop). What still runs after
+# TENTHS/10 s gets SIGKILL.
+mg_stop_pids() {
+    local tenths=$1 i pid ppid; shift
+    local -A signalled=() keep=()
+    local -a pids
+    for ((i = 0; ; i++)); do
+        # (a command substitution, waited for: the caller may exec a daemon next)
+        read -r -a pids <<<"$("$@" | sort -un | tr '\n' ' ')"
+        ((${#pids[@]} == 0)) && return 0
+        ((i >= tenths + 20)) && break
+        keep=()
+        for pid in "${pids[@]}"; do
+            if mg_pid_is "$pid" runsvdir || mg_pid_is "$pid" runsv; then
+                kill -KILL "$pid" 2>/dev/null || true
+            else
+                keep[$pid]=1
+            fi
+        done
+        for pid in "${!keep[@]}"; do
+            if ((i >= tenths)); then
+                ((i == tenths)) && mg_log "pid $pid ($(cat "/proc/$pid/comm" 2>/dev/null)) did not stop in time; killing it"
+                kill -KILL "$pid" 2>/dev/null || true
+                continue
+            fi
+            [[ -n ${signalled[$pid]:-} ]] && continue
+            ppid=$(mg_stat_field "$pid" 2)
+            [[ -z $ppid || -n ${keep[$ppid]:-} ]] && continue
+            signalled[$pid]=1
+            mg_signal TERM "$pid"
+        done
         sleep 0.1
     done
-    for pid in "${pids[@]}"; do
-        mg_log "pid $pid did not stop within 5 s; killing it"
-        mg_signal KILL "$pid"
-    done
-    for ((i = 0; i < 20 && ${#pids[@]} > 0; i++)); do
-        local left=()
-        for pid in "${pids[@]}"; do mg_alive "$pid" && left+=("$pid"); done
-        pids=("${left[@]}")
-        sleep 0.05
-    done
-    rm -f "$run/installer.pid" "$run/fcgi.pid" "$run/nginx.pid" "$run/fcgi.sock" \
-          "$run/fcgi-bulk.sock" "$run/nchan.sock"
+    mg_log "processes still running after SIGKILL: ${pids[*]}"
+    return 1
+}
+
+mg_stop_root() {
+    local root=$1 run=$1/run
+    [[ -d $run ]] || return 0
+    mg_stop_pids 50 mg_root_pids "$root" || mg_die "cannot stop the processes of $root"
+    rm -f "$run/supervisor.pid" "$run/installer.pid" "$run/fcgi.pid" "$run/nginx.pid" \
+        "$run/fcgi.sock" "$run/fcgi-bulk.sock" "$run/nchan.sock"
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -108,7 +109,8 @@ static pid_t master_other_running(const char *pidfile) {
     return same ? (pid_t)pid : 0;
 }
 
-/* Opens the listening socket at `path` (replacing a stale socket file), mode 0666,
+/* Opens the listening socket at `path` (replacing a stale socket file), mode 0660 (nginx's
+ * workers run as the same user under deploy/up, or in its group under the Debian package),
  * non-blocking (workers poll both sockets and may lose a race for a connection).
  * The fd, or -1 (logged). */
 static int master_open_socket(const char *path) {
@@ -130,7 +132,7 @@ static int master_open_socket(const char *path) {
         log_error("cannot listen on %s: %s", path, strerror(errno));
         return -1;
     }
-    if (chmod(path, 0666) != 0) log_warn("chmod 0666 %s: %s", path, strerror(errno));
+    if (chmod(path, 0660) != 0) log_warn("chmod 0660 %s: %s", path, strerror(errno));
     int flags = fcntl(fd, F_GETFL, 0);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
         log_error("cannot make %s non-blocking: %s", path, strerror(errno));
@@ -150,7 +152,16 @@ static int master_write_pid(const char *pidfile) {
     return -1;
 }
 
+/* In a new worker: a master killed (even by SIGKILL) takes the worker with it, after the
+ * request it is serving. The supervisor then starts a new master, which binds the sockets
+ * again. A master that died before this ran is no longer the parent: exit at once. */
+static void master_child_of(pid_t master) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master) _exit(0);
+}
+
 static void master_spawn(master_slot *s, mg_config *cfg, const int fds[2]) {
+    pid_t master = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         log_error("fork failed: %s; retrying in 1 s", strerror(errno));
@@ -158,6 +169,7 @@ static void master_spawn(master_slot *s, mg_config *cfg, const int fds[2]) {
         return;
     }
     if (pid == 0) {
+        master_child_of(master);
         mg_config copy = *cfg; /* the child's own copy of the master's memory */
         exit(worker_run(&copy, fds));
     }

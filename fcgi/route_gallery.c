@@ -1,5 +1,5 @@
 /* route_gallery.c - the read-only gallery endpoints: the whole cache file (nginx's fallback,
- * with the same ETag nginx makes), search, and health. */
+ * with the same ETag nginx makes) and search. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -110,35 +110,4 @@ void route_gallery_search(http_req *req, worker_ctx *w, const route_seg *param) 
     else
         http_send_error(req, &err);
     search_query_free(&q);
-}
-
-/* 1 when run/installer.pid names a live process called mg-installer. */
-static int route_gallery_installer_running(const mg_config *cfg) {
-    char path[MG_PATH_MAX];
-    char *text = fs_read_all(config_path(cfg, path, "run/installer.pid"), NULL, NULL);
-    long pid = text ? strtol(text, NULL, 10) : 0;
-    free(text);
-    if (pid <= 0) return 0;
-    /* /proc/<pid>/stat is "pid (comm) state ...": the name must be ours and the process
-     * not a zombie (a killed daemon stays one until its parent reaps it). */
-    char proc[64];
-    snprintf(proc, sizeof proc, "/proc/%ld/stat", pid);
-    char *stat = fs_read_all(proc, NULL, NULL);
-    char *close_paren = stat ? strrchr(stat, ')') : NULL;
-    int running = close_paren && close_paren[1] == ' ' && close_paren[2] != 'Z' &&
-                  close_paren[2] != 'X' && strstr(stat, " (mg-installer)") == close_paren - 14;
-    free(stat);
-    return running;
-}
-
-void route_gallery_health(http_req *req, worker_ctx *w, const route_seg *param) {
-    (void)param;
-    mg_error err;
-    mg_error_clear(&err);
-    const search_index *idx = worker_index(w, &err);
-    json_t *body = json_pack("{s:s, s:s, s:I}", "status", "ok", "installer",
-                             route_gallery_installer_running(&w->cfg) ? "running" : "down",
-                             "gallery_models", (json_int_t)(idx ? search_index_count(idx) : 0));
-    http_send_json(req, 200, body);
-    json_decref(body);
 }

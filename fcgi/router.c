@@ -28,7 +28,7 @@ static const route_def route_table[] = {
     {{"api", "models", "gallery", "status", NULL}, HTTP_GET, route_gallery_status},
     {{"api", "models", "gallery", "refresh", NULL}, HTTP_POST, route_gallery_refresh},
     {{"api", "models", "gallery", "*", "install", NULL}, HTTP_POST, route_jobs_install},
-    {{"api", "models", "health", NULL}, HTTP_GET, route_gallery_health},
+    {{"api", "models", "health", NULL}, HTTP_GET, route_health},
     {{"api", "models", "jobs", NULL}, HTTP_GET, route_jobs_list},
     {{"api", "models", "jobs", "*", NULL}, HTTP_GET, route_jobs_get},
     {{"api", "models", "jobs", "*", NULL}, HTTP_DELETE, route_jobs_cancel},

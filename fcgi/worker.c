@@ -10,7 +10,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -206,9 +205,6 @@ int worker_run(mg_config *cfg, const int fds[2]) {
     w.cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     worker_signals();
-    /* An orphaned worker (master killed) stops too. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() == 1) _exit(0);
     w.cfg_st.st_ino = (ino_t)-1; /* force a fresh read of server.json */
     worker_refresh_config(&w);
 

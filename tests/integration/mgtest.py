@@ -16,6 +16,7 @@ import atexit
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -92,6 +93,21 @@ def proc_comm(pid):
             return f.read().strip()
     except OSError:
         return None
+
+
+def cwd_members(directory):
+    """Every live pid whose working directory is `directory` or below."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{name}/cwd")
+        except OSError:
+            continue
+        if (cwd == directory or cwd.startswith(directory + "/")) and alive(int(name)):
+            out.append(int(name))
+    return out
 
 
 def session_members(sids):
@@ -291,11 +307,30 @@ class Stack:
         return self.up_output
 
     def record_pids(self):
-        """Remembers every process of this stack (the sessions of the three daemons)."""
-        sids = {p for p in (self.pid("nginx"), self.pid("fcgi"), self.pid("installer")) if p}
+        """Remembers every process of this stack: the sessions of the supervisor (runsvdir,
+        started by deploy/up in its own session, with every runsv and the daemons) and of
+        nginx (runit starts it in a session of its own), and whatever works in run/sv."""
+        sids = {p for p in (self.pid("supervisor"), self.pid("nginx"), self.pid("fcgi"),
+                            self.pid("installer")) if p}
         self.started_pids |= sids
         self.started_pids |= set(session_members(sids))
+        self.started_pids |= set(self.sv_pids())
         return self.started_pids
+
+    def sv_pids(self):
+        """Every live process whose working directory is this root's run/sv or below: what
+        runit runs for the root, orphans of killed processes included."""
+        return cwd_members(self.path("run", "sv"))
+
+    def sv(self, command, service, timeout=15):
+        """runit's sv COMMAND (up, down, status, ...) on run/sv/SERVICE; returns its output."""
+        p = subprocess.run(["sv", "-w", str(timeout), command, self.path("run", "sv", service)],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout + 5)
+        out = p.stdout.decode(errors="replace")
+        if p.returncode != 0:
+            raise AssertionError(f"sv {command} {service} exited {p.returncode}: {out}")
+        return out
 
     def stop(self):
         """deploy/down, then checks that no process this stack started is left."""
@@ -305,13 +340,14 @@ class Stack:
         try:
             if self.started_pids:
                 self.record_pids()
-            pidfiles = {n: self.pid(n) for n in ("nginx", "fcgi", "installer")}
+            pidfiles = {n: self.pid(n) for n in ("supervisor", "nginx", "fcgi", "installer")}
             rc, down_out = self.run_script("down", check=False)
             deadline = time.monotonic() + 3
-            left = [p for p in self.started_pids if alive(p)]
+            left = [p for p in self.started_pids if alive(p)] + self.sv_pids()
             while left and time.monotonic() < deadline:
                 time.sleep(0.05)
-                left = [p for p in self.started_pids if alive(p)]
+                left = [p for p in self.started_pids if alive(p)] + self.sv_pids()
+            left = sorted(set(left))
             if left:
                 desc = ", ".join(f"{p} ({proc_comm(p)})" for p in left)
                 for p in left:  # do not leak them into the next test
@@ -345,16 +381,18 @@ class Stack:
                 if at >= 0:
                     raise AssertionError(f"sanitizer report in run/{name}.log:\n"
                                          + text[max(0, at - 200):at + 4000])
-        # an nginx worker that died (nchan asserts abort it) dropped the requests it served
+        # an nginx worker that died (nchan asserts abort it) dropped the requests it served;
+        # SIGKILL (9) comes from a test, never from a crash
         text = self.log("nginx-error")
-        at = text.find("exited on signal")
+        found = re.search(r"exited on signal (?!9\b)\d+", text)
+        at = found.start() if found else -1
         if at >= 0:
             raise AssertionError("an nginx worker crashed (run/nginx-error.log):\n"
                                  + text[max(0, at - 600):at + 200])
 
     def diagnostics(self, lines=30):
         out = []
-        for name in ("nginx-error", "fcgi", "installer"):
+        for name in ("nginx-error", "fcgi", "installer", "supervisor"):
             text = self.log(name).splitlines()[-lines:]
             if text:
                 out.append(f"--- {self.root}/run/{name}.log ---")

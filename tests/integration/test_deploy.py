@@ -49,8 +49,8 @@ class DeployTest(StackTestCase):
         try:
             self.assertIn(f"http://127.0.0.1:{s.port}/", s.up_output)
             run = s.path("run")
-            for name in ("nginx.pid", "fcgi.pid", "installer.pid", "nginx.conf",
-                         "nginx-error.log", "fcgi.log", "installer.log"):
+            for name in ("nginx.pid", "fcgi.pid", "installer.pid", "supervisor.pid", "nginx.conf",
+                         "nginx-error.log", "fcgi.log", "installer.log", "supervisor.log"):
                 self.assertTrue(os.path.isfile(os.path.join(run, name)), name)
             for name in ("fcgi.sock", "fcgi-bulk.sock", "nchan.sock"):
                 self.assertTrue(os.path.exists(os.path.join(run, name)), name)
@@ -59,6 +59,11 @@ class DeployTest(StackTestCase):
             self.assertEqual(proc_comm(s.pid("nginx")), "nginx")
             self.assertEqual(proc_comm(s.pid("fcgi")), "mg-fcgi")
             self.assertEqual(proc_comm(s.pid("installer")), "mg-installer")
+            self.assertEqual(proc_comm(s.pid("supervisor")), "runsvdir")
+            # runit runs each daemon from its service directory under run/sv
+            for name, svc in (("nginx", "nginx"), ("fcgi", "fcgi"), ("installer", "installer")):
+                self.assertEqual(os.readlink(f"/proc/{s.pid(name)}/cwd"),
+                                 os.path.join(run, "sv", svc), name)
             self.assertTrue(children(s.pid("nginx")), "nginx has no workers")
             self.assertTrue(children(s.pid("fcgi")), "mg-fcgi has no workers")
             # only 127.0.0.1 listens; the rendered config names this root only
@@ -74,17 +79,21 @@ class DeployTest(StackTestCase):
 
     def test_rerun_restarts_cleanly(self):
         with Stack(gallery="gallery_it.json") as s:
-            old = {n: s.pid(n) for n in ("nginx", "fcgi", "installer")}
+            old = {n: s.pid(n) for n in ("supervisor", "nginx", "fcgi", "installer")}
             old_all = set(s.record_pids())
             out = s.start()
             self.assertIn(f"http://127.0.0.1:{s.port}/", out)
-            new = {n: s.pid(n) for n in ("nginx", "fcgi", "installer")}
+            new = {n: s.pid(n) for n in ("supervisor", "nginx", "fcgi", "installer")}
             for n in old:
                 self.assertNotEqual(old[n], new[n], n)
             for p in old_all:
                 self.assertFalse(alive(p), f"old process {p} ({proc_comm(p)}) still runs")
             body = self.assertJsonAnswer(s.get("/api/models/health"), 200)
-            self.assertEqual(body, {"status": "ok", "installer": "running", "gallery_models": 15})
+            self.assertEqual({k: body[k] for k in ("status", "installer", "gallery_models")},
+                             {"status": "ok", "installer": "running", "gallery_models": 15})
+            for name in ("supervisor", "nginx", "fcgi", "installer"):
+                self.assertEqual(body["processes"][name]["status"], "running", body)
+                self.assertEqual(body["processes"][name]["pid"], new[name])
 
     def test_two_roots_side_by_side(self):
         small = mgtest.load_fixture("gallery_it.json")
@@ -180,9 +189,10 @@ class DeployTest(StackTestCase):
     def test_backend_down_answers_json(self):
         with Stack(gallery="gallery_it.json") as s:
             fcgi = s.pid("fcgi")
+            workers = children(fcgi)
             s.record_pids()
-            os.killpg(fcgi, signal.SIGKILL)
-            wait_until(lambda: not any(alive(p) for p in session_members({fcgi})), 3.0,
+            s.sv("down", "fcgi")  # the supervisor stops it and leaves it down
+            wait_until(lambda: not any(alive(p) for p in [fcgi] + workers), 3.0,
                        what="mg-fcgi gone")
             r = s.get("/api/models/health")
             self.assertIn(r.status, (502, 503))
@@ -197,13 +207,17 @@ class DeployTest(StackTestCase):
     def test_installer_down_in_health(self):
         with Stack(gallery="gallery_it.json") as s:
             inst = s.pid("installer")
-            os.kill(inst, signal.SIGTERM)
+            s.sv("down", "installer")
             wait_until(lambda: not alive(inst), 5.0, what="mg-installer to exit")
             body = wait_until(lambda: (lambda b: b if b.get("installer") == "down" else None)(
                 s.get("/api/models/health").json), 3.0, what="health saying installer down")
             self.assertEqual(body["status"], "ok")
-            s.start()
-            self.assertEqual(s.get("/api/models/health").json["installer"], "running")
+            self.assertEqual(body["processes"]["installer"], {"status": "down", "pid": None})
+            s.sv("up", "installer")
+            wait_until(lambda: s.get("/api/models/health").json["installer"] == "running", 5.0,
+                       what="health saying installer running")
+            self.assertNotEqual(s.pid("installer"), inst)
+            s.record_pids()
 
 
 class ProgressChannelTest(SharedStackTestCase):
