@@ -83,11 +83,26 @@ mg_stat_field() {
     printf '%s\n' "${f[$(($2 - 1))]}"
 }
 
-# Succeeds while pid $1 exists and is not a zombie.
+# Succeeds while pid $1 exists and is not a zombie (no subshell: run scripts poll it).
 mg_alive() {
-    local st
-    st=$(mg_stat_field "$1" 1)
-    [[ -n $st && $st != Z && $st != X ]]
+    local stat
+    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != [ZX] ]]
+}
+
+# Succeeds when pid $1 is pid $2 or one of its descendants (no subshell).
+mg_descends() {
+    local pid=$1 i stat
+    for ((i = 0; i < 32; i++)); do
+        [[ $pid == "$2" ]] && return 0
+        [[ $pid =~ ^[0-9]+$ ]] && ((pid > 1)) || return 1
+        read -r stat 2>/dev/null <"/proc/$pid/stat" || return 1
+        stat=${stat##*) }
+        stat=${stat#* }
+        pid=${stat%% *}
+    done
+    return 1
 }
 
 # Sends signal $1 to pid $2 and, when it leads its own process group, to the group.
