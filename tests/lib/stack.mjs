@@ -64,6 +64,8 @@ export class Stack {
   // prefix names the temp dir (mg-e2e-, mg-contract-, ...).
   constructor(prefix = 'mg-stack-') {
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    // deploy/up as root runs the stack as its service user, which must pass through here
+    fs.chmodSync(this.tmp, 0o711);
     this.root = path.join(this.tmp, 'root');
     this.files = path.join(this.tmp, 'files');
     fs.mkdirSync(path.join(this.root, 'config'), { recursive: true });
