@@ -30,8 +30,10 @@
 #include "log.h"
 #include "sources.h"
 
-#ifndef MG_DEFAULT_ROOT
-#define MG_DEFAULT_ROOT "."
+/* The curated gallery copied to a data root that has none: the repository's in a build
+ * tree, /usr/share/model-gallery/... in the Debian package (CMake sets it). */
+#ifndef MG_SEED_GALLERY
+#define MG_SEED_GALLERY "./config/models_gallery.json"
 #endif
 
 #define GALLERY_SOURCE_REL "config/models_gallery.json"
@@ -513,10 +515,9 @@ static int gallery_same_file(const char *a, const char *b) {
            sa.st_ino == sb.st_ino;
 }
 
-/* Copies the repository's curated gallery to an absent source. 0 when seeded. */
+/* Copies the curated seed gallery to an absent source. 0 when seeded. */
 static int gallery_seed(const gallery_paths *p) {
-    char seed[MG_PATH_MAX];
-    if (fs_join(seed, sizeof seed, MG_DEFAULT_ROOT, GALLERY_SOURCE_REL) != 0) return -1;
+    const char *seed = MG_SEED_GALLERY;
     if (gallery_same_file(seed, p->source)) return -1;
     size_t len = 0;
     char *text = fs_read_all(seed, &len, NULL);
