@@ -360,6 +360,7 @@ command -v wrk >/dev/null || bench_die "wrk not found"
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 WORK=$(mktemp -d /tmp/mg-bench.XXXXXX)
+chmod 711 "$WORK" # deploy/up as root runs the stack as its service user, which passes here
 chmod 755 "$WORK"
 OURS_ROOT=$WORK/ours
 mkdir -p "$OURS_ROOT/config"

@@ -25,6 +25,7 @@ if [ ! -x "$bin_dir/mg-installer" ]; then
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mg-bench.XXXXXX")
+chmod 711 "$work" # deploy/up as root runs the stack as its service user, which passes here
 nginx_pid=""
 inst_pid=""
 cleanup() {
