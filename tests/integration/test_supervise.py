@@ -10,7 +10,8 @@ fails after that (a killed runsv never interrupts its service: runsvdir starts a
 within its 5 s scan, and no request fails at all); the install
 ends installed with the right SHA-256, and deploy/down leaves no process of the root alive.
 Then runsvdir itself: killed, the services keep serving, health says so, and deploy/up and
-deploy/down still find everything (the orphaned runsv included)."""
+deploy/down still find everything: the orphaned runsv, and nginx workers left holding the
+port by a master killed while nothing supervised it."""
 
 import os
 import threading
@@ -195,10 +196,18 @@ class SupervisorKilledTest(InstallCase):
         for name in ("nginx", "fcgi", "installer"):
             self.assertEqual(body["processes"][name]["status"], "running", body)
         self.assertTrue(all(alive(p) for p in runsvs), "the runsv outlive runsvdir")
-        out = s.start()  # deploy/up stops the orphaned runsv and their services, starts anew
+        # nothing supervises nginx now: its master killed, the workers keep the port
+        master = body["processes"]["nginx"]["pid"]
+        workers = [w["pid"] for w in body["processes"]["nginx"]["workers"]]
+        os.kill(proc_stat(master)[1], 9)  # its runsv
+        os.kill(master, 9)
+        wait_until(lambda: not alive(master), 5, what="nginx's master gone")
+        self.assertTrue(all(alive(w) for w in workers), "orphaned nginx workers")
+        self.assertEqual(s.get("/api/models/health").status, 200)  # served by the orphans
+        out = s.start()  # deploy/up stops the orphans, the runsv and their services
         self.assertIn("is up", out)
-        for p in runsvs:
-            self.assertFalse(alive(p), f"runsv {p} of the old supervisor still runs")
+        for p in runsvs + workers:
+            self.assertFalse(alive(p), f"{p} ({proc_comm(p)}) of the old stack still runs")
         body = self.assertJsonAnswer(s.get("/api/models/health"), 200)
         self.assertEqual(body["processes"]["supervisor"]["status"], "running", body)
         # and once more, with deploy/down (the harness checks that nothing is left)
