@@ -218,8 +218,15 @@ int registry_add(const mg_config *cfg, const char *id, json_t *entry, mg_error *
 }
 
 /* Unlinks the regular file `path` and syncs its folder; 1 when it was removed. */
+/* 1 when `path` is a regular file or a symbolic link, which is never followed: a link is
+ * removed whether or not its target exists or is readable by this user. */
+static int registry_removable(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0 && (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode));
+}
+
 static int registry_unlink(const char *path) {
-    if (!registry_file_exists(path, NULL)) return 0;
+    if (!registry_removable(path)) return 0;
     mg_error err;
     if (fs_unlink(path, &err) != 0) {
         log_warn("registry: %s", err.message);

@@ -181,7 +181,9 @@ class PackageTest(StackTestCase):
         self.assertIn("listen 127.0.0.1:8080;", site)
         self.assertNotIn("load_module", site)
         site = (site.replace(ROOT, root).replace(f"{SHARE}/web", self.path(f"{SHARE}/web"))
-                .replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{port};"))
+                .replace(":8080", f":{port}").replace(" 8080;", f" {port};"))
+        self.assertIn(f"listen 127.0.0.1:{port};", site)
+        self.assertNotIn("8080", site)
         with open(os.path.join(scratch, "model-gallery"), "w") as f:
             f.write(site)
         conf = os.path.join(scratch, "nginx.conf")
@@ -218,8 +220,16 @@ http {{
         nginx = subprocess.Popen(nginx_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.STDOUT)
         self.addCleanup(stop_pid, nginx)
-        health = wait_until(lambda: (lambda r: r if r.status == 200 else None)(
-            request(port, "GET", "/api/models/health", timeout=2)), 10, what="health")
+        try:
+            health = wait_until(lambda: (lambda r: r if r.status == 200 else None)(
+                request(port, "GET", "/api/models/health", timeout=2)), 10, what="health")
+        except AssertionError as e:
+            logs = ""
+            logs = subprocess.run(["ss", "-ltnp"], stdout=subprocess.PIPE).stdout.decode()
+            for name in ("error.log", "fcgi.log"):
+                with open(os.path.join(scratch, name), errors="replace") as f:
+                    logs += f"--- {name} ---\n{f.read()[-3000:]}\n"
+            raise AssertionError(f"{e}\n{logs}") from None
         body = self.assertJsonAnswer(health, 200)
         self.assertEqual(body["status"], "ok")
         self.assertEqual(body["gallery_models"], 15)

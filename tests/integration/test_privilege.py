@@ -102,8 +102,8 @@ class AsRootTest(StackTestCase):
         group = grp.getgrgid(self.user.pw_gid).gr_name
         socks = sorted(n for n in os.listdir(s.path("run"))
                        if stat.S_ISSOCK(os.lstat(s.path("run", n)).st_mode))
-        self.assertEqual(socks, ["fcgi.sock", "nchan.sock"])
-        for name, owner in (("fcgi.sock", USER), ("nchan.sock", "root")):
+        self.assertEqual(socks, ["fcgi-bulk.sock", "fcgi.sock", "nchan.sock"])
+        for name, owner in (("fcgi.sock", USER), ("fcgi-bulk.sock", USER), ("nchan.sock", "root")):
             st = os.lstat(s.path("run", name))
             self.assertEqual(stat.S_IMODE(st.st_mode), 0o660, name)
             self.assertEqual(pwd.getpwuid(st.st_uid).pw_name, owner, name)
@@ -182,7 +182,7 @@ class AsUserTest(StackTestCase):
             self.assertGreaterEqual(len(procs), 9, procs)
             for pid in procs:
                 self.assertEqual(ids(pid)[0], {nobody.pw_uid}, f"{proc_comm(pid)} {pid}")
-            for name in ("fcgi.sock", "nchan.sock"):
+            for name in ("fcgi.sock", "fcgi-bulk.sock", "nchan.sock"):
                 st = os.lstat(os.path.join(root, "run", name))
                 self.assertEqual(stat.S_IMODE(st.st_mode), 0o660, name)
                 self.assertEqual(st.st_uid, nobody.pw_uid, name)
