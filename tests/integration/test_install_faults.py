@@ -74,6 +74,9 @@ class FaultTest(InstallCase):
         cls.start(fault_models, files,
                   env={"MG_RETRY_MAX": str(RETRIES), "MG_STALL_SECONDS": "2",
                        "MG_TEST_KILL_AFTER_RENAME": cls.kill_flag})
+        # the daemon removes the flag: it runs as the owner of the root's jobs/
+        st = os.stat(cls.stack.path("jobs"))
+        os.chown(cls.flags, st.st_uid, st.st_gid)
 
     def failed_job(self, mid, code, timeout=30.0):
         job = self.wait_job(self.post_install(mid)["job_id"], timeout=timeout)
@@ -180,6 +183,7 @@ class FaultTest(InstallCase):
     def test_crash_after_rename_registers_without_second_download(self):
         size, digest = self.dl.files[f"{CRASH}.gguf"]
         pid = self.stack.pid("installer")
+        self.stack.sv("once", "installer")  # the supervisor leaves it down when it dies
         with open(self.kill_flag, "w"):
             pass
         try:
@@ -202,6 +206,7 @@ class FaultTest(InstallCase):
         wait_until(lambda: self.partial_size(DOWN) >= 64 * 1024, 10 * SLOW,
                    what="the download under way")
         pid = self.stack.pid("installer")
+        self.stack.sv("once", "installer")  # the supervisor leaves it down when it dies
         os.kill(pid, 9)
         wait_until(lambda: not alive(pid), 5, what="mg-installer to die")
         t0 = time.monotonic()

@@ -7,12 +7,10 @@ the installer notices and republishes its snapshot. The queued jobs are announce
 
 import json
 import os
-import signal
-import subprocess
 import time
 
 import mgtest
-from mgtest import alive, wait_until
+from mgtest import wait_until
 from test_install import SLOW, InstallCase, MiB, model
 
 RUNNING = "it-pr-running"
@@ -81,15 +79,9 @@ class ProgressRestartTest(InstallCase):
 
     def restart_nginx(self):
         pid = self.stack.pid("nginx")
-        os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: not alive(pid), 10, what="nginx to stop")
-        sock = self.stack.path("run", "nchan.sock")
-        if os.path.exists(sock):
-            os.unlink(sock)
-        run = self.stack.path("run")
-        subprocess.run(["nginx", "-e", os.path.join(run, "nginx-error.log"), "-p", run + "/",
-                        "-c", os.path.join(run, "nginx.conf")], check=True,
-                       start_new_session=True, stdin=subprocess.DEVNULL)
+        self.stack.sv("restart", "nginx")  # the supervisor stops nginx and starts it anew
+        wait_until(lambda: self.stack.pid("nginx") not in (None, pid), 10,
+                   what="a new nginx")
         self.stack.record_pids()
         wait_until(lambda: self.stack.get("/api/models/health").status == 200, 10,
                    what="nginx to answer again")
