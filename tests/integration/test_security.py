@@ -433,11 +433,17 @@ class LinksTest(SecurityCase):
         cls.addClassCleanup(cls.stack.stop)
         cls.outside = tempfile.mkdtemp(prefix="mg-outside-")
         cls.addClassCleanup(shutil.rmtree, cls.outside, True)
+        # The victims belong to the user the stack runs as (the service user when the tests
+        # run as root): only the stack's refusal to follow a link keeps them unchanged.
+        st = os.stat(cls.stack.path("jobs"))
+        cls.owner = (st.st_uid, st.st_gid)
+        os.chown(cls.outside, *cls.owner)
 
     def victim(self, name, text=b"precious, outside the data root\n"):
         path = os.path.join(self.outside, name)
         with open(path, "wb") as f:
             f.write(text)
+        os.chown(path, *self.owner)
         return path, text
 
     def assertUnchanged(self, path, text):
@@ -510,6 +516,7 @@ class LinksTest(SecurityCase):
         s = self.stack
         outdir = os.path.join(self.outside, "partials")
         os.mkdir(outdir)
+        os.chown(outdir, *self.owner)
         pdir = s.path("models", ".partial")
         saved = pdir + ".saved"
         os.rename(pdir, saved)
