@@ -1,10 +1,11 @@
-/* search.h - the in-memory search index over the validated cache, and the search query.
+/* search.h - the search index of the validated cache, the search query, and answering
+ * searches and facet counts from the index.
  *
- * The index is built once per process from cache/gallery_cache.json (streamed line by line,
- * no whole-document tree), keeps per model only what filters and sorts need plus the byte
- * span of the model's JSON text in the cache file, and pre-sorts every (sort, order) pair at
- * load time. Answers copy model texts from the cache file (pread on an fd the index keeps
- * open, so a cache replaced by rename never mixes with the indexed one). */
+ * The index is a file beside the cache (cache/gallery_cache.index, layout in sindex.h),
+ * built once by whoever writes the cache and mapped read-only by every reader, so that
+ * many processes share one copy. A search index names the cache file it describes; answers
+ * copy model texts from that cache file, mapped with the index, so a cache replaced by
+ * rename never mixes with the indexed one. */
 #ifndef MG_SEARCH_H
 #define MG_SEARCH_H
 
@@ -16,14 +17,20 @@
 
 typedef struct search_index search_index;
 
-/* Builds an index of the cache file at `cache_path`. Returns an owned index (free with
- * search_index_free), or NULL and err when the file is missing or not in cache format. */
+/* Maps the index file `index_path` and the cache file `cache_path` it describes and checks
+ * the index through (see search_index.c). Returns an owned index (free with
+ * search_index_free), or NULL and err: code "index_missing" (404) when there is no index
+ * file, "index_stale" (409) when it describes another version of the cache file (or the
+ * cache file is missing), "index_invalid" (500) when it is corrupted or foreign. */
+search_index *search_index_open(const char *index_path, const char *cache_path, mg_error *err);
+
+/* As search_index_open with the index beside the cache (gallery_index_path). */
 search_index *search_index_load(const char *cache_path, mg_error *err);
 void search_index_free(search_index *idx);
 
 size_t search_index_count(const search_index *idx);
 
-/* 1 when `st` (a fresh stat of the cache path) is the file this index was built from
+/* 1 when `st` (a fresh stat of the cache path) is the cache file this index describes
  * (same device, inode, size and mtime). */
 int search_index_is_current(const search_index *idx, const struct stat *st);
 
@@ -43,6 +50,7 @@ typedef struct search_query {
     char *terms;          /* owned: the lower-cased query terms, each once, joined by one
                              space (at most SEARCH_TERMS_MAX), or NULL */
     char *category, *language, *tag, *quantization, *license; /* owned, lower-cased or NULL */
+    char *family;         /* owned, lower-cased or NULL */
     double min_rating, min_size_gb, max_size_gb, max_ram_gb, max_vram_gb; /* NAN = unset */
     search_sort sort;
     int descending;
@@ -51,7 +59,7 @@ typedef struct search_query {
 
 /* Parses a raw (URL-encoded) query string into `q` as the contract's parameter table says:
  * unknown parameters ignored, the last of a repeated parameter wins, an empty text filter
- * (query, category, language, tag, quantization, license) ignored; an empty numeric, paging or
+ * (query, category, language, tag, quantization, license, family) ignored; an empty numeric, paging or
  * sort value is malformed; `query` is bounded (SEARCH_TERMS_MAX, SEARCH_TERM_BYTES_MAX) and
  * its repeated terms dropped. A malformed value: -1 and err 400 "invalid_parameter" naming
  * the parameter.
@@ -63,8 +71,27 @@ void search_query_free(search_query *q);
 typedef int (*search_write_fn)(void *ctx, const char *data, size_t len);
 
 /* Runs `q` and writes {"total":N,"offset":o,"limit":l,"models":[...]} through `write`.
- * 0, or -1 and err (an I/O error reading the cache, or the writer stopping). */
+ * 0, or -1 and err (out of memory, or the writer stopping). */
 int search_run(const search_index *idx, const search_query *q, search_write_fn write,
                void *ctx, mg_error *err);
+
+/* The facets, in the order of the answer (the value fields of the index, then "fit"). */
+#define SEARCH_FACETS 7
+extern const char *const search_facet_names[SEARCH_FACETS];
+
+#define SEARCH_FACET_LIMIT_DEFAULT 50
+#define SEARCH_FACET_LIMIT_MAX 1000
+
+/* Parses `facet_limit` (1-1000, default 50) from a raw query string; the other parameters
+ * are search_query_parse's. 0, or -1 and err 400 "invalid_parameter" naming facet_limit. */
+int search_facet_limit_parse(const char *query_string, long *limit, mg_error *err);
+
+/* Writes {"total":N,"facets":{"category":[{"value":v,"count":c},...],...,"fit":[]}} through
+ * `write`: per facet, the lower-cased values of the models that match every filter of `q`
+ * except the facet's own, with how many hold each, by count descending then value, at most
+ * `facet_limit` of them; `total` counts the models matching every filter. `fit` is always
+ * empty (it needs the machine profile). 0, or -1 and err (the writer stopping). */
+int search_facets(const search_index *idx, const search_query *q, long facet_limit,
+                  search_write_fn write, void *ctx, mg_error *err);
 
 #endif
