@@ -254,6 +254,44 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mg_error *er
     return rc;
 }
 
+static atomic_uint fs_atomic_counter;
+
+int fs_atomic_open(const char *path, char *tmp, mg_error *err) {
+    const char *leaf;
+    int dfd = fs_parent_open(path, &leaf, err);
+    if (dfd < 0) return -1;
+    char name[NAME_MAX + 1];
+    int fd = -1;
+    if (snprintf(name, sizeof name, "%s.tmp.%d.%u", leaf, (int)getpid(),
+                 atomic_fetch_add(&fs_atomic_counter, 1)) >= (int)sizeof name ||
+        snprintf(tmp, PATH_MAX, "%.*s%s", (int)(leaf - path), path, name) >= PATH_MAX)
+        mg_error_set(err, 500, "path_too_long", NULL, "file name too long: %s", path);
+    else if ((fd = fs_tmp_create(dfd, name)) < 0)
+        fs_fail(dfd, name, path, "create a temporary file for", err);
+    close(dfd);
+    return fd;
+}
+
+int fs_atomic_commit(int fd, const char *tmp, const char *path, mg_error *err) {
+    if (fsync(fd) != 0) {
+        int e = errno;
+        fs_atomic_abort(fd, tmp);
+        return mg_error_set(err, e == ENOSPC ? 507 : 500, "io_error", NULL,
+                            "cannot write %s: %s", path, strerror(e));
+    }
+    close(fd);
+    if (fs_rename(tmp, path, err) != 0) {
+        fs_unlink(tmp, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+void fs_atomic_abort(int fd, const char *tmp) {
+    if (fd >= 0) close(fd);
+    fs_unlink(tmp, NULL);
+}
+
 char *fs_read_all(const char *path, size_t *len, mg_error *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -304,6 +342,20 @@ int fs_lock(const char *lock_path, int exclusive, mg_error *err) {
         if (errno == EINTR) continue;
         int e = errno;
         close(fd);
+        return mg_error_set(err, 500, "io_error", NULL, "cannot lock %s: %s", lock_path,
+                            strerror(e));
+    }
+    return fd;
+}
+
+int fs_lock_try(const char *lock_path, int exclusive, mg_error *err) {
+    int fd = fs_open(lock_path, O_RDWR | O_CREAT, 0644, err);
+    if (fd < 0) return -1;
+    while (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK) return -2;
         return mg_error_set(err, 500, "io_error", NULL, "cannot lock %s: %s", lock_path,
                             strerror(e));
     }

@@ -39,6 +39,18 @@ int fs_unlink(const char *path, mg_error *err);
  * 0, or -1 with errno set and err filled. */
 int fs_rename(const char *from, const char *to, mg_error *err);
 
+/* A replace written in pieces: fs_atomic_open creates `path`.tmp.<pid>.<n> (its path into
+ * `tmp`, PATH_MAX bytes; no link followed) and returns its fd, or -1 and err.
+ * fs_atomic_commit fsyncs and closes the fd and renames the temp file over `path` (as
+ * fs_rename; the caller fsyncs the directory once it has renamed everything); fs_atomic_abort
+ * closes the fd and removes the temp file. */
+int fs_atomic_open(const char *path, char *tmp, mg_error *err);
+int fs_atomic_commit(int fd, const char *tmp, const char *path, mg_error *err);
+void fs_atomic_abort(int fd, const char *tmp);
+
+/* As fs_lock, but returns -2 at once when another holds the lock. */
+int fs_lock_try(const char *lock_path, int exclusive, mg_error *err);
+
 /* Reads a whole file. Returns a malloc'd, NUL-terminated buffer the caller frees, and its
  * length in *len (may be NULL); NULL with errno set and err filled on failure. */
 char *fs_read_all(const char *path, size_t *len, mg_error *err);

@@ -5,9 +5,15 @@
  *   {"format": 1,
  *    "source": {"path", "size", "mtime_ns", "ino", "ctime_ns"} or null (or a URL's data),
  *    "cache":  {"size", "mtime_ns", "ino"} of the cache file as written, or null,
+ *    "index", "gzip": the same for the search index and the gzip copy derived from it,
  *    "models": N, "invalid": [{index, id, reason}], "built_at": ISO-8601,
  *    "error":  null, or why the last rebuild from the source failed}
- * A cache file whose stat differs from "cache" is foreign or corrupted and gets rewritten. */
+ * A cache file whose stat differs from "cache" is foreign or corrupted and gets rewritten; a
+ * derived file whose stat differs is derived again from the cache.
+ *
+ * A rebuild streams the source: one model at a time is parsed, checked and written to the
+ * cache, its gzip copy and the search index (cachefile.c), so memory does not grow with the
+ * gallery. */
 #include "gallery.h"
 
 #include <ctype.h>
@@ -18,6 +24,7 @@
 #include <malloc.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +32,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cachefile.h"
 #include "fs.h"
 #include "id.h"
 #include "log.h"
+#include "rebuild.h"
 #include "sources.h"
 
 /* The curated gallery copied to a data root that has none: the repository's in a build
@@ -119,7 +128,7 @@ static int gallery_hardware_valid(json_t *hw, char *reason, size_t len) {
 
 static int gallery_optional_valid(json_t *model, char *reason, size_t len) {
     static const char *strings[] = {"parameters", "license", "description", "quantization",
-                                    "updatedAt", NULL};
+                                    "updatedAt", "family", NULL};
     static const char *arrays[] = {"categories", "languages", "tags", NULL};
     char text[96];
     for (int i = 0; strings[i]; i++)
@@ -186,38 +195,128 @@ void gallery_model_ext(const char *download_url, char ext[16]) {
 
 /* ---- parsing a document ----------------------------------------------------------- */
 
+/* The ids of one gallery so far, each with the index of the model that took it first. */
+typedef struct gallery_ids {
+    char *bytes;
+    size_t len, cap;
+    struct gallery_id { uint32_t off, len; size_t index; } *ids;
+    size_t n, capids;
+    uint32_t *slots;    /* open addressing: id + 1, 0 free; at most half full */
+    size_t nslots;
+} gallery_ids;
+
+static uint32_t gallery_hash(const char *s, size_t len) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static int gallery_ids_grow(gallery_ids *set) {
+    size_t nslots = set->nslots ? set->nslots * 2 : 1024, mask = nslots - 1;
+    uint32_t *slots = calloc(nslots, sizeof *slots);
+    if (!slots) return -1;
+    for (size_t i = 0; i < set->n; i++) {
+        size_t at = gallery_hash(set->bytes + set->ids[i].off, set->ids[i].len) & mask;
+        while (slots[at]) at = (at + 1) & mask;
+        slots[at] = (uint32_t)i + 1;
+    }
+    free(set->slots);
+    set->slots = slots;
+    set->nslots = nslots;
+    return 0;
+}
+
+/* Takes `id` for model `index`: -1 when it was free, the first model's index when it was
+ * taken, -2 when out of memory. */
+static long long gallery_ids_take(gallery_ids *set, const char *id, size_t len, size_t index) {
+    if ((set->n + 1) * 2 > set->nslots && gallery_ids_grow(set) != 0) return -2;
+    size_t mask = set->nslots - 1, at = gallery_hash(id, len) & mask;
+    for (; set->slots[at]; at = (at + 1) & mask) {
+        const struct gallery_id *e = &set->ids[set->slots[at] - 1];
+        if (e->len == len && memcmp(set->bytes + e->off, id, len) == 0) return (long long)e->index;
+    }
+    if (set->n == set->capids) {
+        size_t cap = set->capids ? set->capids * 2 : 1024;
+        struct gallery_id *ids = realloc(set->ids, cap * sizeof *ids);
+        if (!ids) return -2;
+        set->ids = ids;
+        set->capids = cap;
+    }
+    if (set->len + len > set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 65536;
+        while (cap < set->len + len) cap *= 2;
+        char *bytes = realloc(set->bytes, cap);
+        if (!bytes) return -2;
+        set->bytes = bytes;
+        set->cap = cap;
+    }
+    memcpy(set->bytes + set->len, id, len);
+    set->ids[set->n] = (struct gallery_id){(uint32_t)set->len, (uint32_t)len, index};
+    set->len += len;
+    set->slots[at] = (uint32_t)++set->n;
+    return -1;
+}
+
+static void gallery_ids_free(gallery_ids *set) {
+    free(set->bytes);
+    free(set->ids);
+    free(set->slots);
+}
+
+struct gallery_checker {
+    gallery_ids ids;
+};
+
+gallery_checker *gallery_checker_new(void) { return calloc(1, sizeof(gallery_checker)); }
+
+void gallery_checker_free(gallery_checker *c) {
+    if (!c) return;
+    gallery_ids_free(&c->ids);
+    free(c);
+}
+
+int gallery_checker_check(gallery_checker *c, json_t *model, size_t index, json_t *invalid) {
+    gallery_ids *ids = &c->ids;
+    char reason[160];
+    json_t *id = json_object_get(model, "id");
+    int ok = gallery_model_valid(model, reason, sizeof reason);
+    if (ok) {
+        long long first = gallery_ids_take(ids, json_string_value(id), json_string_length(id), index);
+        if (first == -2) return -1;
+        if (first >= 0) {
+            snprintf(reason, sizeof reason, "duplicate id (first used by model %lld)", first);
+            ok = 0;
+        }
+    }
+    if (ok) return 1;
+    const char *id_text = gallery_is_cstring(id) ? json_string_value(id) : NULL;
+    json_array_append_new(invalid, json_pack("{s:I, s:O, s:s}", "index", (json_int_t)index,
+                                             "id", id_text ? id : json_null(), "reason", reason));
+    return 0;
+}
+
+void gallery_log_invalid(const char *source, json_t *invalid) {
+    json_t *e;
+    size_t i;
+    json_array_foreach(invalid, i, e) {
+        const char *id = json_string_value(json_object_get(e, "id"));
+        log_warn("%s: model %lld (id %s) left out: %s", source,
+                 (long long)json_integer_value(json_object_get(e, "index")), id ? id : "(none)",
+                 json_string_value(json_object_get(e, "reason")));
+    }
+}
+
 /* Checks every model of `models` (borrowed); appends the valid ones to `out` and an
  * {index, id, reason} to `invalid` for the others, logging each once. */
 static void gallery_filter_models(json_t *models, json_t *out, json_t *invalid,
                                   const char *source) {
-    json_t *seen = json_object(), *model;
+    gallery_checker c = {0};
+    json_t *model;
     size_t i;
-    json_array_foreach(models, i, model) {
-        char reason[160];
-        json_t *id = json_object_get(model, "id");
-        int ok = gallery_model_valid(model, reason, sizeof reason);
-        if (ok) {
-            json_t *first = json_object_get(seen, json_string_value(id));
-            if (first) {
-                snprintf(reason, sizeof reason, "duplicate id (first used by model %lld)",
-                         (long long)json_integer_value(first));
-                ok = 0;
-            } else {
-                json_object_set_new(seen, json_string_value(id), json_integer((json_int_t)i));
-            }
-        }
-        if (ok) {
-            json_array_append(out, model);
-            continue;
-        }
-        const char *id_text = gallery_is_cstring(id) ? json_string_value(id) : NULL;
-        log_warn("%s: model %zu (id %s) left out: %s", source, i,
-                 id_text ? id_text : "(none)", reason);
-        json_array_append_new(invalid, json_pack("{s:I, s:O, s:s}", "index", (json_int_t)i,
-                                                 "id", id_text ? id : json_null(),
-                                                 "reason", reason));
-    }
-    json_decref(seen);
+    json_array_foreach(models, i, model)
+        if (gallery_checker_check(&c, model, i, invalid) == 1) json_array_append(out, model);
+    gallery_ids_free(&c.ids);
+    gallery_log_invalid(source, invalid);
 }
 
 json_t *gallery_parse(const char *text, size_t len, const char *source, json_t **invalid,
@@ -317,54 +416,6 @@ static void gallery_now_iso(char out[40]) {
     strftime(out, 40, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
 }
 
-/* 1 when `v` (borrowed) holds a real so large that 15 significant digits would round it past
- * DBL_MAX (1.79769313486232e+308 does not parse again). */
-static int gallery_has_huge_real(json_t *v) {
-    json_t *item;
-    const char *key;
-    size_t i;
-    if (json_is_real(v)) return fabs(json_real_value(v)) >= 1e308;
-    if (json_is_array(v))
-        json_array_foreach(v, i, item) if (gallery_has_huge_real(item)) return 1;
-    if (json_is_object(v))
-        json_object_foreach(v, key, item) if (gallery_has_huge_real(item)) return 1;
-    return 0;
-}
-
-/* Writes `v` compactly; reals with 15 significant digits ("4.1", not "4.0999999999999996"),
- * or 17 in a value holding a huge real, so that the cache always parses again. */
-static int gallery_dump_value(json_t *v, FILE *f) {
-    size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY;
-    return json_dumpf(v, f, flags | JSON_REAL_PRECISION(gallery_has_huge_real(v) ? 17 : 15));
-}
-
-/* Serialises `gallery` in the one-model-per-line format. Caller frees *buf. */
-static int gallery_cache_render(json_t *gallery, char **buf, size_t *len) {
-    FILE *f = open_memstream(buf, len);
-    if (!f) return -1;
-    json_t *version = json_object_get(gallery, "version");
-    json_t *generated = json_object_get(gallery, "generatedAt");
-    json_t *models = json_object_get(gallery, "models"), *model;
-    size_t i, n = json_array_size(models);
-    int rc = 0;
-    fputs("{\"version\":", f);
-    rc |= gallery_dump_value(version ? version : json_null(), f);
-    fputs(",\"generatedAt\":", f);
-    rc |= gallery_dump_value(generated ? generated : json_null(), f);
-    fputs(",\"models\":[\n", f);
-    json_array_foreach(models, i, model) {
-        rc |= gallery_dump_value(model, f);
-        fputs(i + 1 < n ? ",\n" : "\n", f);
-    }
-    fputs("]}\n", f);
-    if (fclose(f) != 0) rc = -1;
-    if (rc != 0) {
-        free(*buf);
-        *buf = NULL;
-    }
-    return rc ? -1 : 0;
-}
-
 static void gallery_meta_path(const char *cache_path, char *out, size_t n) {
     size_t len = strlen(cache_path);
     if (len > 5 && strcmp(cache_path + len - 5, ".json") == 0) len -= 5;
@@ -382,43 +433,67 @@ static int gallery_meta_write(const char *meta_path, json_t *meta, mg_error *err
     return rc;
 }
 
-int gallery_cache_write(const char *cache_path, json_t *gallery, json_t *meta, mg_error *err) {
-    char *buf = NULL, meta_path[PATH_MAX];
-    size_t len = 0;
-    struct stat st;
-    if (gallery_cache_render(gallery, &buf, &len) != 0)
-        return mg_error_set(err, 500, "internal_error", NULL, "cannot serialise the gallery");
-    int rc = fs_write_atomic(cache_path, buf, len, err);
-    free(buf);
-    if (rc != 0) return -1;
-    if (stat(cache_path, &st) != 0)
-        return mg_error_set(err, 500, "io_error", NULL, "cannot stat %s: %s", cache_path,
-                            strerror(errno));
+void gallery_index_path(const char *cache_path, char *out, size_t n) {
+    size_t len = strlen(cache_path);
+    if (len > 5 && strcmp(cache_path + len - 5, ".json") == 0) len -= 5;
+    int w = snprintf(out, n, "%.*s.index", (int)len, cache_path);
+    if (w < 0 || (size_t)w >= n) out[0] = '\0';
+}
+
+void gallery_gzip_path(const char *cache_path, char *out, size_t n) {
+    int w = snprintf(out, n, "%s.gz", cache_path);
+    if (w < 0 || (size_t)w >= n) out[0] = '\0';
+}
+
+/* Writes the meta of a cache just written (`st`): a copy of `meta` (borrowed, or NULL) with
+ * the files' stats and what else is missing. */
+static int gallery_meta_finish(const char *cache_path, json_t *meta, const cachefile_stats *st,
+                               mg_error *err) {
+    char meta_path[PATH_MAX], now[40];
     json_t *m = json_is_object(meta) ? json_copy(meta) : json_object();
-    char now[40];
     gallery_now_iso(now);
     json_object_set_new(m, "format", json_integer(GALLERY_META_FORMAT));
-    json_object_set_new(m, "cache", gallery_stat_json(&st, 0));
-    json_object_set_new(m, "models",
-                        json_integer((json_int_t)json_array_size(json_object_get(gallery, "models"))));
+    json_object_set_new(m, "cache", gallery_stat_json(&st->cache, 0));
+    json_object_set_new(m, "index", gallery_stat_json(&st->index, 0));
+    json_object_set_new(m, "gzip", gallery_stat_json(&st->gzip, 0));
+    json_object_set_new(m, "models", json_integer((json_int_t)st->models));
     if (!json_object_get(m, "built_at")) json_object_set_new(m, "built_at", json_string(now));
     if (!json_object_get(m, "invalid")) json_object_set_new(m, "invalid", json_array());
     if (!json_object_get(m, "error")) json_object_set_new(m, "error", json_null());
+    if (!json_object_get(m, "source")) json_object_set_new(m, "source", json_null());
     gallery_meta_path(cache_path, meta_path, sizeof meta_path);
-    rc = gallery_meta_write(meta_path, m, err);
+    int rc = gallery_meta_write(meta_path, m, err);
     json_decref(m);
     return rc;
+}
+
+int gallery_cache_write(const char *cache_path, json_t *gallery, json_t *meta, mg_error *err) {
+    cachefile *c = cachefile_begin(cache_path, json_object_get(gallery, "version"),
+                                   json_object_get(gallery, "generatedAt"), err);
+    if (!c) return -1;
+    json_t *model;
+    size_t i;
+    json_array_foreach(json_object_get(gallery, "models"), i, model) {
+        if (cachefile_add(c, model, err) != 0) {
+            cachefile_abort(c);
+            return -1;
+        }
+    }
+    cachefile_stats st;
+    if (cachefile_commit(c, &st, err) != 0) return -1;
+    return gallery_meta_finish(cache_path, meta, &st, err);
 }
 
 /* ---- keeping the cache up to date ------------------------------------------------- */
 
 typedef struct gallery_paths {
     char source[MG_PATH_MAX], cache[MG_PATH_MAX], meta[MG_PATH_MAX], lock[MG_PATH_MAX];
+    char index[MG_PATH_MAX], gzip[MG_PATH_MAX];
 } gallery_paths;
 
 typedef struct gallery_stats {
-    int have_source, have_cache, have_meta;
-    struct stat source, cache, meta;
+    int have_source, have_cache, have_meta, have_index, have_gzip;
+    struct stat source, cache, meta, index, gzip;
 } gallery_stats;
 
 static void gallery_paths_init(const mg_config *cfg, gallery_paths *p) {
@@ -426,6 +501,8 @@ static void gallery_paths_init(const mg_config *cfg, gallery_paths *p) {
     config_path(cfg, p->cache, GALLERY_CACHE_REL);
     config_path(cfg, p->meta, GALLERY_META_REL);
     config_path(cfg, p->lock, GALLERY_LOCK_REL);
+    gallery_index_path(p->cache, p->index, sizeof p->index);
+    gallery_gzip_path(p->cache, p->gzip, sizeof p->gzip);
 }
 
 static void gallery_stats_take(const gallery_paths *p, gallery_stats *s) {
@@ -433,6 +510,8 @@ static void gallery_stats_take(const gallery_paths *p, gallery_stats *s) {
     s->have_source = stat(p->source, &s->source) == 0;
     s->have_cache = stat(p->cache, &s->cache) == 0;
     s->have_meta = stat(p->meta, &s->meta) == 0;
+    s->have_index = stat(p->index, &s->index) == 0;
+    s->have_gzip = stat(p->gzip, &s->gzip) == 0;
 }
 
 static int gallery_same_stat(const struct stat *a, const struct stat *b) {
@@ -441,7 +520,7 @@ static int gallery_same_stat(const struct stat *a, const struct stat *b) {
            gallery_ns(a->st_ctim) == gallery_ns(b->st_ctim);
 }
 
-/* The last state this process found up to date, so that the fast path is three stats. */
+/* The last state this process found up to date, so that the fast path is five stats. */
 static pthread_mutex_t gallery_last_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     int valid;
@@ -449,19 +528,23 @@ static struct {
     gallery_stats st;
 } gallery_last;
 
+static int gallery_all_there(const gallery_stats *s) {
+    return s->have_source && s->have_cache && s->have_meta && s->have_index && s->have_gzip;
+}
+
 static int gallery_last_matches(const mg_config *cfg, const gallery_stats *s) {
     pthread_mutex_lock(&gallery_last_mu);
-    int ok = gallery_last.valid && s->have_source && s->have_cache && s->have_meta &&
-             strcmp(gallery_last.root, cfg->root) == 0 &&
-             gallery_same_stat(&gallery_last.st.source, &s->source) &&
-             gallery_same_stat(&gallery_last.st.cache, &s->cache) &&
-             gallery_same_stat(&gallery_last.st.meta, &s->meta);
+    const gallery_stats *l = &gallery_last.st;
+    int ok = gallery_last.valid && gallery_all_there(s) && strcmp(gallery_last.root, cfg->root) == 0 &&
+             gallery_same_stat(&l->source, &s->source) && gallery_same_stat(&l->cache, &s->cache) &&
+             gallery_same_stat(&l->meta, &s->meta) && gallery_same_stat(&l->index, &s->index) &&
+             gallery_same_stat(&l->gzip, &s->gzip);
     pthread_mutex_unlock(&gallery_last_mu);
     return ok;
 }
 
 static void gallery_last_remember(const mg_config *cfg, const gallery_stats *s) {
-    if (!s->have_source || !s->have_cache || !s->have_meta) return;
+    if (!gallery_all_there(s)) return;
     pthread_mutex_lock(&gallery_last_mu);
     gallery_last.valid = 1;
     snprintf(gallery_last.root, sizeof gallery_last.root, "%s", cfg->root);
@@ -490,10 +573,18 @@ static int gallery_cache_good(json_t *meta, const gallery_stats *s) {
                                                          &s->cache, 0);
 }
 
-typedef enum { GALLERY_FRESH, GALLERY_STALE, GALLERY_BROKEN } gallery_state;
+/* 1 when the search index and the gzip copy are the ones the meta recorded. */
+static int gallery_derived_good(json_t *meta, const gallery_stats *s) {
+    return meta && s->have_index && s->have_gzip &&
+           gallery_stat_matches(json_object_get(meta, "index"), &s->index, 0) &&
+           gallery_stat_matches(json_object_get(meta, "gzip"), &s->gzip, 0);
+}
 
-/* Compares the meta with the files: FRESH (cache usable, source unchanged since the last
- * attempt), BROKEN (source unchanged, its error recorded, no good cache), or STALE. A missing
+typedef enum { GALLERY_FRESH, GALLERY_DERIVE, GALLERY_STALE, GALLERY_BROKEN } gallery_state;
+
+/* Compares the meta with the files: FRESH (cache and derived files usable, source unchanged
+ * since the last attempt), DERIVE (the same, but the derived files are not the recorded
+ * ones), BROKEN (source unchanged, its error recorded, no good cache), or STALE. A missing
  * source recorded as such (null) counts as unchanged while it stays missing. */
 static gallery_state gallery_check(json_t *meta, const gallery_stats *s, mg_error *err) {
     if (!meta) return GALLERY_STALE;
@@ -501,7 +592,7 @@ static gallery_state gallery_check(json_t *meta, const gallery_stats *s, mg_erro
     int same = s->have_source ? gallery_stat_matches(source, &s->source, 1)
                               : json_is_null(source) && json_is_string(error);
     if (!same) return GALLERY_STALE;
-    if (gallery_cache_good(meta, s)) return GALLERY_FRESH;
+    if (gallery_cache_good(meta, s)) return gallery_derived_good(meta, s) ? GALLERY_FRESH : GALLERY_DERIVE;
     if (json_is_string(error)) {
         mg_error_set(err, 500, "invalid_gallery", NULL, "%s", json_string_value(error));
         return GALLERY_BROKEN;
@@ -550,74 +641,101 @@ static int gallery_keep_last(const gallery_paths *p, json_t *meta, const gallery
     return mg_error_set(err, 500, "invalid_gallery", NULL, "%s", why);
 }
 
-/* Rebuilds the cache from the source file. Caller holds the cache lock. */
+/* Rebuilds the cache (and its derived files) from the source file, one model at a time.
+ * Caller holds the cache lock. */
 static int gallery_rebuild(const gallery_paths *p, json_t *meta, gallery_stats *s,
                            mg_error *err) {
-    size_t len = 0;
-    mg_error perr;
-    mg_error_clear(&perr);
-    char *text = gallery_read_file(p->source, &len, &s->source, &perr);
-    s->have_source = text != NULL;
+    mg_error serr;
+    mg_error_clear(&serr);
+    cachefile_stats st;
     json_t *invalid = NULL;
-    json_t *g = text ? gallery_parse(text, len, p->source, &invalid, &perr) : NULL;
-    free(text);
-    if (!g) return gallery_keep_last(p, meta, s, perr.message, err);
-    sources_tag_models(g, SOURCES_DEFAULT_NAME); /* every answer names its source */
-    json_t *src = gallery_stat_json(&s->source, 1);
-    json_object_set_new(src, "path", json_string(p->source));
-    json_t *m = json_pack("{s:o, s:o, s:n}", "source", src, "invalid", invalid, "error");
-    int rc = gallery_cache_write(p->cache, g, m, err);
-    if (rc == 0)
+    int rc = rebuild_from_file(p->source, p->cache, SOURCES_DEFAULT_NAME, &s->source, &st,
+                               &invalid, &serr, err);
+    s->have_source = rc == 0 || strcmp(serr.code, "invalid_gallery") == 0;
+    if (rc != 0 && serr.message[0]) return gallery_keep_last(p, meta, s, serr.message, err);
+    if (rc == 0) {
+        json_t *src = gallery_stat_json(&s->source, 1);
+        json_object_set_new(src, "path", json_string(p->source));
+        json_t *m = json_pack("{s:o, s:O, s:n}", "source", src, "invalid", invalid, "error");
+        rc = gallery_meta_finish(p->cache, m, &st, err);
+        json_decref(m);
+    }
+    if (rc == 0) {
+        gallery_log_invalid(p->source, invalid);
         log_info("gallery cache rebuilt from %s: %zu models, %zu left out", p->source,
-                 json_array_size(json_object_get(g, "models")), json_array_size(invalid));
-    json_decref(m);
-    json_decref(g);
-    malloc_trim(0); /* a big gallery's tree is gone: give the pages back */
+                 st.models, json_array_size(invalid));
+    }
+    json_decref(invalid);
+    malloc_trim(0); /* the builder's memory is free: give the pages back */
     return rc;
 }
 
-/* Under the cache lock: checks again, seeds, rebuilds or keeps the last good cache. */
-static int gallery_ensure_locked(const mg_config *cfg, const gallery_paths *p, int any_cache,
+/* Derives the search index and the gzip copy from the cache file as it is and records them
+ * (and the cache file) in the meta. Caller holds the cache lock. */
+static int gallery_derive(const gallery_paths *p, json_t *meta, mg_error *err) {
+    cachefile_stats st;
+    int rc = cachefile_derive(p->cache, &st, err);
+    malloc_trim(0);
+    if (rc != 0) return -1;
+    log_info("search index and gzip copy of %s rebuilt: %zu models", p->cache, st.models);
+    return gallery_meta_finish(p->cache, meta, &st, err);
+}
+
+/* A stale cache in local mode: seeds a missing source, then rebuilds or keeps the last. */
+static int gallery_refresh_local(const gallery_paths *p, json_t *meta, gallery_stats *s,
+                                 mg_error *err) {
+    if (!s->have_source && gallery_seed(p) == 0) gallery_stats_take(p, s);
+    if (s->have_source) return gallery_rebuild(p, meta, s, err);
+    char why[MG_PATH_MAX + 64];
+    snprintf(why, sizeof why, "%s: the gallery file is missing", p->source);
+    return gallery_keep_last(p, meta, s, why, err);
+}
+
+/* Under the cache lock: checks again, then seeds, rebuilds, derives or keeps the last good
+ * cache. In remote mode an existing cache is only given its derived files. */
+static int gallery_ensure_locked(const mg_config *cfg, const gallery_paths *p, int remote,
                                  mg_error *err) {
     gallery_stats s;
     gallery_stats_take(p, &s);
-    if (any_cache && s.have_cache) return 0;
     json_t *meta = gallery_meta_load(p->meta);
+    int rc = 0;
+    if (remote && s.have_cache) {
+        if (!gallery_cache_good(meta, &s) || !gallery_derived_good(meta, &s))
+            rc = gallery_derive(p, meta, err);
+        json_decref(meta);
+        return rc;
+    }
     gallery_state state = gallery_check(meta, &s, err);
-    int rc = state == GALLERY_BROKEN ? -1 : 0;
-    if (state == GALLERY_STALE) {
-        if (!s.have_source && gallery_seed(p) == 0) gallery_stats_take(p, &s);
-        if (s.have_source) {
-            rc = gallery_rebuild(p, meta, &s, err);
-        } else {
-            char why[MG_PATH_MAX + 64];
-            snprintf(why, sizeof why, "%s: the gallery file is missing", p->source);
-            rc = gallery_keep_last(p, meta, &s, why, err);
-        }
-        if (rc == 0) {
-            json_decref(meta);
-            gallery_stats_take(p, &s);
-            meta = gallery_meta_load(p->meta);
-            if (gallery_check(meta, &s, NULL) == GALLERY_FRESH) gallery_last_remember(cfg, &s);
-        }
-    } else if (state == GALLERY_FRESH) {
-        gallery_last_remember(cfg, &s);
+    if (state == GALLERY_BROKEN) rc = -1;
+    if (state == GALLERY_DERIVE && gallery_derive(p, meta, NULL) != 0) state = GALLERY_STALE;
+    if (state == GALLERY_STALE) rc = gallery_refresh_local(p, meta, &s, err);
+    if (rc == 0) {
+        json_decref(meta);
+        gallery_stats_take(p, &s);
+        meta = gallery_meta_load(p->meta);
+        if (gallery_check(meta, &s, NULL) == GALLERY_FRESH) gallery_last_remember(cfg, &s);
     }
     json_decref(meta);
     return rc;
 }
 
-int gallery_cache_ensure(const mg_config *cfg, mg_error *err) {
+static int gallery_ensure(const mg_config *cfg, int wait, mg_error *err) {
     gallery_paths p;
     gallery_stats s;
     gallery_paths_init(cfg, &p);
     gallery_stats_take(&p, &s);
-    /* URL or multi-gallery mode: another module refreshes; only make sure a cache exists. */
-    int any_cache = cfg->gallery_url != NULL || cfg->galleries != NULL;
-    if (any_cache && s.have_cache) return 0;
-    if (!any_cache) {
+    /* URL or multi-gallery mode: another module refreshes; only make sure a cache (and its
+     * derived files) exists. */
+    int remote = cfg->gallery_url != NULL || cfg->galleries != NULL;
+    json_t *meta = NULL;
+    if (remote && s.have_cache) {
+        meta = gallery_meta_load(p.meta);
+        int ok = gallery_cache_good(meta, &s) && gallery_derived_good(meta, &s);
+        json_decref(meta);
+        if (ok) return 0;
+    } else if (!remote) {
         if (gallery_last_matches(cfg, &s)) return 0;
-        json_t *meta = gallery_meta_load(p.meta);
+        meta = gallery_meta_load(p.meta);
         gallery_state state = gallery_check(meta, &s, err);
         json_decref(meta);
         if (state == GALLERY_FRESH) {
@@ -628,9 +746,59 @@ int gallery_cache_ensure(const mg_config *cfg, mg_error *err) {
     }
     char dir[MG_PATH_MAX];
     if (fs_mkdirs(config_path(cfg, dir, "cache"), 0755, err) != 0) return -1;
-    int lock = fs_lock(p.lock, 1, err);
+    int lock = wait ? fs_lock(p.lock, 1, err) : fs_lock_try(p.lock, 1, err);
+    if (lock == -2) return 1;
     if (lock < 0) return -1;
-    int rc = gallery_ensure_locked(cfg, &p, any_cache, err);
+    int rc = gallery_ensure_locked(cfg, &p, remote, err);
+    fs_unlock(lock);
+    return rc;
+}
+
+int gallery_cache_ensure(const mg_config *cfg, mg_error *err) {
+    return gallery_ensure(cfg, 1, err);
+}
+
+int gallery_cache_ensure_try(const mg_config *cfg, mg_error *err) {
+    return gallery_ensure(cfg, 0, err);
+}
+
+int gallery_cache_settled(const mg_config *cfg) {
+    if (cfg->gallery_url != NULL || cfg->galleries != NULL) return 1;
+    gallery_paths p;
+    gallery_stats s;
+    gallery_paths_init(cfg, &p);
+    gallery_stats_take(&p, &s);
+    if (gallery_last_matches(cfg, &s)) return 1;
+    json_t *meta = gallery_meta_load(p.meta);
+    gallery_state state = gallery_check(meta, &s, NULL);
+    json_decref(meta);
+    return state == GALLERY_FRESH || state == GALLERY_BROKEN;
+}
+
+int gallery_cache_repair(const mg_config *cfg, const struct stat *bad, int wait, mg_error *err) {
+    gallery_paths p;
+    gallery_paths_init(cfg, &p);
+    int lock = wait ? fs_lock(p.lock, 1, err) : fs_lock_try(p.lock, 1, err);
+    if (lock == -2) return 1;
+    if (lock < 0) return -1;
+    struct stat now;
+    int rc = 0;
+    /* replaced since the caller looked: the caller tries the new one */
+    int replaced = stat(p.index, &now) == 0 && bad && bad->st_ino &&
+                   !(now.st_ino == bad->st_ino && now.st_size == bad->st_size &&
+                     gallery_ns(now.st_mtim) == gallery_ns(bad->st_mtim));
+    if (!replaced) {
+        json_t *meta = gallery_meta_load(p.meta);
+        rc = gallery_derive(&p, meta, err);
+        json_decref(meta);
+        if (rc != 0 && !(cfg->gallery_url || cfg->galleries)) {
+            gallery_stats s;
+            gallery_stats_take(&p, &s);
+            meta = gallery_meta_load(p.meta);
+            rc = gallery_refresh_local(&p, meta, &s, err);
+            json_decref(meta);
+        }
+    }
     fs_unlock(lock);
     return rc;
 }
