@@ -1,5 +1,5 @@
 /* route_gallery.c - the read-only gallery endpoints: the whole cache file (nginx's fallback,
- * with the same ETag nginx makes) and search. */
+ * with the same ETag nginx makes), search and facets. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -109,5 +109,34 @@ void route_gallery_search(http_req *req, worker_ctx *w, const route_seg *param) 
         http_send_raw(req, 200, "application/json", w->out.data, w->out.len);
     else
         http_send_error(req, &err);
+    search_query_free(&q);
+}
+
+/* Facets: from the worker's recent answers when the same query string was answered from
+ * the same index, else counted (and kept). */
+void route_gallery_facets(http_req *req, worker_ctx *w, const route_seg *param) {
+    (void)param;
+    mg_error err;
+    mg_error_clear(&err);
+    const search_index *idx = worker_index(w, &err);
+    const acache_slot *hit = idx ? acache_get(&w->facets, w->idx_gen, req->query) : NULL;
+    if (hit) {
+        http_send_raw(req, 200, "application/json", hit->data, hit->len);
+        return;
+    }
+    search_query q;
+    long limit;
+    if (search_query_parse(&q, req->query, &err) != 0) {
+        http_send_error(req, &err);
+        return;
+    }
+    w->out.len = 0;
+    if (idx && search_facet_limit_parse(req->query, &limit, &err) == 0 &&
+        search_facets(idx, &q, limit, route_gallery_write, &w->out, &err) == 0) {
+        acache_put(&w->facets, w->idx_gen, req->query, w->out.data, w->out.len);
+        http_send_raw(req, 200, "application/json", w->out.data, w->out.len);
+    } else {
+        http_send_error(req, &err);
+    }
     search_query_free(&q);
 }

@@ -25,6 +25,7 @@ typedef struct route_def {
 static const route_def route_table[] = {
     {{"api", "models", "gallery", NULL}, HTTP_GET, route_gallery_get},
     {{"api", "models", "gallery", "search", NULL}, HTTP_GET, route_gallery_search},
+    {{"api", "models", "gallery", "facets", NULL}, HTTP_GET, route_gallery_facets},
     {{"api", "models", "gallery", "status", NULL}, HTTP_GET, route_gallery_status},
     {{"api", "models", "gallery", "refresh", NULL}, HTTP_POST, route_gallery_refresh},
     {{"api", "models", "gallery", "*", "install", NULL}, HTTP_POST, route_jobs_install},

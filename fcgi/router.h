@@ -32,6 +32,7 @@ int route_job_id_ok(http_req *req, const route_seg *id);
 /* route_gallery.c */
 void route_gallery_get(http_req *req, worker_ctx *w, const route_seg *param);
 void route_gallery_search(http_req *req, worker_ctx *w, const route_seg *param);
+void route_gallery_facets(http_req *req, worker_ctx *w, const route_seg *param);
 
 /* route_health.c: GET /api/models/health with the report of every process */
 void route_health(http_req *req, worker_ctx *w, const route_seg *param);

@@ -1,11 +1,11 @@
 /* worker.c - a FastCGI worker: accepts requests on the two shared sockets (the first one
  * before the searches' one) and hands them to the router. Holds nothing durable; the
- * settings and the search index it keeps between requests are checked against the files
- * with a stat per request and rebuilt on change. */
+ * settings it keeps between requests are checked against the file with a stat per request
+ * and reloaded on change, and the search index it maps (shared with every other process) is
+ * remapped when the cache file changes. */
 #include "worker.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,8 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "gallery.h"
 #include "log.h"
+#include "proc.h"
 #include "router.h"
 
 /* Answer buffers larger than this are given back after the request. */
@@ -67,9 +69,35 @@ static int worker_gallery_stats(worker_ctx *w, struct stat *src, struct stat *ca
     return worker_stat(config_path(&w->cfg, path, "cache/gallery_cache.json"), cache);
 }
 
+int worker_installer_running(const mg_config *cfg) {
+    char path[MG_PATH_MAX];
+    return proc_pidfile(config_path(cfg, path, "run/installer.pid"), "mg-installer", NULL) > 0;
+}
+
 /* A failed cache rebuild with nothing to serve is retried after this many seconds (or at
  * once when the source changes). */
 #define WORKER_ENSURE_RETRY_S 2
+
+/* A source change is left to the installer for this long before a worker rebuilds itself. */
+#define WORKER_PENDING_S 30
+/* ... and the request that notices it waits this long for the installer's rebuild. */
+#define WORKER_WAIT_MS 1000
+
+/* The source changed and this worker has an index to serve: 1 when the installer (which
+ * watches the files) is left to rebuild, so that a worker's memory never holds a rebuild on
+ * top of its mappings and no request waits for a whole rebuild. The first request that
+ * notices a change waits up to a second for it (a small gallery is then served at once);
+ * the index is remapped as soon as the new cache is in. */
+static int worker_leave_to_installer(worker_ctx *w, const struct stat *src) {
+    if (!worker_installer_running(&w->cfg)) return 0;
+    if (worker_stat_same(src, &w->pending_src))
+        return time(NULL) - w->pending_since < WORKER_PENDING_S;
+    w->pending_src = *src;
+    w->pending_since = time(NULL);
+    for (int waited = 0; waited < WORKER_WAIT_MS && !gallery_cache_settled(&w->cfg); waited += 10)
+        usleep(10 * 1000);
+    return 1;
+}
 
 int worker_gallery_fresh(worker_ctx *w, mg_error *err) {
     struct stat src, cache;
@@ -85,9 +113,13 @@ int worker_gallery_fresh(worker_ctx *w, mg_error *err) {
     if (w->ensure_failed_at && !have_cache && worker_stat_same(&src, &w->src_st) &&
         time(NULL) - w->ensure_failed_at < WORKER_ENSURE_RETRY_S)
         return mg_error_set(err, 503, "gallery_unavailable", NULL, "%s", w->ensure_error);
+    if (w->idx && have_cache && search_index_is_current(w->idx, &cache) &&
+        worker_leave_to_installer(w, &src))
+        return 0;
     mg_error e;
     mg_error_clear(&e);
-    int rc = gallery_cache_ensure(&w->cfg, &e);
+    int rc = w->idx ? gallery_cache_ensure_try(&w->cfg, &e) : gallery_cache_ensure(&w->cfg, &e);
+    if (rc == 1) return 0;
     have_cache = worker_gallery_stats(w, &w->src_st, &cache);
     w->src_checked = rc == 0 || have_cache;
     w->ensure_failed_at = 0;
@@ -102,6 +134,29 @@ int worker_gallery_fresh(worker_ctx *w, mg_error *err) {
     return mg_error_set(err, 503, "gallery_unavailable", NULL, "%s", w->ensure_error);
 }
 
+/* Maps the search index of the cache at `cache`. When the index is unusable, has it
+ * repaired (waiting for the cache lock only when this worker has no index to serve
+ * meanwhile; a writer holding it is about to put a matching index in place) and tries once
+ * more. An owned index, or NULL and err. */
+static search_index *worker_map(worker_ctx *w, const char *cache, mg_error *err) {
+    search_index *idx = search_index_load(cache, err);
+    if (idx) return idx;
+    if (w->idx && time(NULL) - w->repair_failed_at < WORKER_ENSURE_RETRY_S) return NULL;
+    if (w->cfg.state == CONFIG_DEFAULTS) return NULL; /* settings unknown: leave it to the installer */
+    char index[MG_PATH_MAX];
+    struct stat bad;
+    gallery_index_path(cache, index, sizeof index);
+    worker_stat(index, &bad);
+    mg_error rerr;
+    mg_error_clear(&rerr);
+    int rc = gallery_cache_repair(&w->cfg, &bad, w->idx == NULL, &rerr);
+    if (rc < 0) {
+        w->repair_failed_at = time(NULL);
+        log_warn("search index of %s: %s", cache, rerr.message);
+    }
+    return rc == 0 ? search_index_load(cache, err) : NULL;
+}
+
 const search_index *worker_index(worker_ctx *w, mg_error *err) {
     mg_error e;
     mg_error_clear(&e);
@@ -110,29 +165,24 @@ const search_index *worker_index(worker_ctx *w, mg_error *err) {
             if (err) *err = e;
             return NULL;
         }
-        return w->idx; /* the last good gallery (its fd still reads the old file) */
+        return w->idx; /* the last good gallery (its mapping still reads the old file) */
     }
     char path[MG_PATH_MAX];
     struct stat st;
     if (!worker_stat(config_path(&w->cfg, path, "cache/gallery_cache.json"), &st) && w->idx)
         return w->idx;
     if (w->idx && search_index_is_current(w->idx, &st)) return w->idx;
-    search_index *idx = search_index_load(path, &e);
+    search_index *idx = worker_map(w, path, &e);
     if (!idx) {
-        if (w->idx) {
-            log_warn("keeping the previous search index: %s", e.message);
-            return w->idx;
-        }
+        if (w->idx) return w->idx; /* until the index of the new cache is in place */
         mg_error_set(err, 503, "gallery_unavailable", NULL, "the gallery is unavailable: %s",
                      e.message);
         return NULL;
     }
     search_index_free(w->idx);
     w->idx = idx;
-    /* Loading's transient buffers (and the old index) are freed: give the pages back. After a
-     * cache rebuild in this process glibc's raised mmap threshold leaves them on the heap
-     * (~15 MiB of a 50k-model gallery's 37 MiB otherwise). */
-    malloc_trim(0);
+    w->idx_gen++;
+    w->repair_failed_at = 0;
     return idx;
 }
 
@@ -220,6 +270,7 @@ int worker_run(mg_config *cfg, const int fds[2]) {
     FCGX_Free(&req[0], 0);
     FCGX_Free(&req[1], 0);
     search_index_free(w.idx);
+    acache_free(&w.facets);
     http_buf_free(&w.out);
     config_free(&w.cfg);
     return status;

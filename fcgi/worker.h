@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "answer_cache.h"
 #include "config.h"
 #include "http.h"
 #include "mg_error.h"
@@ -14,7 +15,12 @@
 typedef struct worker_ctx {
     mg_config cfg;          /* owned; reloaded when config/server.json changes */
     struct stat cfg_st;     /* server.json as last loaded (st_ino 0: absent) */
-    search_index *idx;      /* owned, or NULL until a request needs it */
+    search_index *idx;      /* owned mapping, or NULL until a request needs it */
+    unsigned long idx_gen;  /* counts the indexes mapped: answers of one belong to it */
+    acache facets;          /* recent facet answers of the current index */
+    time_t repair_failed_at; /* last failed repair of the index file, or 0 */
+    struct stat pending_src; /* a changed source left to the installer to rebuild ... */
+    time_t pending_since;    /* ... since then */
     struct stat src_st;     /* config/models_gallery.json when the cache was last ensured */
     int src_checked;        /* 1 once gallery_cache_ensure ran in this process */
     time_t ensure_failed_at; /* last failed gallery_cache_ensure with no cache left, or 0 */
@@ -33,10 +39,14 @@ int worker_run(mg_config *cfg, const int fds[2]);
 void worker_refresh_config(worker_ctx *w);
 
 /* Makes sure the cache is current with its source (gallery_cache_ensure when the source
- * file changed or the cache is gone) and returns the index of the cache file as it is now,
- * rebuilt when the file changed. Borrowed (valid until the next call), or NULL and err
+ * file changed or the cache is gone) and returns the search index of the cache file as it
+ * is now, mapped again when the file changed (the previous one is kept while the new cache
+ * has no matching index yet). Borrowed (valid until the next call), or NULL and err
  * (503 "gallery_unavailable"). */
 const search_index *worker_index(worker_ctx *w, mg_error *err);
+
+/* 1 when run/installer.pid names a live (not zombie) process called mg-installer. */
+int worker_installer_running(const mg_config *cfg);
 
 /* Only the first half of worker_index: the cache is ensured current. 0, or -1 and err. */
 int worker_gallery_fresh(worker_ctx *w, mg_error *err);
