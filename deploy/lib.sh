@@ -15,8 +15,8 @@
 # nginx worker whose master was killed still holds the port). Pid files alone cannot.
 
 MG_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-MG_PACKAGES=(libfcgi-dev libjansson-dev libcurl4-openssl-dev libssl-dev nginx libnginx-mod-nchan
-             cmake pkg-config gcc libc6-dev make python3 ca-certificates runit)
+MG_PACKAGES=(libfcgi-dev libjansson-dev libcurl4-openssl-dev libssl-dev zlib1g-dev nginx
+             libnginx-mod-nchan cmake pkg-config gcc libc6-dev make python3 ca-certificates runit)
 
 mg_log() { printf '%s\n' "$*" >&2; }
 mg_die() { printf 'error: %s\n' "$*" >&2; exit 1; }

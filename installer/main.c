@@ -125,6 +125,16 @@ static int main_job_name(const char *name, const char *suffix, char id[ID_JOB_LE
     return id_job_valid(id);
 }
 
+/* 1 for the files the gallery cache depends on or consists of. */
+static int main_gallery_file(const char *name) {
+    static const char *names[] = {"models_gallery.json", "server.json", "gallery_cache.json",
+                                  "gallery_cache.meta.json", "gallery_cache.index",
+                                  "gallery_cache.json.gz", NULL};
+    for (int i = 0; names[i]; i++)
+        if (strcmp(name, names[i]) == 0) return 1;
+    return 0;
+}
+
 static void main_event(daemon_state *d, const struct inotify_event *ev) {
     char id[ID_JOB_LEN + 1];
     const char *name = ev->len ? ev->name : "";
@@ -141,9 +151,8 @@ static void main_event(daemon_state *d, const struct inotify_event *ev) {
         }
     } else if (ev->wd == d->wd_config || ev->wd == d->wd_cache) {
         if (strcmp(name, "server.json") == 0) d->reload = 1;
-        if (strcmp(name, "models_gallery.json") == 0 || strcmp(name, "server.json") == 0 ||
-            strcmp(name, "gallery_cache.json") == 0 || strcmp(name, "gallery_cache.meta.json") == 0)
-            if (!d->gallery_due) d->gallery_due = progress_now_ms() + MAIN_DEBOUNCE_MS;
+        if (main_gallery_file(name) && !d->gallery_due)
+            d->gallery_due = progress_now_ms() + MAIN_DEBOUNCE_MS;
     }
 }
 
