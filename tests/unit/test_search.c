@@ -6,9 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cachefile.h"
 #include "fs.h"
 #include "gallery.h"
 #include "search.h"
+#include "sindex.h"
 #include "unit.h"
 
 static const char *data_path(const char *name) {
@@ -406,27 +408,71 @@ UNIT_TEST(writer_stopping_is_an_error) {
     search_index_free(idx);
 }
 
-UNIT_TEST(index_rejects_what_is_not_a_cache) {
+/* Flips one byte of `path` at `off` in place (same size, new mtime). */
+static void flip_byte(const char *path, long off) {
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL);
+    if (!f) return;
+    fseek(f, off, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, off, SEEK_SET);
+    fputc(c ^ 0x40, f);
+    fclose(f);
+}
+
+UNIT_TEST(index_refuses_missing_stale_and_corrupted_files) {
     mg_error err;
-    char path[600];
+    char index[700], copy[720];
     CHECK(search_index_load("/nonexistent/cache.json", &err) == NULL);
+    CHECK_STR(err.code, "index_missing");
     CHECK_INT(err.status, 404);
-    /* the gallery itself (pretty-printed) is not in cache format */
+    /* a cache file without an index beside it */
     CHECK(search_index_load(data_path("search.json"), &err) == NULL);
-    CHECK_CONTAINS(err.message, "not in gallery cache format");
-    snprintf(path, sizeof path, "%s/truncated.json", unit_tmpdir());
+    CHECK_STR(err.code, "index_missing");
     const char *cache = make_cache(data_path("search.json"));
-    size_t len;
-    char *text = fs_read_all(cache, &len, NULL);
-    fs_write_atomic(path, text, len - 4, NULL); /* without the closing "]}" */
-    CHECK(search_index_load(path, &err) == NULL);
-    fs_write_atomic(path, "", 0, NULL);
-    CHECK(search_index_load(path, &err) == NULL);
-    fs_write_atomic(path, text, len, NULL);
-    search_index *idx = search_index_load(path, &err);
+    gallery_index_path(cache, index, sizeof index);
+    size_t len, ilen;
+    char *text = fs_read_all(cache, &len, NULL), *itext = fs_read_all(index, &ilen, NULL);
+    CHECK(text && itext);
+    if (!text || !itext) return;
+    /* the cache rewritten with the same bytes: the index names the old file */
+    fs_write_atomic(cache, text, len, NULL);
+    CHECK(search_index_load(cache, &err) == NULL);
+    CHECK_STR(err.code, "index_stale");
+    cachefile_stats st;
+    CHECK_INT(cachefile_derive(cache, &st, &err), 0);
+    CHECK_INT(st.models, 6);
+    search_index *idx = search_index_load(cache, &err);
+    CHECK(idx != NULL);
+    CHECK_STR(ids(idx, "query=qwen"), "Qwen-1.5b|1");
+    search_index_free(idx);
+    /* each of these is refused, never used */
+    snprintf(copy, sizeof copy, "%s.good", index);
+    rename(index, copy);
+    itext = (free(itext), fs_read_all(copy, &ilen, NULL));
+    long offsets[] = {0, 20, (long)sizeof(sindex_header) + 3, (long)ilen / 2, (long)ilen - 1};
+    for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++) {
+        fs_write_atomic(index, itext, ilen, NULL);
+        flip_byte(index, offsets[i]);
+        CHECK(search_index_load(cache, &err) == NULL);
+        CHECK_STR(err.code, "index_invalid");
+    }
+    fs_write_atomic(index, itext, ilen - 8, NULL); /* truncated */
+    CHECK(search_index_load(cache, &err) == NULL);
+    CHECK_STR(err.code, "index_invalid");
+    fs_write_atomic(index, "", 0, NULL);
+    CHECK(search_index_load(cache, &err) == NULL);
+    fs_write_atomic(index, itext, ilen, NULL);
+    idx = search_index_load(cache, &err);
     CHECK(idx != NULL);
     search_index_free(idx);
+    /* a cache file that is not in cache format has no index derived */
+    fs_write_atomic(cache, text, len - 4, NULL); /* without the closing "]}" */
+    CHECK_INT(cachefile_derive(cache, &st, &err), -1);
+    CHECK_CONTAINS(err.message, "not in gallery cache format");
+    CHECK_INT(cachefile_derive(data_path("search.json"), &st, &err), -1);
     free(text);
+    free(itext);
 }
 
 UNIT_TEST(index_of_empty_gallery) {
