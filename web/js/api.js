@@ -58,6 +58,7 @@ function api_errorFrom(status, body) {
 export const api_paths = {
   gallery: '/api/models/gallery',
   search: (params) => `/api/models/gallery/search?${params}`,
+  facets: (params) => `/api/models/gallery/facets?${params}`,
   install: (id) => `/api/models/gallery/${encodeURIComponent(id)}/install`,
   jobs: '/api/models/jobs',
   job: (jobId) => `/api/models/jobs/${encodeURIComponent(jobId)}`,

@@ -5,7 +5,6 @@ import { h, $, banner, banner_clear, dom_idPart } from './dom.js';
 import { t, tn, lang, fmtNumber } from './i18n.js';
 import { format_gb, format_date } from './format.js';
 import { install_area, install_prune } from './install.js';
-import { installed_setGalleryNames } from './installed.js';
 
 export const GALLERY_PAGE = 12;
 const gallery_defaults = {
@@ -311,26 +310,19 @@ function gallery_rating(rating) {
 
 // ---- start ----
 
-// gallery_init: reads the URL, loads the filter options once (GET /api/models/gallery),
-// then runs the first search.
+// gallery_init: reads the URL, loads the filter options once (the category and language
+// facets: GET /api/models/gallery/facets, a few hundred bytes), then runs the first search.
 export async function gallery_init() {
   gallery_state = gallery_fromUrl();
   gallery_bindForm();
   gallery_fillForm();
   try {
-    const body = await api(api_paths.gallery);
-    const models = Array.isArray(body && body.models) ? body.models : [];
-    const cats = new Set();
-    const langs = new Set();
-    const names = {};
-    for (const m of models) {
-      (Array.isArray(m.categories) ? m.categories : []).forEach((c) => cats.add(c));
-      (Array.isArray(m.languages) ? m.languages : []).forEach((l) => langs.add(l));
-      names[m.id] = m.name;
-    }
+    const body = await api(api_paths.facets('facet_limit=1000'));
+    const facets = (body && body.facets) || {};
+    const values = (f) => (Array.isArray(facets[f]) ? facets[f] : [])
+      .map((x) => x && x.value).filter((v) => typeof v === 'string' && v);
     const sort = (a, b) => a.localeCompare(b, undefined, { sensitivity: 'base' });
-    gallery_options = { categories: [...cats].sort(sort), languages: [...langs].sort(sort) };
-    installed_setGalleryNames(names);
+    gallery_options = { categories: values('category').sort(sort), languages: values('language').sort(sort) };
     banner_clear('gallery');
   } catch (e) {
     banner(t('error.galleryLoad', { message: e.message }), 'error', 'gallery');

@@ -8,7 +8,7 @@ import { format_bytes, format_date } from './format.js';
 let installed_models = {};          // id -> registry entry (with status)
 let installed_loaded = false;
 let installed_stamp = 0;            // Date.now() when the registry was last read
-let installed_galleryNames = {};    // id -> name from the gallery, for unregistered files
+let installed_galleryNames = null;  // id -> name from the gallery, for unregistered files
 const installed_listeners = new Set();
 
 export function installed_onChange(fn) { installed_listeners.add(fn); }
@@ -20,7 +20,18 @@ export function installed_status(id) {
 
 export function installed_loadedAt() { return installed_stamp; }
 
-export function installed_setGalleryNames(names) { installed_galleryNames = names; }
+// installed_loadNames: the gallery's names, read once and only when an entry has none (an
+// unregistered file); the gallery is large, so the Gallery view never needs it.
+async function installed_loadNames() {
+  if (installed_galleryNames || Object.values(installed_models).every((m) => m && m.name)) return;
+  installed_galleryNames = {};
+  try {
+    const body = await api(api_paths.gallery);
+    for (const m of (Array.isArray(body && body.models) ? body.models : [])) {
+      if (m && typeof m.id === 'string' && typeof m.name === 'string') installed_galleryNames[m.id] = m.name;
+    }
+  } catch { /* the ids are shown instead */ }
+}
 
 // installed_refresh: reloads the registry; resolves when the view is drawn.
 export async function installed_refresh() {
@@ -31,6 +42,7 @@ export async function installed_refresh() {
     installed_models = (body && body.models && typeof body.models === 'object') ? body.models : {};
     installed_loaded = true;
     banner_clear('installed');
+    await installed_loadNames();
   } catch (e) {
     banner(t('error.installedLoad', { message: e.message }), 'error', 'installed');
   }
@@ -39,7 +51,7 @@ export async function installed_refresh() {
 }
 
 function installed_name(entry, id) {
-  return entry.name || installed_galleryNames[id] || id;
+  return entry.name || (installed_galleryNames && installed_galleryNames[id]) || id;
 }
 
 function installed_sorted() {
