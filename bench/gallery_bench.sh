@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# bench/gallery_bench.sh - the gallery/search benchmark of issue 2, side by side in one run:
+# bench/gallery_bench.sh - the gallery and search benchmark (issues 2 and 10), each case side by
+# side with its baseline in one run, alternating rounds, on loopback with wrk:
 #
-#   GET /api/models/gallery, and its 304   ours vs a plain nginx serving the same bytes
-#   a selective and a broad sorted search  ours vs a FastAPI + uvicorn peer (bench/peer_fastapi.py)
+#   10k models   GET /api/models/gallery, its 304 and its gzip answer   ours vs a plain nginx
+#                serving the same files (the .gz with gzip_static)
+#                a search that matches nothing (the floor: one FastCGI round trip), a free-text
+#                search, a broad filtered and sorted search, facets     ours vs the FastAPI peer
+#   250k models  deploy/up on a fresh root (cache, index and .gz built), the peak memory of
+#                every process during that rebuild, the same searches and facets (p99), each
+#                worker's memory (RSS, PSS, RSS without file pages), the CPU time of single
+#                expensive requests, and a rebuild of the running stack from the gallery file;
+#                the FastAPI peer on the same searches (BENCH_PEER_LARGE=0 skips it)
 #
-# on a 10k-model gallery (bench/gen_gallery.py), with wrk on loopback; prints req/s, p99 and CPU
-# time per request (utime+stime of every process of each server, from /proc/<pid>/stat), the
-# ratios and the targets. Then restarts our stack on a 50k-model gallery and prints each
-# mg-fcgi worker's resident memory. Everything it starts runs on 127.0.0.1 in a temp root and
-# is stopped by pid on exit.
+# and prints the goals with the measured ratios. Everything it starts runs on 127.0.0.1 in a
+# temp root and is stopped by pid on exit.
 #
 #   BENCH_SECONDS=10    wrk time per server and test    BENCH_WARMUP=1   warm-up run, seconds
 #   BENCH_ROUNDS=3      that time split in rounds that alternate ours and the baseline
 #   BENCH_CONNECTIONS=32, BENCH_THREADS=2               wrk -c / -t
-#   BENCH_MODELS=10000, BENCH_MODELS_MEM=50000          gallery sizes
-#   BENCH_SELECTIVE, BENCH_BROAD                        the two search query strings
+#   BENCH_MODELS=10000, BENCH_MODELS_LARGE=250000       gallery sizes
+#   BENCH_FREE, BENCH_BROAD, BENCH_FACETS, BENCH_NONE   the query strings
+#   BENCH_PEER_LARGE=1  also run the FastAPI peer at the large size (slow to start, ~6 GB)
+#   BENCH_CPU_SECONDS=3 wrk -c1 time for the CPU of single requests
 #   MG_BIN_DIR=<cmake build dir>                        use that build (else deploy/up builds)
 #   BENCH_KEEP=1                                        keep the temp root (wrk outputs, logs)
 set -euo pipefail
@@ -26,9 +33,13 @@ ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 N_MODELS=${BENCH_MODELS:-10000}
-N_MODELS_MEM=${BENCH_MODELS_MEM:-50000}
-Q_SELECTIVE=${BENCH_SELECTIVE:-category=code&language=de&min_rating=4}
-Q_BROAD=${BENCH_BROAD:-sort=name&limit=100}
+N_LARGE=${BENCH_MODELS_LARGE:-250000}
+PEER_LARGE=${BENCH_PEER_LARGE:-1}
+CPU_SECONDS=${BENCH_CPU_SECONDS:-3}
+Q_FREE=${BENCH_FREE:-query=qwen+coder+7b+instruct}
+Q_BROAD=${BENCH_BROAD:-category=chat&min_rating=3&sort=updated&limit=100}
+Q_FACETS=${BENCH_FACETS:-language=en&min_rating=3}
+Q_NONE=${BENCH_NONE:-query=zzzqqqxxx}
 PY=/usr/bin/python3   # Debian's python: python3-fastapi and python3-uvicorn live there
 CLK_TCK=$(getconf CLK_TCK)
 [[ $SECONDS_RUN =~ ^[0-9]+$ && $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_SECONDS and BENCH_ROUNDS must be integers" >&2; exit 2; }
@@ -185,6 +196,7 @@ bench_round() {
         bench_die "wrk failed: $(cat "$out")"
     # shellcheck disable=SC2046
     t1=$(bench_cpu_ticks $($pids_fn))
+    bench_settle "$pids_fn"
     read -r req secs < <(awk '/requests in/ { s = $4; sub(/s,$/, "", s); print $1, s; exit }' "$out") || true
     bad=$(awk '/Non-2xx or 3xx responses:/ { n += $NF } /Socket errors:/ {
                 for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) { v = $i; sub(/,/, "", v); n += v } }
@@ -198,10 +210,31 @@ bench_round() {
     RES[$key.p99s]="${RES[$key.p99s]:-} $(bench_p99_ms "$out")"
 }
 
+# bench_settle PIDS_FN: waits (at most 5 min) until the server is idle: a slow server keeps
+# working on the requests wrk left queued when its round ended, and would otherwise take CPU
+# from the next round of the other side.
+bench_settle() {
+    local a b i
+    # shellcheck disable=SC2046
+    a=$(bench_cpu_ticks $($1))
+    for ((i = 0; i < 1500; i++)); do
+        sleep 0.2
+        # shellcheck disable=SC2046
+        b=$(bench_cpu_ticks $($1))
+        ((b - a <= 2)) && return 0
+        a=$b
+    done
+    bench_log "warning: the server of $1 did not go idle"
+}
+
 # bench_finish KEY: req/s over all rounds, CPU ms per request, the median round's p99.
 bench_finish() {
     local key=$1
-    ((${RES[$key.req]} > 0)) || bench_die "wrk completed no request against $key in $ROUNDS rounds"
+    if ((${RES[$key.req]} == 0)); then # a baseline too slow to answer within a round
+        bench_log "wrk completed no request against $key in $ROUNDS rounds"
+        RES[$key.rps]=0.0 RES[$key.cpu]=n/a RES[$key.p99]=">${ROUND_SECONDS}000"
+        return
+    fi
     RES[$key.rps]=$(awk -v n="${RES[$key.req]}" -v s="${RES[$key.secs]}" 'BEGIN { printf "%.1f", n / s }')
     RES[$key.cpu]=$(awk -v d="${RES[$key.ticks]}" -v hz="$CLK_TCK" -v n="${RES[$key.req]}" \
         'BEGIN { printf "%.3f", d * 1000 / hz / n }')
@@ -214,8 +247,9 @@ bench_finish() {
 bench_pair() {
     local r
     local -a args_a=() args_b=()
-    [[ -n $4 ]] && args_a=(-H "$4")
-    [[ -n $8 ]] && args_b=(-H "$8")
+    # a header, or "script:FILE" for wrk -s FILE
+    if [[ $4 == script:* ]]; then args_a=(-s "${4#script:}"); elif [[ -n $4 ]]; then args_a=(-H "$4"); fi
+    if [[ $8 == script:* ]]; then args_b=(-s "${8#script:}"); elif [[ -n $8 ]]; then args_b=(-H "$8"); fi
     for ((r = 0; r < ROUNDS; r++)); do
         bench_round "$1" "$2" "$3" "${args_a[@]}"
         bench_round "$5" "$6" "$7" "${args_b[@]}"
@@ -235,7 +269,7 @@ static_pids() { bench_tree "$STATIC_PID"; }
 peer_pids() { bench_tree "$PEER_PID"; }
 
 # ---------------------------------------------------------------------------------------------
-# The three servers.
+# The servers.
 
 bench_gen() { # bench_gen N FILE
     [[ -f $REPO/bench/gen_gallery.py ]] || bench_die "bench/gen_gallery.py not found"
@@ -243,21 +277,26 @@ bench_gen() { # bench_gen N FILE
     python3 "$REPO/bench/gen_gallery.py" "$1" >"$2.tmp" && mv "$2.tmp" "$2"
 }
 
+# ours_up: deploy/up; UP_SECONDS gets its wall time.
 ours_up() {
     bench_log "deploy/up on $OURS_ROOT, port $PORT_OURS${MG_BIN_DIR:+ (MG_BIN_DIR=$MG_BIN_DIR)}"
+    local t0 t1
+    t0=$(date +%s.%N)
     MG_ROOT=$OURS_ROOT MG_PORT=$PORT_OURS "$REPO/deploy/up" >"$WORK/up.log" 2>&1 ||
         { cat "$WORK/up.log" >&2; bench_die "deploy/up failed"; }
+    t1=$(date +%s.%N)
+    UP_SECONDS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
     [[ -s $OURS_ROOT/cache/gallery_cache.json ]] || bench_die "no cache/gallery_cache.json after deploy/up"
 }
 
 static_up() {
     local d=$WORK/static user_line=""
     mkdir -p "$d/www" "$d/tmp"
-    cp "$OURS_ROOT/cache/gallery_cache.json" "$d/www/gallery_cache.json"
+    cp "$OURS_ROOT/cache/gallery_cache.json" "$OURS_ROOT/cache/gallery_cache.json.gz" "$d/www/"
     [[ $(id -u) -eq 0 ]] && user_line="user $(id -un) $(id -gn);"
     # The same core settings as deploy/nginx/nginx.conf.in (workers, sendfile, keepalive,
-    # etag, root + try_files), and nothing else.
-    cat >"$d/nginx.conf" <<EOF
+    # etag, root + try_files, gzip_static), and nothing else.
+    cat >"$d/nginx.conf" <<NGINX
 $user_line
 daemon off;
 worker_processes 2;
@@ -284,71 +323,139 @@ http {
             root $d/www;
             types { }
             default_type application/json;
+            gzip_static on;
+            gzip_vary on;
             try_files /gallery_cache.json =404;
         }
     }
 }
-EOF
+NGINX
     nginx -e "$d/error.log" -p "$d/" -c "$d/nginx.conf" </dev/null >"$d/stdout.log" 2>&1 &
     STATIC_PID=$!
     bench_wait_http "http://127.0.0.1:$PORT_STATIC/api/models/gallery" 10 ||
         { cat "$d/error.log" >&2; bench_die "static nginx did not start"; }
 }
 
-peer_up() {
+peer_up() { # peer_up SECONDS_TO_WAIT
     "$PY" -c 'import fastapi, uvicorn' 2>/dev/null || bench_die "$PY cannot import fastapi and uvicorn"
     MG_PEER_GALLERY=$OURS_ROOT/config/models_gallery.json \
         "$PY" -m uvicorn --app-dir "$REPO/bench" peer_fastapi:app --host 127.0.0.1 \
         --port "$PORT_PEER" --workers 2 --no-access-log --log-level warning \
         </dev/null >"$WORK/peer.log" 2>&1 &
     PEER_PID=$!
-    bench_wait_http "http://127.0.0.1:$PORT_PEER/api/models/gallery/search?limit=1" 60 ||
+    bench_wait_http "http://127.0.0.1:$PORT_PEER/api/models/gallery/search?limit=1" "$1" ||
         { cat "$WORK/peer.log" >&2; bench_die "the FastAPI peer did not start"; }
 }
 
-# 1 when ours and the peer answer QUERY with the same total and the same ids in order.
+# "same answer (total N)" when ours and the peer answer PATH?QUERY alike (search: total and ids
+# in order; facets: the whole answer).
 bench_same_answer() {
-    local q=$1
-    curl -s "http://127.0.0.1:$PORT_OURS/api/models/gallery/search?$q" >"$WORK/a.json"
-    curl -s "http://127.0.0.1:$PORT_PEER/api/models/gallery/search?$q" >"$WORK/b.json"
+    local path=$1 q=$2
+    curl -s "http://127.0.0.1:$PORT_OURS$path?$q" >"$WORK/a.json"
+    curl -s "http://127.0.0.1:$PORT_PEER$path?$q" >"$WORK/b.json"
     "$PY" - "$WORK/a.json" "$WORK/b.json" <<'PY'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
-ids = lambda d: [m["id"] for m in d.get("models", [])]
-ok = a.get("total") == b.get("total") and ids(a) == ids(b)
+if "facets" in a:
+    ok = a == b
+else:
+    ids = lambda d: [m["id"] for m in d.get("models", [])]
+    ok = a.get("total") == b.get("total") and ids(a) == ids(b)
 print("same answer (total %s)" % a.get("total") if ok else
       "DIFFERENT answers: ours total %s, peer total %s" % (a.get("total"), b.get("total")))
 PY
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory and CPU of our processes.
+
+fcgi_pids() {
+    local master
+    master=$(tr -dc 0-9 <"$OURS_ROOT/run/fcgi.pid")
+    echo "$master"
+    bench_descendants "$master" | sort -n
+}
+
+# bench_kib PID FIELD: a kB field of /proc/PID/status or smaps_rollup ("Pss", "VmHWM", ...).
+bench_kib() {
+    local v
+    v=$(awk -v f="$2:" '$1 == f { print $2; exit }' "/proc/$1/status" "/proc/$1/smaps_rollup" 2>/dev/null)
+    echo "${v:-0}"
+}
+
+# bench_mem_table LABEL: one row per process of the stack (peak, RSS, PSS, RSS without file
+# pages). MEM_WORKER_MAX: the largest worker "RSS without file pages" (MEM_WORKER_PSS: its
+# PSS); MEM_PEAK_MAX: the largest peak of the processes that rebuild (fcgi master, installer).
+MEM_ROWS=()
+MEM_WORKER_MAX=0
+MEM_WORKER_PSS=0
+MEM_PEAK_MAX=0
+MEM_PEAK_WHO=""
+bench_mem_table() {
+    local label=$1 p role master inst hwm rss pss anon shm
+    master=$(tr -dc 0-9 <"$OURS_ROOT/run/fcgi.pid")
+    inst=$(tr -dc 0-9 <"$OURS_ROOT/run/installer.pid" 2>/dev/null || true)
+    for p in $(fcgi_pids) $inst; do
+        [[ -r /proc/$p/status ]] || continue
+        role=worker
+        [[ $p == "$master" ]] && role=fcgi-master
+        [[ $p == "$inst" ]] && role=installer
+        hwm=$(bench_kib "$p" VmHWM); rss=$(bench_kib "$p" Rss); pss=$(bench_kib "$p" Pss)
+        anon=$(bench_kib "$p" RssAnon); shm=$(bench_kib "$p" RssShmem)
+        anon=$((anon + shm))
+        if [[ $role == worker ]] && ((anon > MEM_WORKER_MAX)); then MEM_WORKER_MAX=$anon; MEM_WORKER_PSS=$pss; fi
+        if ((hwm > MEM_PEAK_MAX)); then MEM_PEAK_MAX=$hwm; MEM_PEAK_WHO="$role $p"; fi
+        MEM_ROWS+=("$(printf '%-30s %-12s %-8s %9.1f %9.1f %9.1f %9.1f' "$label" "$role" "$p" \
+            "$(bench_mib $((hwm * 1024)))" "$(bench_mib $((rss * 1024)))" \
+            "$(bench_mib $((pss * 1024)))" "$(bench_mib $((anon * 1024)))")")
+        label=""
+    done
+}
+
+# bench_cpu_one KEY URL: CPU ms per request of mg-fcgi (master and workers) for one request
+# at a time (wrk -c1, each request its own query string: nothing from a cache) over
+# CPU_SECONDS, and the median latency.
+bench_cpu_one() {
+    local key=$1 url=$2 t0 t1 out=$WORK/cpu-$1.txt req
+    bench_log "CPU of single requests: $url"
+    wrk -t1 -c1 -d1s -s "$VARY" "$url" >/dev/null 2>&1 || true
+    # shellcheck disable=SC2046
+    t0=$(bench_cpu_ticks $(fcgi_pids))
+    wrk -t1 -c1 -d"${CPU_SECONDS}s" -s "$VARY" --latency --timeout 10s "$url" >"$out" 2>&1 ||
+        bench_die "wrk failed: $(cat "$out")"
+    # shellcheck disable=SC2046
+    t1=$(bench_cpu_ticks $(fcgi_pids))
+    req=$(awk '/requests in/ { print $1; exit }' "$out")
+    ((req > 0)) || bench_die "no request completed: $url"
+    RES[$key.cpu1]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$req" 'BEGIN { printf "%.2f", d * 1000 / hz / n }')
+    RES[$key.lat1]=$(awk '$1 == "50%" { print $2; exit }' "$out")
 }
 
 # ---------------------------------------------------------------------------------------------
 # The report.
 
 bench_row() { # bench_row LABEL SERVER KEY
-    printf '%-28s %-8s %10s %10s %12s %8s\n' "$1" "$2" "${RES[$3.rps]}" "${RES[$3.p99]}" \
+    printf '%-24s %-8s %10s %10s %12s %8s\n' "$1" "$2" "${RES[$3.rps]}" "${RES[$3.p99]}" \
         "${RES[$3.cpu]}" "${RES[$3.err]}"
 }
 
-# bench_ratio LABEL OURS BASE: ratio rows; TARGET text; verdicts for the summary.
-SUMMARY=()
-bench_compare() {
-    local label=$1 ours=$2 base=$3 kind=$4
-    local rr cr verdict
-    rr=$(awk -v a="${RES[$ours.rps]}" -v b="${RES[$base.rps]}" 'BEGIN { printf "%.2f", a / b }')
-    cr=$(awk -v a="${RES[$ours.cpu]}" -v b="${RES[$base.cpu]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-    printf '%-28s %-8s %9sx %10s %11sx\n' "" "ratio" "$rr" "" "$cr"
-    if [[ $kind == search ]]; then
-        verdict=$(awk -v r="$rr" -v p="${RES[$ours.p99]}" 'BEGIN {
-            v = (r >= 50) ? "met" : sprintf("MISSED, %.0f%% short", (50 - r) / 50 * 100)
-            w = (p < 10) ? "met" : sprintf("MISSED by %.2f ms", p - 10)
-            printf "rps >= 50x peer: %s (%.1fx); p99 < 10 ms: %s (%.2f ms)", v, r, w, p }')
-    else
-        verdict=$(awk -v r="$rr" -v c="$cr" 'BEGIN {
-            v = (r >= 0.8) ? "met" : sprintf("MISSED, %.0f%% short", (0.8 - r) / 0.8 * 100)
-            w = (c == "n/a") ? "n/a" : (c <= 1.3) ? "met" : sprintf("MISSED, %.0f%% over", (c - 1.3) / 1.3 * 100)
-            printf "rps >= 0.8x nginx: %s (%.2fx); CPU/req <= 1.3x nginx: %s (%sx)", v, r, w, c }')
-    fi
-    SUMMARY+=("$(printf '%-28s %s' "$label" "$verdict")")
+bench_ratio_row() { # bench_ratio_row A B: the "ratio" row of req/s and CPU/req
+    local rr cr
+    rr=$(bench_x "$1" "$2")
+    cr=$(awk -v a="${RES[$1.cpu]}" -v b="${RES[$2.cpu]}" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "n/a" }')
+    printf '%-24s %-8s %9sx %10s %11sx\n' "" "ratio" "$rr" "" "$cr"
+}
+
+bench_x() { awk -v a="${RES[$1.rps]}" -v b="${RES[$2.rps]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
+
+# bench_goal TEXT MEASURED OP LIMIT UNIT (OP ">=" or "<")
+GOALS=()
+bench_goal() {
+    local verdict
+    verdict=$(awk -v m="$2" -v op="$3" -v l="$4" 'BEGIN { if (m == "inf") m = 1e300
+        ok = (op == ">=") ? (m + 0 >= l) : (m + 0 < l); print ok ? "met" : "MISSED" }')
+    GOALS+=("$(printf '  %-66s %10s  %-2s %-7s %s' "$1" "$2$5" "$3" "$4$5" "$verdict")")
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -365,23 +472,33 @@ chmod 755 "$WORK"
 OURS_ROOT=$WORK/ours
 mkdir -p "$OURS_ROOT/config"
 read -r PORT_OURS PORT_STATIC PORT_PEER <<<"$(bench_free_ports 3)"
-
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- the smaller gallery ----
 bench_gen "$N_MODELS" "$OURS_ROOT/config/models_gallery.json"
 ours_up
 static_up
-peer_up
+peer_up 60
 
 G_OURS=http://127.0.0.1:$PORT_OURS/api/models/gallery
 G_STATIC=http://127.0.0.1:$PORT_STATIC/api/models/gallery
 S_OURS=http://127.0.0.1:$PORT_OURS/api/models/gallery/search
 S_PEER=http://127.0.0.1:$PORT_PEER/api/models/gallery/search
+F_OURS=http://127.0.0.1:$PORT_OURS/api/models/gallery/facets
+F_PEER=http://127.0.0.1:$PORT_PEER/api/models/gallery/facets
+GZ="Accept-Encoding: gzip"
+VARY=$REPO/bench/wrk_vary.lua   # every request its own query string: no cached facet answer
 
-# Both gallery servers must send the same bytes; both must answer 304 to their own ETag.
+# Both gallery servers send the same bytes, plain and gzip; both answer 304 to their ETag.
 curl -s "$G_OURS" -o "$WORK/g-ours.json"
 curl -s "$G_STATIC" -o "$WORK/g-static.json"
 cmp -s "$WORK/g-ours.json" "$WORK/g-static.json" || bench_die "ours and nginx serve different gallery bytes"
+curl -s -H "$GZ" "$G_OURS" -o "$WORK/g-ours.gz"
+curl -s -H "$GZ" "$G_STATIC" -o "$WORK/g-static.gz"
+cmp -s "$WORK/g-ours.gz" "$WORK/g-static.gz" || bench_die "ours and nginx serve different gzip bytes"
+gzip -dc "$WORK/g-ours.gz" | cmp -s - "$WORK/g-ours.json" || bench_die "the gzip answer is not the gallery"
 GALLERY_BYTES=$(stat -c %s "$WORK/g-ours.json")
+GZIP_BYTES=$(stat -c %s "$WORK/g-ours.gz")
 ETAG_OURS=$(bench_etag "$G_OURS")
 ETAG_STATIC=$(bench_etag "$G_STATIC")
 [[ -n $ETAG_OURS ]] || bench_die "our GET /api/models/gallery sends no ETag"
@@ -389,104 +506,174 @@ for pair in "$G_OURS|$ETAG_OURS" "$G_STATIC|$ETAG_STATIC"; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: ${pair#*|}" "${pair%|*}")
     [[ $code == 304 ]] || bench_log "warning: ${pair%|*} answers $code, not 304, to If-None-Match ${pair#*|}"
 done
-CHECK_SEL=$(bench_same_answer "$Q_SELECTIVE")
-CHECK_BROAD=$(bench_same_answer "$Q_BROAD")
+CHECK_NONE=$(bench_same_answer /api/models/gallery/search "$Q_NONE")
+CHECK_FREE=$(bench_same_answer /api/models/gallery/search "$Q_FREE")
+CHECK_BROAD=$(bench_same_answer /api/models/gallery/search "$Q_BROAD")
+CHECK_FACETS=$(bench_same_answer /api/models/gallery/facets "$Q_FACETS")
 MODELS_SERVED=$(curl -s "$S_OURS?limit=1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["total"])')
 
 bench_pair gal.ours "$G_OURS" ours_pids "" gal.nginx "$G_STATIC" static_pids ""
 bench_pair 304.ours "$G_OURS" ours_pids "If-None-Match: $ETAG_OURS" \
     304.nginx "$G_STATIC" static_pids "If-None-Match: $ETAG_STATIC"
-bench_pair sel.ours "$S_OURS?$Q_SELECTIVE" ours_pids "" sel.peer "$S_PEER?$Q_SELECTIVE" peer_pids ""
+bench_pair gz.ours "$G_OURS" ours_pids "$GZ" gz.nginx "$G_STATIC" static_pids "$GZ"
+bench_pair none.ours "$S_OURS?$Q_NONE" ours_pids "" none.peer "$S_PEER?$Q_NONE" peer_pids ""
+bench_pair free.ours "$S_OURS?$Q_FREE" ours_pids "" free.peer "$S_PEER?$Q_FREE" peer_pids ""
 bench_pair broad.ours "$S_OURS?$Q_BROAD" ours_pids "" broad.peer "$S_PEER?$Q_BROAD" peer_pids ""
-
-# The memory check: our stack restarted on a larger gallery, searched, then each worker's
-# resident memory read. Twice: after the restart that rebuilds the cache from the new gallery,
-# and after a plain restart with the cache already current.
-bench_mem_searches() {
-    local q
-    for q in "" "$Q_SELECTIVE" "$Q_BROAD" "sort=updated&order=asc&limit=1000" "sort=size&offset=40000" \
-        "query=qwen%20coder&max_ram_gb=16" "tag=gguf&license=apache-2.0&sort=name&order=desc" \
-        "query=reasoning&min_size_gb=1&max_size_gb=8&max_vram_gb=12"; do
-        curl -s -o /dev/null "$S_OURS?$q"
-    done
-    # Every worker serves searches (each has its own index), then memory is read.
-    wrk -t"$THREADS" -c"$CONNS" -d2s "$S_OURS?$Q_BROAD" >/dev/null 2>&1 || true
-    wrk -t"$THREADS" -c"$CONNS" -d2s "$S_OURS?query=instruct&sort=updated&limit=1000" >/dev/null 2>&1 || true
-}
-
-# bench_mem_read LABEL: adds the rows of the fcgi master and each worker to MEM_ROWS.
-MEM_ROWS=()
-MEM_MAX=0
-MEM_WORKERS=0
-bench_mem_read() {
-    local label=$1 master p rss anon file role
-    master=$(tr -dc 0-9 <"$OURS_ROOT/run/fcgi.pid")
-    for p in $master $(bench_descendants "$master" | sort -n); do
-        rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
-        [[ -n $rss ]] || continue
-        anon=$(awk '/^RssAnon:/ { print $2 }' "/proc/$p/status")
-        file=$(awk '/^RssFile:/ { print $2 }' "/proc/$p/status")
-        role=worker
-        if [[ $p == "$master" ]]; then
-            role=master
-        else
-            MEM_WORKERS=$((MEM_WORKERS + 1))
-            if ((rss > MEM_MAX)); then MEM_MAX=$rss; fi
-        fi
-        MEM_ROWS+=("$(printf '%-30s %-8s %-8s %10.1f %10.1f %10.1f' "$label" "$role" "$p" \
-            "$(bench_mib $((rss * 1024)))" "$(bench_mib $((anon * 1024)))" "$(bench_mib $((file * 1024)))")")
-        label=""
-    done
-}
+bench_pair facets.ours "$F_OURS?$Q_FACETS" ours_pids "" facets.peer "$F_PEER?$Q_FACETS" peer_pids ""
+bench_pair facetsv.ours "$F_OURS?$Q_FACETS" ours_pids "script:$VARY" facetsv.peer "$F_PEER?$Q_FACETS" peer_pids "script:$VARY"
+bench_pair broadgz.ours "$S_OURS?$Q_BROAD" ours_pids "$GZ" broadgz.peer "$S_PEER?$Q_BROAD" peer_pids "$GZ"
 
 bench_stop_pid "$PEER_PID"; PEER_PID=""
 bench_stop_pid "$STATIC_PID"; STATIC_PID=""
-bench_gen "$N_MODELS_MEM" "$OURS_ROOT/config/models_gallery.json"
+MG_ROOT=$OURS_ROOT "$REPO/deploy/down" >/dev/null 2>&1 || true
+
+# ---- the large gallery, in a fresh root ----
+OURS_ROOT=$WORK/large
+mkdir -p "$OURS_ROOT/config"
+bench_gen "$N_LARGE" "$OURS_ROOT/config/models_gallery.json"
+LARGE_MB=$(bench_mib "$(stat -c %s "$OURS_ROOT/config/models_gallery.json")")
+sync
 ours_up
-MEM_MODELS=$(curl -s "$S_OURS?limit=1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["total"])')
-bench_mem_searches
-bench_mem_read "restart, cache rebuilt"
-ours_up
-bench_mem_searches
-bench_mem_read "restart, cache current"
+UP_LARGE=$UP_SECONDS
+LARGE_SERVED=$(curl -s "$S_OURS?limit=1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["total"])')
+bench_mem_table "after deploy/up (rebuilt)"
+PEAK_UP=$MEM_PEAK_MAX
+PEAK_UP_WHO=$MEM_PEAK_WHO
+
+if [[ $PEER_LARGE == 1 ]]; then
+    bench_log "starting the FastAPI peer on $N_LARGE models (slow)"
+    peer_up 600
+fi
+bench_large() { # bench_large KEY OURS_URL PEER_URL [script:FILE] (PEER_URL "": ours only)
+    if [[ $PEER_LARGE == 1 && -n $3 ]]; then
+        bench_pair "L$1.ours" "$2" ours_pids "${4:-}" "L$1.peer" "$3" peer_pids "${4:-}"
+    else
+        local r
+        local -a extra=()
+        [[ -n ${4:-} ]] && extra=(-s "${4#script:}")
+        for ((r = 0; r < ROUNDS; r++)); do bench_round "L$1.ours" "$2" ours_pids "${extra[@]}"; done
+        bench_finish "L$1.ours"
+    fi
+}
+bench_large none "$S_OURS?$Q_NONE" "$S_PEER?$Q_NONE"
+bench_large free "$S_OURS?$Q_FREE" "$S_PEER?$Q_FREE"
+bench_large broad "$S_OURS?$Q_BROAD" "$S_PEER?$Q_BROAD"
+# (the peer takes tens of seconds for facets at this size: ours only)
+bench_large facets "$F_OURS?$Q_FACETS" ""
+bench_large facetsv "$F_OURS?$Q_FACETS" "" "script:$VARY"
+bench_stop_pid "$PEER_PID"; PEER_PID=""
+
+# The CPU time of single expensive requests.
+TERMS32=$(printf '%s+' a b c d e f g h i j k l m n o p q r s t u v w x y z 0 1 2 3 4 5)
+declare -A CPU_URL=(
+    [a1000]="$S_OURS?query=a&limit=1000"
+    [name249k]="$S_OURS?sort=name&limit=1000&offset=$((N_LARGE - 1000))"
+    [terms32]="$S_OURS?query=${TERMS32%+}"
+    [free1]="$S_OURS?$Q_FREE"
+    [punct]="$S_OURS?query=-k-+k-m-+m-0+-q4"
+    [facets]="$F_OURS?facet_limit=1000&query=instruct"
+)
+declare -A CPU_LABEL=(
+    [a1000]="query=a&limit=1000"
+    [name249k]="sort=name&limit=1000&offset=$((N_LARGE - 1000))"
+    [terms32]="query= 32 distinct one-letter terms"
+    [free1]="$Q_FREE"
+    [punct]="query=-k-+k-m-+m-0+-q4 (checked on the haystacks)"
+    [facets]="facets?facet_limit=1000&query=instruct"
+)
+CPU_ORDER=(a1000 name249k terms32 free1 punct facets)
+for k in "${CPU_ORDER[@]}"; do bench_cpu_one "$k" "${CPU_URL[$k]}"; done
+
+MEM_WORKER_MAX=0
+bench_mem_table "after the searches"
+
+# A rebuild of the running stack from the gallery file (the installer notices the change).
+CACHE=$OURS_ROOT/cache/gallery_cache.json
+ino0=$(stat -c %i "$CACHE")
+cp "$OURS_ROOT/config/models_gallery.json" "$OURS_ROOT/config/.g.tmp"
+t0=$(date +%s.%N)
+mv "$OURS_ROOT/config/.g.tmp" "$OURS_ROOT/config/models_gallery.json"
+for ((i = 0; i < 1200; i++)); do
+    [[ $(stat -c %i "$CACHE" 2>/dev/null) != "$ino0" ]] && break
+    sleep 0.05
+done
+t1=$(date +%s.%N)
+REBUILD_SECONDS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+curl -s -o /dev/null "$S_OURS?$Q_FREE"
+MEM_PEAK_MAX=0
+bench_mem_table "after a rebuild while running"
+PEAK_RUN=$MEM_PEAK_MAX
+PEAK_RUN_WHO=$MEM_PEAK_WHO
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------------------------------------
 HR=$(printf '%.0s-' {1..80})
-printf '\nModel Gallery benchmark  %s  (%s cores, %s, wrk -t%s -c%s -d%ss --latency, loopback)\n' \
-    "$(date -u +%FT%TZ)" "$(nproc)" "$(uname -r)" "$THREADS" "$CONNS" "$SECONDS_RUN"
-printf 'load average before: %s, after: %s (anything above ~0.5 before means other work shares the cores)\n' \
+printf '\nModel Gallery benchmark  %s  (%s cores, %s, wrk -t%s -c%s, %s rounds of %s s alternating, loopback)\n' \
+    "$(date -u +%FT%TZ)" "$(nproc)" "$(uname -r)" "$THREADS" "$CONNS" "$ROUNDS" "$ROUND_SECONDS"
+printf 'load average before: %s, after: %s (above ~0.5 before: other work shared the cores)\n' \
     "$LOAD_START" "$LOAD_END"
-printf 'gallery: %s models generated, %s served, GET body %s MiB; peer: FastAPI + uvicorn --workers 2\n' \
-    "$N_MODELS" "$MODELS_SERVED" "$(bench_mib "$GALLERY_BYTES")"
-printf 'search selective: ?%s  (ours vs peer: %s)\n' "$Q_SELECTIVE" "$CHECK_SEL"
-printf 'search broad sorted: ?%s  (ours vs peer: %s)\n' "$Q_BROAD" "$CHECK_BROAD"
-printf 'req/s over all rounds; p99: median of the rounds; CPU ms/req: utime+stime of every process of\n'
-printf 'the server (ours: nginx + mg-fcgi + mg-installer) over the runs / requests; %s rounds of %s s, alternating\n\n' "$ROUNDS" "$ROUND_SECONDS"
-printf '%-28s %-8s %10s %10s %12s %8s\n' "test" "server" "req/s" "p99 ms" "CPU ms/req" "errors"
+printf '%s models: %s served, gallery %s MiB, gzip %s MiB; peer: FastAPI + uvicorn --workers 2\n' \
+    "$N_MODELS" "$MODELS_SERVED" "$(bench_mib "$GALLERY_BYTES")" "$(bench_mib "$GZIP_BYTES")"
+printf '  no match   ?%s  (%s)\n  free text  ?%s  (%s)\n  broad      ?%s  (%s)\n  facets     ?%s  (%s)\n' \
+    "$Q_NONE" "$CHECK_NONE" "$Q_FREE" "$CHECK_FREE" "$Q_BROAD" "$CHECK_BROAD" "$Q_FACETS" "$CHECK_FACETS"
+printf 'req/s over all rounds; p99: median of the rounds; CPU ms/req: utime+stime of every process\n'
+printf 'of the server (ours: nginx + mg-fcgi + mg-installer) / requests\n\n'
+printf '%-24s %-8s %10s %10s %12s %8s\n' "$N_MODELS models" "server" "req/s" "p99 ms" "CPU ms/req" "errors"
 echo "$HR"
-bench_row "GET gallery" ours gal.ours
-bench_row "" nginx gal.nginx
-bench_compare "GET gallery" gal.ours gal.nginx gallery
-bench_row "GET gallery 304" ours 304.ours
-bench_row "" nginx 304.nginx
-bench_compare "GET gallery 304" 304.ours 304.nginx gallery
-bench_row "search selective" ours sel.ours
-bench_row "" fastapi sel.peer
-bench_compare "search (selective)" sel.ours sel.peer search
-bench_row "search broad sorted" ours broad.ours
-bench_row "" fastapi broad.peer
-bench_compare "search (broad sorted)" broad.ours broad.peer search
+bench_row "GET gallery" ours gal.ours; bench_row "" nginx gal.nginx; bench_ratio_row gal.ours gal.nginx
+bench_row "GET gallery 304" ours 304.ours; bench_row "" nginx 304.nginx; bench_ratio_row 304.ours 304.nginx
+bench_row "GET gallery, gzip" ours gz.ours; bench_row "" nginx gz.nginx; bench_ratio_row gz.ours gz.nginx
+bench_row "search, no match" ours none.ours; bench_row "" fastapi none.peer; bench_ratio_row none.ours none.peer
+bench_row "search, free text" ours free.ours; bench_row "" fastapi free.peer; bench_ratio_row free.ours free.peer
+bench_row "search, broad sorted" ours broad.ours; bench_row "" fastapi broad.peer; bench_ratio_row broad.ours broad.peer
+bench_row "facets" ours facets.ours; bench_row "" fastapi facets.peer; bench_ratio_row facets.ours facets.peer
+bench_row "facets, each different" ours facetsv.ours; bench_row "" fastapi facetsv.peer; bench_ratio_row facetsv.ours facetsv.peer
+bench_row "broad sorted, gzip" ours broadgz.ours; bench_row "" fastapi broadgz.peer; bench_ratio_row broadgz.ours broadgz.peer
 echo "$HR"
-printf '\nTargets\n'
-printf '  %s\n' "${SUMMARY[@]}"
-printf '\nmg-fcgi resident memory with a %s-model gallery (%s served), after searches\n' \
-    "$N_MODELS_MEM" "$MEM_MODELS"
-printf '%-30s %-8s %-8s %10s %10s %10s\n' when role pid "VmRSS MiB" "anon MiB" "file MiB"
+
+printf '\n%s models (%s served, gallery file %s MiB): deploy/up on a fresh root %s s; a rebuild of\n' \
+    "$N_LARGE" "$LARGE_SERVED" "$LARGE_MB" "$UP_LARGE"
+printf 'the running stack from the gallery file (until the new cache is in place) %s s\n\n' "$REBUILD_SECONDS"
+printf '%-24s %-8s %10s %10s %12s %8s\n' "$N_LARGE models" "server" "req/s" "p99 ms" "CPU ms/req" "errors"
+echo "$HR"
+for c in none:"search, no match" free:"search, free text" broad:"search, broad sorted" facets:"facets" \
+    facetsv:"facets, each different"; do
+    k=${c%%:*}
+    bench_row "${c#*:}" ours "L$k.ours"
+    if [[ -n ${RES[L$k.peer.rps]:-} ]]; then bench_row "" fastapi "L$k.peer"; bench_ratio_row "L$k.ours" "L$k.peer"; fi
+done
+echo "$HR"
+printf '\nCPU time of single requests (wrk -c1, none from a cache; mg-fcgi processes only), %s models\n' "$N_LARGE"
+CPU_MAX=0
+for k in "${CPU_ORDER[@]}"; do
+    printf '  %-58s %8s ms CPU   %8s latency (median)\n' "${CPU_LABEL[$k]}" "${RES[$k.cpu1]}" "${RES[$k.lat1]}"
+    CPU_MAX=$(awk -v a="$CPU_MAX" -v b="${RES[$k.cpu1]}" 'BEGIN { print (b > a) ? b : a }')
+done
+printf '\nMemory of the stack, %s models (MiB; peak: VmHWM; no files: RssAnon + RssShmem)\n' "$N_LARGE"
+printf '%-30s %-12s %-8s %9s %9s %9s %9s\n' when process pid peak RSS PSS "no files"
 printf '%s\n' "${MEM_ROWS[@]}"
-if ((MEM_WORKERS == 0)); then
-    printf '  worker VmRSS < 64 MiB: no mg-fcgi worker process found\n'
-else
-    awk -v m="$MEM_MAX" 'BEGIN { r = m / 1024
-        printf "  worker VmRSS < 64 MiB: %s (largest %.1f MiB)\n", (r < 64) ? "met" : sprintf("MISSED by %.1f MiB", r - 64), r }'
-fi
+
+bench_goal "$N_MODELS: free-text search, req/s vs the FastAPI peer" "$(bench_x free.ours free.peer)" ">=" 100 x
+bench_goal "$N_MODELS: broad sorted search, req/s vs the peer" "$(bench_x broad.ours broad.peer)" ">=" 100 x
+bench_goal "$N_MODELS: facets, req/s vs the peer" "$(bench_x facets.ours facets.peer)" ">=" 100 x
+bench_goal "$N_MODELS: facets, each query different, req/s vs the peer" "$(bench_x facetsv.ours facetsv.peer)" ">=" 100 x
+bench_goal "$N_MODELS: free-text, req/s vs our no-match search" "$(bench_x free.ours none.ours)" ">=" 0.5 x
+bench_goal "$N_MODELS: broad sorted, req/s vs our no-match search" "$(bench_x broad.ours none.ours)" ">=" 0.5 x
+bench_goal "$N_MODELS: facets, req/s vs our no-match search" "$(bench_x facets.ours none.ours)" ">=" 0.5 x
+bench_goal "$N_MODELS: facets, each query different, vs our no-match" "$(bench_x facetsv.ours none.ours)" ">=" 0.5 x
+for k in free broad facets facetsv; do bench_goal "$N_MODELS: $k p99" "${RES[$k.ours.p99]}" "<" 10 " ms"; done
+for k in free broad facets facetsv; do
+    bench_goal "$N_LARGE: $k p99 at $CONNS connections" "${RES[L$k.ours.p99]}" "<" 10 " ms"
+done
+bench_goal "$N_LARGE: largest worker RSS without file pages (PSS $(bench_mib $((MEM_WORKER_PSS * 1024))) MiB)" \
+    "$(bench_mib $((MEM_WORKER_MAX * 1024)))" "<" 128 " MiB"
+bench_goal "$N_LARGE: peak RSS, rebuild at deploy/up ($PEAK_UP_WHO)" "$(bench_mib $((PEAK_UP * 1024)))" "<" 256 " MiB"
+bench_goal "$N_LARGE: peak RSS, rebuild while running ($PEAK_RUN_WHO)" "$(bench_mib $((PEAK_RUN * 1024)))" "<" 256 " MiB"
+bench_goal "$N_LARGE: rebuild from the gallery file" "$REBUILD_SECONDS" "<" 10 " s"
+bench_goal "$N_LARGE: deploy/up ready on a fresh root" "$UP_LARGE" "<" 15 " s"
+bench_goal "$N_LARGE: CPU of the most expensive single request above" "$CPU_MAX" "<" 50 " ms"
+bench_goal "GET gallery, req/s vs nginx serving the file" "$(bench_x gal.ours gal.nginx)" ">=" 0.8 x
+bench_goal "GET gallery 304, req/s vs nginx" "$(bench_x 304.ours 304.nginx)" ">=" 0.8 x
+bench_goal "GET gallery gzip, req/s vs nginx serving the same .gz" "$(bench_x gz.ours gz.nginx)" ">=" 0.8 x
+printf '\nGoals (measured, goal, verdict)\n'
+printf '%s\n' "${GOALS[@]}"

@@ -1,6 +1,7 @@
 """peer_fastapi.py - the benchmark's baseline: a straightforward FastAPI + uvicorn
-implementation of GET /api/models/gallery and GET /api/models/gallery/search as the contract
-(shared CONTRACT.md, "Search parameters") describes them. It loads the gallery once at import,
+implementation of GET /api/models/gallery, GET /api/models/gallery/search and
+GET /api/models/gallery/facets as the contract (shared CONTRACT.md, "Search parameters" and
+Version 2 "facets") describes them. It loads the gallery once at import,
 then filters and sorts the whole list on every request (no index, no pre-sort), and returns
 plain dicts that FastAPI serialises, as a first Python implementation would.
 
@@ -20,9 +21,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 REQUIRED = ("id", "name", "checksum", "downloadUrl", "sizeGb")
-FILTERS = ("category", "language", "tag", "quantization", "license")
+FILTERS = ("category", "language", "tag", "quantization", "license", "family")
 FILTER_FIELD = {"category": "categories", "language": "languages", "tag": "tags",
-                "quantization": "quantization", "license": "license"}
+                "quantization": "quantization", "license": "license", "family": "family"}
+FACETS = ("category", "language", "tag", "quantization", "license", "family")
 NUMBERS = ("min_rating", "min_size_gb", "max_size_gb", "max_ram_gb", "max_vram_gb")
 SORTS = ("rating", "size", "name", "updated")
 
@@ -183,3 +185,28 @@ def search(request: Request):
     found = peer_sorted([m for m in MODELS if all(t(m) for t in tests)], p["sort"], p["desc"])
     return {"total": len(found), "offset": p["offset"], "limit": p["limit"],
             "models": found[p["offset"]:p["offset"] + p["limit"]]}
+
+
+def peer_facet_counts(models, field, limit):
+    """[{value, count}] of the lower-cased values of `field`, by count then value."""
+    counts = {}
+    for m in models:
+        v = m.get(field)
+        for x in {x.lower() for x in (v if isinstance(v, list) else [v]) if isinstance(x, str) and x}:
+            counts[x] = counts.get(x, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [{"value": k, "count": c} for k, c in ranked]
+
+
+@app.get("/api/models/gallery/facets")
+def facets(request: Request):
+    p = peer_params(request.query_params)
+    limit = peer_int("facet_limit", request.query_params.get("facet_limit", "50"), 1, 1000)
+    out = {}
+    for name in FACETS:
+        tests = peer_predicates(dict(p, **{name: None}))  # every filter but its own
+        out[name] = peer_facet_counts([m for m in MODELS if all(t(m) for t in tests)],
+                                      FILTER_FIELD[name], limit)
+    out["fit"] = []
+    total = sum(1 for m in MODELS if all(t(m) for t in peer_predicates(p)))
+    return {"total": total, "facets": out}
