@@ -764,6 +764,7 @@ static int sb_write_keys(sindex_builder *b, sindex_header *h, sb_entries *es) {
     sb_align(&b->out);
     uint64_t base = h->sect[SX_STRS].off = b->out.pos;
     for (int d = 0; d < SD_COUNT; d++) {
+        if (h->dict[d].count == 0) continue;
         sindex_entry *e = es->e + h->dict[d].first;
         for (size_t i = 0; i < h->dict[d].count; i++, e++) {
             if (b->out.pos - base > UINT32_MAX - 16) return -1;
@@ -809,7 +810,7 @@ static int sb_write_order(sindex_builder *b, sindex_header *h, const sb_entries 
         uint32_t *order = malloc((n ? n : 1) * sizeof *order);
         if (!order) return -1;
         for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
-        qsort_r(order, n, sizeof *order, sb_cmp_order, (void *)(es->e + h->dict[d].first));
+        if (n) qsort_r(order, n, sizeof *order, sb_cmp_order, (void *)(es->e + h->dict[d].first));
         h->dict[d].order = at;
         sb_put(&b->out, order, n * sizeof *order);
         at += n;
