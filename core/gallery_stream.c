@@ -4,10 +4,11 @@
  * The file is read in chunks into a buffer that keeps only the value being scanned. The
  * tokenizer knows strings, escapes and brackets, enough to find where a value ends; jansson
  * parses each value found (the other top-level values at open, each model on demand), which
- * checks the rest. Lines and columns are counted as jansson counts them (a column is the
- * number of characters read on the line), so an error inside a value is reported at the
- * place jansson would name for the whole file. Open reads the file once to check the top
- * level and find "models"; the models are then read a second time from there. */
+ * checks the rest. Positions are byte offsets; an error's line and column are counted from
+ * the start of the file only when one is reported, as jansson counts them (a column is the
+ * number of characters read on the line), so that it names the place jansson would name for
+ * the whole file. Open reads the file once to check the top level and find "models"; the
+ * models are then read a second time from there. */
 #include "gallery_stream.h"
 
 #include <errno.h>
@@ -23,7 +24,6 @@
 
 typedef struct gs_pos {
     unsigned long long off; /* file offset */
-    int line, col;
 } gs_pos;
 
 struct gallery_stream {
@@ -33,7 +33,7 @@ struct gallery_stream {
     size_t pos, end, cap;   /* unread bytes are buf[pos, end) */
     size_t mark;            /* bytes from buf[mark] on are kept; SIZE_MAX: none */
     unsigned long long base; /* file offset of buf[0] */
-    int eof, line, col;
+    int eof;
     json_t *version, *generated;
     gs_pos models;          /* where the models array starts */
     size_t index;           /* of the next element */
@@ -84,26 +84,37 @@ static int gs_peek(gallery_stream *gs) {
 }
 
 /* Consumes the byte gs_peek returned. */
-static void gs_advance(gallery_stream *gs) {
-    unsigned char c = (unsigned char)gs->buf[gs->pos++];
-    if (c == '\n') {
-        gs->line++;
-        gs->col = 0;
-    } else if ((c & 0xC0) != 0x80) {
-        gs->col++; /* the first byte of a character */
-    }
-}
+static void gs_advance(gallery_stream *gs) { gs->pos++; }
 
 static void gs_skip_ws(gallery_stream *gs) {
     int c;
     while ((c = gs_peek(gs)) == ' ' || c == '\t' || c == '\n' || c == '\r') gs_advance(gs);
 }
 
-static gs_pos gs_here(const gallery_stream *gs) {
-    return (gs_pos){gs->base + gs->pos, gs->line, gs->col};
-}
+static gs_pos gs_here(const gallery_stream *gs) { return (gs_pos){gs->base + gs->pos}; }
 
 /* ---- errors ----------------------------------------------------------------------- */
+
+/* The line and column of file offset `off` (the characters read on its line before it),
+ * counted from the start of the file. Only for error messages. */
+static void gs_linecol(gallery_stream *gs, unsigned long long off, int *line, int *col) {
+    char buf[1 << 14];
+    unsigned long long at = 0;
+    *line = 1;
+    *col = 0;
+    while (at < off) {
+        ssize_t n = pread(gs->fd, buf, off - at < sizeof buf ? (size_t)(off - at) : sizeof buf,
+                          (off_t)at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        for (ssize_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)buf[i];
+            if (c == '\n') ++*line, *col = 0;
+            else if ((c & 0xC0) != 0x80) ++*col; /* the first byte of a character */
+        }
+        at += (unsigned long long)n;
+    }
+}
 
 /* "not valid JSON" at the current position (the offending byte `c` consumed first). */
 static int gs_syntax(gallery_stream *gs, int c, const char *what, mg_error *err) {
@@ -115,15 +126,19 @@ static int gs_syntax(gallery_stream *gs, int c, const char *what, mg_error *err)
         gs_advance(gs);
         snprintf(near, sizeof near, c >= 0x20 && c < 0x7f ? "'%c'" : "byte 0x%02x", c);
     }
+    int line, col;
+    gs_linecol(gs, gs->base + gs->pos, &line, &col);
     return mg_error_set(err, 500, "invalid_gallery", NULL,
-                        "%s: not valid JSON at line %d, column %d: %s near %s", gs->path,
-                        gs->line, gs->col, what, near);
+                        "%s: not valid JSON at line %d, column %d: %s near %s", gs->path, line,
+                        col, what, near);
 }
 
 /* jansson's error for a value that starts at `at`, placed in the file. */
 static int gs_value_error(gallery_stream *gs, gs_pos at, const json_error_t *jerr, mg_error *err) {
-    int line = at.line + jerr->line - 1;
-    int col = jerr->line <= 1 ? at.col + jerr->column : jerr->column;
+    int aline, acol;
+    gs_linecol(gs, at.off, &aline, &acol);
+    int line = aline + jerr->line - 1;
+    int col = jerr->line <= 1 ? acol + jerr->column : jerr->column;
     return mg_error_set(err, 500, "invalid_gallery", NULL,
                         "%s: not valid JSON at line %d, column %d: %s", gs->path, line, col,
                         jerr->text);
@@ -152,38 +167,50 @@ typedef struct gs_scan {
     int depth, in_string, escaped;
 } gs_scan;
 
+/* Bytes the scanner stops at: 1 in a string ('"', '\\'), 2 outside ('"', brackets). */
+static const unsigned char gs_class[256] = {
+    ['"'] = 3, ['\\'] = 1, ['{'] = 2, ['}'] = 2, ['['] = 2, [']'] = 2,
+};
+
 /* Scans buffered bytes; 1 when the value ended, 0 when more bytes are needed, -1 on a
- * bracket that does not match (gs->pos then at it). Kept tight: it reads every model byte. */
+ * bracket that does not match (gs->pos then at it). Kept tight: it reads every model byte,
+ * skipping over the bytes that change nothing. */
 static int gs_scan_bytes(gallery_stream *gs, gs_scan *s) {
     const unsigned char *p = (const unsigned char *)gs->buf + gs->pos;
     const unsigned char *end = (const unsigned char *)gs->buf + gs->end;
-    int line = gs->line, col = gs->col, rc = 0;
-    for (; p < end; p++) {
-        unsigned char c = *p;
+    int rc = 0;
+    while (p < end) {
         if (s->in_string) {
-            if (s->escaped) s->escaped = 0;
-            else if (c == '\\') s->escaped = 1;
-            else if (c == '"') s->in_string = 0;
-        } else if (c == '"') {
+            if (s->escaped) {
+                s->escaped = 0;
+                p++;
+                continue;
+            }
+            while (p < end && !(gs_class[*p] & 1)) p++;
+            if (p == end) break;
+            if (*p == '\\') s->escaped = 1;
+            else s->in_string = 0;
+            p++;
+            continue;
+        }
+        while (p < end && !(gs_class[*p] & 2)) p++;
+        if (p == end) break;
+        unsigned char c = *p;
+        if (c == '"') {
             s->in_string = 1;
         } else if (c == '{' || c == '[') {
             if (s->depth == GS_DEPTH_MAX) { rc = -1; break; }
             s->stack[s->depth++] = c == '{' ? '}' : ']';
-        } else if (c == '}' || c == ']') {
-            if (c != s->stack[s->depth - 1]) { rc = -1; break; }
-            if (--s->depth == 0) rc = 1;
+        } else if (c != s->stack[s->depth - 1]) {
+            rc = -1;
+            break;
+        } else if (--s->depth == 0) {
+            rc = 1;
         }
-        if (c == '\n') {
-            line++;
-            col = 0;
-        } else if ((c & 0xC0) != 0x80) {
-            col++;
-        }
-        if (rc) { p++; break; }
+        p++;
+        if (rc) break;
     }
     gs->pos = (size_t)((const char *)p - gs->buf);
-    gs->line = line;
-    gs->col = col;
     return rc;
 }
 
@@ -331,26 +358,29 @@ static void gs_proxy_free(gs_proxy *px) {
 }
 
 /* The file position of proxy position (line, col) as jansson reports them. */
-static void gs_proxy_map(const gs_proxy *px, int line, int col, int *out_line, int *out_col) {
+static void gs_proxy_map(gallery_stream *gs, const gs_proxy *px, int line, int col,
+                         int *out_line, int *out_col) {
     const gs_cut *last = NULL;
-    int removed = 0;
+    int removed = 0, sline, scol, eline = 0, ecol = 0;
     *out_line = line;
     *out_col = col;
     for (size_t i = 0; i < px->ncuts; i++) {
         const gs_cut *k = &px->cuts[i];
         if (line < k->proxy_line || (line == k->proxy_line && col <= k->proxy_col)) break;
+        gs_linecol(gs, k->start.off, &sline, &scol);
         if (line == k->proxy_line && col < k->proxy_col + k->width) {
-            *out_line = k->start.line; /* inside the placeholder: at the '[' */
-            *out_col = k->start.col + 1;
+            *out_line = sline; /* inside the placeholder: at the '[' */
+            *out_col = scol + 1;
             return;
         }
-        removed += k->end.line - k->start.line;
+        gs_linecol(gs, k->end.off, &eline, &ecol);
+        removed += eline - sline;
         last = k;
     }
     if (!last) return;
     if (line == last->proxy_line) {
-        *out_line = last->end.line;
-        *out_col = last->end.col + (col - last->proxy_col - last->width);
+        *out_line = eline;
+        *out_col = ecol + (col - last->proxy_col - last->width);
     } else {
         *out_line = line + removed;
     }
@@ -437,8 +467,6 @@ static int gs_rewind(gallery_stream *gs, gs_pos at, mg_error *err) {
     gs->eof = gs->done = 0;
     gs->index = 0;
     gs->mark = SIZE_MAX;
-    gs->line = at.line;
-    gs->col = at.col;
     int c = gs_peek(gs);
     if (c != '[') return gs_syntax(gs, c, "the file changed while it was read:", err);
     gs_advance(gs);
@@ -457,15 +485,17 @@ static int gs_check_cut(gallery_stream *gs, const gs_cut *k, mg_error *err) {
 }
 
 /* 1 when file position `a` comes before (line, col). */
-static int gs_before(gs_pos a, int line, int col) {
-    return a.line < line || (a.line == line && a.col < col);
+static int gs_before(gallery_stream *gs, gs_pos a, int line, int col) {
+    int aline, acol;
+    gs_linecol(gs, a.off, &aline, &acol);
+    return aline < line || (aline == line && acol < col);
 }
 
 /* An error at (line, col) of the file, unless one of the cuts before it holds an earlier one
  * (jansson reads the whole file in order). */
 static int gs_first_error(gallery_stream *gs, const gs_proxy *px, int line, int col,
                           mg_error *err) {
-    for (size_t i = 0; i < px->ncuts && gs_before(px->cuts[i].start, line, col); i++)
+    for (size_t i = 0; i < px->ncuts && gs_before(gs, px->cuts[i].start, line, col); i++)
         if (gs_check_cut(gs, &px->cuts[i], err) != 0) return -1;
     return -2;
 }
@@ -477,7 +507,7 @@ static int gs_proxy_parse(gallery_stream *gs, gs_proxy *px, mg_error *err) {
     json_t *doc = json_loadb(px->text ? px->text : "", px->len, JSON_ALLOW_NUL, &jerr);
     if (!doc) {
         int line, col;
-        gs_proxy_map(px, jerr.line, jerr.column, &line, &col);
+        gs_proxy_map(gs, px, jerr.line, jerr.column, &line, &col);
         if (gs_first_error(gs, px, line, col, err) == -1) return -1;
         return mg_error_set(err, 500, "invalid_gallery", NULL,
                             "%s: not valid JSON at line %d, column %d: %s", gs->path, line, col,
@@ -513,7 +543,7 @@ static int gs_prescan(gallery_stream *gs, mg_error *err) {
         json_t *doc = json_loadb(px.text ? px.text : "", px.len, JSON_ALLOW_NUL, &jerr);
         if (!doc && (size_t)jerr.position < px.len) {
             int line, col;
-            gs_proxy_map(&px, jerr.line, jerr.column, &line, &col);
+            gs_proxy_map(gs, &px, jerr.line, jerr.column, &line, &col);
             if (gs_first_error(gs, &px, line, col, err) != -1)
                 mg_error_set(err, 500, "invalid_gallery", NULL,
                              "%s: not valid JSON at line %d, column %d: %s", gs->path, line, col,
@@ -538,7 +568,6 @@ gallery_stream *gallery_stream_open(const char *path, struct stat *st, mg_error 
         gs->buf = malloc(GS_CHUNK);
         gs->cap = GS_CHUNK;
         gs->mark = SIZE_MAX;
-        gs->line = 1;
     }
     if (!gs || !gs->path || !gs->buf) {
         gallery_stream_close(gs);
@@ -581,8 +610,10 @@ static int gs_separator_error(gallery_stream *gs, int c, mg_error *err) {
     json_decref(v);
     free(mini);
     if (!known) return gs_syntax(gs, c, "']' expected", err);
-    int line = gs->line + jerr.line - 1;
-    int col = jerr.line == 1 ? gs->col + jerr.column - 3 : jerr.column;
+    int here_line, here_col;
+    gs_linecol(gs, gs->base + gs->pos, &here_line, &here_col);
+    int line = here_line + jerr.line - 1;
+    int col = jerr.line == 1 ? here_col + jerr.column - 3 : jerr.column;
     return mg_error_set(err, 500, "invalid_gallery", NULL,
                         "%s: not valid JSON at line %d, column %d: %s", gs->path, line, col,
                         jerr.text);

@@ -1,9 +1,9 @@
 /* rebuild.c - the streaming rebuild of the cache from a gallery file (rebuild.h).
  *
- * Two threads share the work: the reader parses each model with jansson, checks it and
- * makes its cache line (its own compact text, the source tag added), and hands batches of
- * them over a small ring; the writer (the caller's thread) appends them to the cache, its
- * gzip copy and the index. The ring holds a few batches, so memory stays flat whatever the
+ * Two threads share the work: the reader parses each model with jansson and makes its cache
+ * line (its own compact text, the source tag added), and hands batches of them over a small
+ * ring; the writer (the caller's thread) checks each (valid, id not taken) and appends the
+ * kept ones to the cache, its gzip copy and the index. The ring holds a few batches, so memory stays flat whatever the
  * size of the gallery, and parsing overlaps writing and indexing on a second core. */
 #include "rebuild.h"
 
@@ -21,6 +21,7 @@
 
 typedef struct rebuild_batch {
     json_t *models[REBUILD_BATCH];
+    size_t index[REBUILD_BATCH];                   /* each model's place in the gallery */
     size_t off[REBUILD_BATCH], len[REBUILD_BATCH]; /* each model's line in `text` */
     size_t n;
     char *text;
@@ -80,8 +81,8 @@ static int rebuild_batch_add(rebuild_batch *b, json_t *m, const char *text, size
     return 0;
 }
 
-/* Fills `b` with the next kept models. 1 when the batch is full, 0 at the end of the models,
- * -1 on an error (r->src_err). */
+/* Fills `b` with the next models. 1 when the batch is full, 0 at the end of the models, -1 on
+ * an error (r->src_err). */
 static int rebuild_fill(rebuild *r, rebuild_batch *b) {
     /* the models the writer is done with are freed here, in the thread that made them:
      * glibc frees much faster to the arena of the freeing thread */
@@ -90,18 +91,14 @@ static int rebuild_fill(rebuild *r, rebuild_batch *b) {
     while (b->n < REBUILD_BATCH) {
         json_t *m;
         const char *text;
-        size_t index, len;
-        int rc = gallery_stream_next(r->gs, &m, &index, &text, &len, &r->src_err);
+        size_t len;
+        int rc = gallery_stream_next(r->gs, &m, &b->index[b->n], &text, &len, &r->src_err);
         if (rc <= 0) return rc;
-        rc = gallery_checker_check(r->checker, m, index, r->invalid);
-        if (rc == 1 && rebuild_batch_add(b, m, text, len, r->name) == 0) continue;
-        if (rc == 0) {
-            json_decref(m);
-            continue;
+        if (rebuild_batch_add(b, m, text, len, r->name) != 0) {
+            mg_error_set(&r->src_err, 500, "out_of_memory", NULL,
+                         "out of memory reading the gallery");
+            return -1;
         }
-        if (rc < 0) json_decref(m);
-        mg_error_set(&r->src_err, 500, "out_of_memory", NULL, "out of memory reading the gallery");
-        return -1;
     }
     return 1;
 }
@@ -139,8 +136,13 @@ static int rebuild_write(rebuild *r, cachefile *c, mg_error *err) {
         rebuild_batch *b = r->count ? &r->ring[r->head] : NULL;
         pthread_mutex_unlock(&r->mu);
         if (!b) break;
-        for (size_t i = 0; rc == 0 && i < b->n; i++)
-            rc = cachefile_add_text(c, b->models[i], b->text + b->off[i], b->len[i], err);
+        for (size_t i = 0; rc == 0 && i < b->n; i++) {
+            int keep = gallery_checker_check(r->checker, b->models[i], b->index[i], r->invalid);
+            if (keep == 1)
+                rc = cachefile_add_text(c, b->models[i], b->text + b->off[i], b->len[i], err);
+            else if (keep < 0)
+                rc = mg_error_set(err, 500, "out_of_memory", NULL, "out of memory checking the gallery");
+        }
         pthread_mutex_lock(&r->mu);
         r->head = (r->head + 1) % REBUILD_RING;
         r->count--;

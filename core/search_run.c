@@ -503,10 +503,10 @@ static int search_write_page(const search_index *idx, const search_query *q,
     return rc;
 }
 
-static int search_fail(int no_memory, const search_out *o, mg_error *err) {
+/* The error of an answer that was not written: the writer stopped, or memory ran out. */
+static int search_fail(const search_out *o, mg_error *err) {
     if (o->failed)
         return mg_error_set(err, 500, "write_failed", NULL, "the answer could not be written");
-    (void)no_memory;
     return mg_error_set(err, 500, "out_of_memory", NULL, "out of memory");
 }
 
@@ -531,7 +531,7 @@ int search_run(const search_index *idx, const search_query *q, search_write_fn w
     search_plan_free(&plan);
     free(hits);
     free(o.buf);
-    return rc == 0 ? 0 : search_fail(1, &o, err);
+    return rc == 0 ? 0 : search_fail(&o, err);
 }
 
 /* ---- facets ----------------------------------------------------------------------- */
@@ -624,5 +624,5 @@ int search_facets(const search_index *idx, const search_query *q, long facet_lim
     search_plan_free(&plan);
     free(mask);
     free(o.buf);
-    return rc == 0 ? 0 : search_fail(1, &o, err);
+    return rc == 0 ? 0 : search_fail(&o, err);
 }
