@@ -282,7 +282,7 @@ ours_up() {
     bench_log "deploy/up on $OURS_ROOT, port $PORT_OURS${MG_BIN_DIR:+ (MG_BIN_DIR=$MG_BIN_DIR)}"
     local t0 t1
     t0=$(date +%s.%N)
-    MG_ROOT=$OURS_ROOT MG_PORT=$PORT_OURS "$REPO/deploy/up" >"$WORK/up.log" 2>&1 ||
+    MG_ROOT=$OURS_ROOT MG_PORT=$PORT_OURS MG_UP_TIMEOUT=300 "$REPO/deploy/up" >"$WORK/up.log" 2>&1 ||
         { cat "$WORK/up.log" >&2; bench_die "deploy/up failed"; }
     t1=$(date +%s.%N)
     UP_SECONDS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
