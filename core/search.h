@@ -75,6 +75,15 @@ typedef int (*search_write_fn)(void *ctx, const char *data, size_t len);
 int search_run(const search_index *idx, const search_query *q, search_write_fn write,
                void *ctx, mg_error *err);
 
+/* Receives an answer piece by piece: `data` stays valid as long as the index stays mapped
+ * when `stable` (a model's text, in the mapped cache file), else only during the call.
+ * Returns 0, or -1 to stop. */
+typedef int (*search_piece_fn)(void *ctx, const char *data, size_t len, int stable);
+
+/* As search_run, answering through `piece` without copying the model texts. */
+int search_run_pieces(const search_index *idx, const search_query *q, search_piece_fn piece,
+                      void *ctx, mg_error *err);
+
 /* The facets, in the order of the answer (the value fields of the index, then "fit"). */
 #define SEARCH_FACETS 7
 extern const char *const search_facet_names[SEARCH_FACETS];

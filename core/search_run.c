@@ -441,11 +441,13 @@ static size_t search_page(const search_index *idx, const search_query *q, const 
 
 /* ---- writing answers -------------------------------------------------------------- */
 
-/* The answer being assembled, written out in large pieces. */
+/* The answer being assembled: copied and written out in large pieces (`write`), or handed
+ * over piece by piece (`piece`), model texts as pointers into the mapped cache file. */
 typedef struct search_out {
     char *buf;
     size_t len, cap;
     search_write_fn write;
+    search_piece_fn piece;
     void *ctx;
     int failed;
 } search_out;
@@ -456,7 +458,14 @@ static int search_out_flush(search_out *o) {
     return o->failed ? -1 : 0;
 }
 
+/* Hands over `n` bytes that the receiver may keep a pointer to (`stable`) or must copy. */
+static int search_out_piece(search_out *o, const char *s, size_t n, int stable) {
+    if (!o->failed && o->piece(o->ctx, s, n, stable) != 0) o->failed = 1;
+    return o->failed ? -1 : 0;
+}
+
 static int search_out_put(search_out *o, const char *s, size_t n) {
+    if (o->piece) return search_out_piece(o, s, n, 0);
     while (n > 0) {
         if (o->len == o->cap && search_out_flush(o) != 0) return -1;
         size_t k = o->cap - o->len < n ? o->cap - o->len : n;
@@ -496,10 +505,11 @@ static int search_write_page(const search_index *idx, const search_query *q,
     for (size_t i = 0; rc == 0 && i < nhits; i++) {
         const sindex_rec *r = &idx->recs[hits[i]];
         if (i) rc = search_out_put(o, ",", 1);
-        if (rc == 0) rc = search_out_put(o, idx->text + r->text_off, r->text_len);
+        if (rc == 0 && o->piece) rc = search_out_piece(o, idx->text + r->text_off, r->text_len, 1);
+        else if (rc == 0) rc = search_out_put(o, idx->text + r->text_off, r->text_len);
     }
     if (rc == 0) rc = search_out_put(o, "]}", 2);
-    if (rc == 0) rc = search_out_flush(o);
+    if (rc == 0 && !o->piece) rc = search_out_flush(o);
     return rc;
 }
 
@@ -510,10 +520,11 @@ static int search_fail(const search_out *o, mg_error *err) {
     return mg_error_set(err, 500, "out_of_memory", NULL, "out of memory");
 }
 
-int search_run(const search_index *idx, const search_query *q, search_write_fn write,
-               void *ctx, mg_error *err) {
+/* Finds the page of `q` and writes it through `o` (prepared by the caller, its buffer sized
+ * here in copying mode). 0, or -1 and err. */
+static int search_answer(const search_index *idx, const search_query *q, search_out *o,
+                         mg_error *err) {
     search_plan plan;
-    search_out o = {0};
     size_t lim = q->limit > 0 ? (size_t)q->limit : SEARCH_LIMIT_DEFAULT, nhits = (size_t)-1;
     uint32_t *hits = malloc(lim * sizeof *hits);
     size_t total = 0;
@@ -522,16 +533,29 @@ int search_run(const search_index *idx, const search_query *q, search_write_fn w
         total = search_plan_filters(&plan) ? search_filter(idx, q, &plan) : idx->n;
         nhits = search_page(idx, q, &plan, total, hits);
     }
-    if (nhits != (size_t)-1) {
+    if (nhits != (size_t)-1 && !o->piece) {
         size_t need = 160;
         for (size_t i = 0; i < nhits; i++) need += idx->recs[hits[i]].text_len + 1;
-        if (search_out_init(&o, need, write, ctx) == 0)
-            rc = search_write_page(idx, q, hits, nhits, total, &o);
+        o->cap = need < SEARCH_OUT_MAX ? need : SEARCH_OUT_MAX;
+        if (!(o->buf = malloc(o->cap))) nhits = (size_t)-1;
     }
+    if (nhits != (size_t)-1) rc = search_write_page(idx, q, hits, nhits, total, o);
     search_plan_free(&plan);
     free(hits);
-    free(o.buf);
-    return rc == 0 ? 0 : search_fail(&o, err);
+    free(o->buf);
+    return rc == 0 ? 0 : search_fail(o, err);
+}
+
+int search_run(const search_index *idx, const search_query *q, search_write_fn write,
+               void *ctx, mg_error *err) {
+    search_out o = {.write = write, .ctx = ctx};
+    return search_answer(idx, q, &o, err);
+}
+
+int search_run_pieces(const search_index *idx, const search_query *q, search_piece_fn piece,
+                      void *ctx, mg_error *err) {
+    search_out o = {.piece = piece, .ctx = ctx};
+    return search_answer(idx, q, &o, err);
 }
 
 /* ---- facets ----------------------------------------------------------------------- */

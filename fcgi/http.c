@@ -173,17 +173,78 @@ static int http_write_records(http_req *req, struct iovec *seg, int nseg) {
     return 0;
 }
 
+/* The CGI header block of an answer into `head` (1536 bytes); its length. */
+static size_t http_head(http_req *req, int status, const char *content_type, size_t len,
+                        char *head) {
+    const size_t room = 1536;
+    int bodyless = status == 204 || status == 304;
+    int n = snprintf(head, room, "Status: %d %s\r\n", status, http_reason(status));
+    if (content_type && !bodyless)
+        n += snprintf(head + n, room - (size_t)n, "Content-Type: %s\r\n", content_type);
+    if (!bodyless)
+        n += snprintf(head + n, room - (size_t)n, "Content-Length: %zu\r\n", len);
+    n += snprintf(head + n, room - (size_t)n, "%s\r\n", req->headers);
+    req->answered = status;
+    return (size_t)n;
+}
+
+void http_pieces_init(http_pieces *p) { memset(p, 0, sizeof *p); }
+
+/* Room for one more iovec. 0, or -1. */
+static int http_pieces_room(http_pieces *p) {
+    if (p->n < p->cap) return 0;
+    size_t cap = p->cap ? p->cap * 2 : 256;
+    struct iovec *iov = realloc(p->iov, cap * sizeof *iov);
+    if (!iov) return -1;
+    p->iov = iov;
+    p->cap = cap;
+    return 0;
+}
+
+int http_pieces_add(http_pieces *p, const void *data, size_t len, int stable) {
+    if (len == 0) return 0;
+    if (http_pieces_room(p) != 0) return -1;
+    void *at = (void *)data;
+    if (!stable && len <= sizeof p->small - p->small_len) {
+        at = memcpy(p->small + p->small_len, data, len);
+        p->small_len += len;
+    } else if (!stable) {
+        char **spill = realloc(p->spill, (p->nspill + 1) * sizeof *spill);
+        if (!spill) return -1;
+        p->spill = spill;
+        if (!(at = p->spill[p->nspill] = malloc(len))) return -1;
+        p->nspill++;
+        memcpy(at, data, len);
+    }
+    p->iov[p->n++] = (struct iovec){at, len};
+    p->total += len;
+    return 0;
+}
+
+void http_pieces_free(http_pieces *p) {
+    for (size_t i = 0; i < p->nspill; i++) free(p->spill[i]);
+    free(p->spill);
+    free(p->iov);
+    http_pieces_init(p);
+}
+
+int http_send_pieces(http_req *req, int status, const char *content_type, http_pieces *p) {
+    char head[1536];
+    size_t n = http_head(req, status, content_type, p->total, head);
+    if (req->head) return http_write(req, head, n);
+    if (http_pieces_room(p) != 0) return -1;
+    memmove(p->iov + 1, p->iov, p->n * sizeof *p->iov); /* the head first */
+    p->iov[0] = (struct iovec){head, n};
+    int rc = http_write_records(req, p->iov, (int)p->n + 1);
+    memmove(p->iov, p->iov + 1, p->n * sizeof *p->iov);
+    return rc;
+}
+
 int http_send_raw(http_req *req, int status, const char *content_type, const void *body,
                   size_t len) {
     char head[1536];
     int bodyless = status == 204 || status == 304;
-    int n = snprintf(head, sizeof head, "Status: %d %s\r\n", status, http_reason(status));
-    if (content_type && !bodyless)
-        n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: %s\r\n", content_type);
-    if (!bodyless)
-        n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n", len);
-    n += snprintf(head + n, sizeof head - (size_t)n, "%s\r\n", req->headers);
-    req->answered = status;
+    size_t n = http_head(req, status, content_type, len, head);
     if (!req->head && !bodyless && len >= HTTP_DIRECT_MIN) {
         struct iovec seg[2] = {{head, (size_t)n}, {(void *)body, len}};
         return http_write_records(req, seg, 2);

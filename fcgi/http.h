@@ -6,6 +6,7 @@
 #include <fcgiapp.h>
 #include <jansson.h>
 #include <stddef.h>
+#include <sys/uio.h>
 
 #include "mg_error.h"
 
@@ -47,6 +48,26 @@ void http_add_header(http_req *req, const char *fmt, ...) __attribute__((format(
  * then `len` bytes of `body` (not for HEAD, 204 or 304). 0, or -1 on a write error. */
 int http_send_raw(http_req *req, int status, const char *content_type, const void *body,
                   size_t len);
+
+/* An answer gathered as pieces, written without copying them: a stable piece is only
+ * pointed at (its memory must stay valid until the answer is sent), another is copied. */
+typedef struct http_pieces {
+    struct iovec *iov;       /* owned array */
+    size_t n, cap;
+    size_t total;            /* bytes in all pieces */
+    char small[8192];        /* copies of the pieces that are not stable ... */
+    size_t small_len;
+    char **spill;            /* ... and those that did not fit (owned) */
+    size_t nspill;
+} http_pieces;
+
+void http_pieces_init(http_pieces *p);
+/* Adds `len` bytes at `data`. 0, or -1 when memory ran out. */
+int http_pieces_add(http_pieces *p, const void *data, size_t len, int stable);
+void http_pieces_free(http_pieces *p);
+
+/* As http_send_raw with the body in `p` (its iov entries are used up). */
+int http_send_pieces(http_req *req, int status, const char *content_type, http_pieces *p);
 
 /* Writes `body` (borrowed) as compact JSON. */
 int http_send_json(http_req *req, int status, json_t *body);

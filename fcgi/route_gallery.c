@@ -94,6 +94,10 @@ static int route_gallery_write(void *ctx, const char *data, size_t len) {
     return http_buf_append(ctx, data, len);
 }
 
+static int route_gallery_piece(void *ctx, const char *data, size_t len, int stable) {
+    return http_pieces_add(ctx, data, len, stable);
+}
+
 void route_gallery_search(http_req *req, worker_ctx *w, const route_seg *param) {
     (void)param;
     mg_error err;
@@ -104,11 +108,13 @@ void route_gallery_search(http_req *req, worker_ctx *w, const route_seg *param) 
         return;
     }
     const search_index *idx = worker_index(w, &err);
-    w->out.len = 0;
-    if (idx && search_run(idx, &q, route_gallery_write, &w->out, &err) == 0)
-        http_send_raw(req, 200, "application/json", w->out.data, w->out.len);
+    http_pieces p;
+    http_pieces_init(&p);
+    if (idx && search_run_pieces(idx, &q, route_gallery_piece, &p, &err) == 0)
+        http_send_pieces(req, 200, "application/json", &p); /* texts straight from the mapping */
     else
         http_send_error(req, &err);
+    http_pieces_free(&p);
     search_query_free(&q);
 }
 

@@ -743,3 +743,49 @@ UNIT_TEST(generated_gallery_agrees_with_reference) {
     json_decref(invalid);
     json_decref(g);
 }
+
+/* ---- the answer in pieces ------------------------------------------------------------ */
+
+typedef struct { sink all; int stable, unstable; } piece_sink;
+
+static int piece_write(void *ctx, const char *data, size_t len, int stable) {
+    piece_sink *p = ctx;
+    p->stable += stable;
+    p->unstable += !stable;
+    return sink_write(&p->all, data, len);
+}
+
+static int stop_piece(void *ctx, const char *data, size_t len, int stable) {
+    (void)stable;
+    return stop_write(ctx, data, len);
+}
+
+UNIT_TEST(answer_in_pieces_is_the_same_answer) {
+    search_index *idx = load_fixture();
+    if (!idx) return;
+    const char *queries[] = {"", "query=7b&sort=name", "category=nothing", "limit=2&offset=3",
+                             "query=qwen", NULL};
+    for (int i = 0; queries[i]; i++) {
+        search_query q;
+        CHECK_INT(search_query_parse(&q, queries[i], NULL), 0);
+        sink whole = {0};
+        piece_sink pieces = {{0}, 0, 0};
+        CHECK_INT(search_run(idx, &q, sink_write, &whole, NULL), 0);
+        CHECK_INT(search_run_pieces(idx, &q, piece_write, &pieces, NULL), 0);
+        CHECK_STR(pieces.all.buf, whole.buf);
+        json_t *a = json_loads(whole.buf, 0, NULL);
+        /* each model's text is handed over as it is in the mapped cache, never copied */
+        CHECK_INT(pieces.stable, json_array_size(json_object_get(a, "models")));
+        json_decref(a);
+        free(whole.buf);
+        free(pieces.all.buf);
+        search_query_free(&q);
+    }
+    search_query q;
+    CHECK_INT(search_query_parse(&q, "", NULL), 0);
+    mg_error err;
+    CHECK_INT(search_run_pieces(idx, &q, stop_piece, NULL, &err), -1);
+    CHECK_STR(err.code, "write_failed");
+    search_query_free(&q);
+    search_index_free(idx);
+}
