@@ -20,7 +20,8 @@
 #include "sindex_build.h"
 
 #define CACHEFILE_BUF (1u << 20)
-#define CACHEFILE_GZIP_LEVEL 1 /* 4x smaller than the cache; the fastest: it shares the cores with the rebuild */
+/* 4x smaller than the cache; the fastest level, as it shares the cores with the rebuild */
+#define CACHEFILE_GZIP_LEVEL 1
 
 enum { CF_CACHE, CF_INDEX, CF_GZIP, CF_FILES };
 

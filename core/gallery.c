@@ -592,7 +592,8 @@ static gallery_state gallery_check(json_t *meta, const gallery_stats *s, mg_erro
     int same = s->have_source ? gallery_stat_matches(source, &s->source, 1)
                               : json_is_null(source) && json_is_string(error);
     if (!same) return GALLERY_STALE;
-    if (gallery_cache_good(meta, s)) return gallery_derived_good(meta, s) ? GALLERY_FRESH : GALLERY_DERIVE;
+    if (gallery_cache_good(meta, s))
+        return gallery_derived_good(meta, s) ? GALLERY_FRESH : GALLERY_DERIVE;
     if (json_is_string(error)) {
         mg_error_set(err, 500, "invalid_gallery", NULL, "%s", json_string_value(error));
         return GALLERY_BROKEN;

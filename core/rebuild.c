@@ -3,8 +3,9 @@
  * Two threads share the work: the reader parses each model with jansson and makes its cache
  * line (its own compact text, the source tag added), and hands batches of them over a small
  * ring; the writer (the caller's thread) checks each (valid, id not taken) and appends the
- * kept ones to the cache, its gzip copy and the index. The ring holds a few batches, so memory stays flat whatever the
- * size of the gallery, and parsing overlaps writing and indexing on a second core. */
+ * kept ones to the cache, its gzip copy and the index. The ring holds a few batches, so
+ * memory stays flat whatever the size of the gallery, and parsing overlaps writing and
+ * indexing on a second core. */
 #include "rebuild.h"
 
 #include <pthread.h>
@@ -141,7 +142,8 @@ static int rebuild_write(rebuild *r, cachefile *c, mg_error *err) {
             if (keep == 1)
                 rc = cachefile_add_text(c, b->models[i], b->text + b->off[i], b->len[i], err);
             else if (keep < 0)
-                rc = mg_error_set(err, 500, "out_of_memory", NULL, "out of memory checking the gallery");
+                rc = mg_error_set(err, 500, "out_of_memory", NULL,
+                                  "out of memory checking the gallery");
         }
         pthread_mutex_lock(&r->mu);
         r->head = (r->head + 1) % REBUILD_RING;

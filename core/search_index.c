@@ -186,8 +186,10 @@ static int search_check_perms(const search_index *idx) {
     for (int d = SD_VALUES; d < SD_COUNT; d++) most = idx->dict_n[d] > most ? idx->dict_n[d] : most;
     uint64_t *seen = malloc((most + 63) / 64 * 8 + 8);
     int rc = seen ? 0 : -1;
-    for (int p = 0; rc == 0 && p < SINDEX_PERMS; p++) rc = search_check_perm(idx->perm[p], idx->n, seen);
-    for (int p = 0; rc == 0 && p < SINDEX_SORTS * 2; p++) rc = search_check_perm(idx->rank[p], idx->n, seen);
+    for (int p = 0; rc == 0 && p < SINDEX_PERMS; p++)
+        rc = search_check_perm(idx->perm[p], idx->n, seen);
+    for (int p = 0; rc == 0 && p < SINDEX_SORTS * 2; p++)
+        rc = search_check_perm(idx->rank[p], idx->n, seen);
     for (int d = SD_VALUES; rc == 0 && d < SD_COUNT; d++)
         rc = search_check_perm(idx->order[d], idx->dict_n[d], seen);
     free(seen);

@@ -211,12 +211,11 @@ __attribute__((target("avx2"))) static uint64_t search_bound_word_avx2(const dou
     __m256d b = _mm256_set1_pd(bound);
     uint64_t keep = 0;
     size_t j = 0;
-    if (min)
-        for (; j + 4 <= count; j += 4)
-            keep |= (uint64_t)_mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(v + j), b, _CMP_GE_OQ)) << j;
-    else
-        for (; j + 4 <= count; j += 4)
-            keep |= (uint64_t)_mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(v + j), b, _CMP_LE_OQ)) << j;
+    for (; j + 4 <= count; j += 4) {
+        __m256d x = _mm256_loadu_pd(v + j);
+        __m256d c = min ? _mm256_cmp_pd(x, b, _CMP_GE_OQ) : _mm256_cmp_pd(x, b, _CMP_LE_OQ);
+        keep |= (uint64_t)_mm256_movemask_pd(c) << j;
+    }
     for (; j < count; j++) keep |= (uint64_t)(min ? v[j] >= bound : v[j] <= bound) << j;
     return keep;
 }
