@@ -129,6 +129,7 @@ bench_stop_pid() {
 bench_cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    [[ -n ${SAMPLER_PID:-} ]] && bench_stop_pid "$SAMPLER_PID"
     bench_stop_pid "$PEER_PID"
     bench_stop_pid "$STATIC_PID"
     if [[ -n $OURS_ROOT && -d $OURS_ROOT/run ]]; then
@@ -413,6 +414,50 @@ bench_mem_table() {
     done
 }
 
+# bench_sampler_start: every 50 ms, the RSS and RSS without file pages of every mg-fcgi and
+# mg-installer process of OURS_ROOT (found by their command line, so that processes started
+# meanwhile count too) go to WORK/samples. bench_sampler_stop LABEL: stops it and sets, per
+# role, the peaks PEAK[<role>.rss] and PEAK[<role>.anon] (KiB) and PEAK_ROWS.
+declare -A PEAK
+PEAK_ROWS=()
+SAMPLER_PID=""
+bench_sampler_start() {
+    local root=$OURS_ROOT
+    : >"$WORK/samples"
+    (
+        while :; do
+            for d in /proc/[0-9]*; do
+                comm=$(cat "$d/comm" 2>/dev/null) || continue
+                [[ $comm == mg-fcgi || $comm == mg-installer ]] || continue
+                tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q -- "--root $root\b" || continue
+                awk -v p="${d#/proc/}" -v c="$comm" '/^PPid:/ { pp = $2 } /^VmRSS:/ { r = $2 }
+                    /^RssAnon:/ { a = $2 } /^RssShmem:/ { s = $2 }
+                    END { if (r) print p, pp, c, r, a + s }' "$d/status" 2>/dev/null
+            done
+            sleep 0.05
+        done
+    ) >>"$WORK/samples" 2>/dev/null &
+    SAMPLER_PID=$!
+}
+bench_sampler_stop() {
+    local key=$1 label=$1 role rss anon
+    bench_stop_pid "$SAMPLER_PID"
+    SAMPLER_PID=""
+    # role: the installer, the mg-fcgi master (its parent is not an mg-fcgi) or a worker
+    while read -r role rss anon; do
+        PEAK[$key.$role.rss]=$rss
+        PEAK[$key.$role.anon]=$anon
+        PEAK_ROWS+=("$(printf '%-36s %-12s %9.1f %9.1f' "$label" "$role" "$(bench_mib $((rss * 1024)))" \
+            "$(bench_mib $((anon * 1024)))")")
+        label=""
+    done < <(awk '{ fc[$1] = ($3 == "mg-fcgi") } { ppid[$1] = $2; comm[$1] = $3; r[$1] = ($4 > r[$1]) ? $4 : r[$1]
+                    a[$1] = ($5 > a[$1]) ? $5 : a[$1] }
+              END { for (p in r) {
+                        role = (comm[p] == "mg-installer") ? "installer" : (fc[ppid[p]] ? "worker" : "fcgi-master")
+                        if (r[p] > R[role]) R[role] = r[p]; if (a[p] > A[role]) A[role] = a[p] }
+                    for (x in R) print x, R[x], A[x] }' "$WORK/samples" | sort)
+}
+
 # bench_cpu_one KEY URL: CPU ms per request of mg-fcgi (master and workers) for one request
 # at a time (wrk -c1, each request its own query string: nothing from a cache) over
 # CPU_SECONDS, and the median latency.
@@ -533,7 +578,9 @@ mkdir -p "$OURS_ROOT/config"
 bench_gen "$N_LARGE" "$OURS_ROOT/config/models_gallery.json"
 LARGE_MB=$(bench_mib "$(stat -c %s "$OURS_ROOT/config/models_gallery.json")")
 sync
+bench_sampler_start
 ours_up
+bench_sampler_stop "rebuild at deploy/up"
 UP_LARGE=$UP_SECONDS
 LARGE_SERVED=$(curl -s "$S_OURS?limit=1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["total"])')
 bench_mem_table "after deploy/up (rebuilt)"
@@ -589,6 +636,7 @@ bench_mem_table "after the searches"
 
 # A rebuild of the running stack from the gallery file (the installer notices the change).
 CACHE=$OURS_ROOT/cache/gallery_cache.json
+bench_sampler_start
 ino0=$(stat -c %i "$CACHE")
 cp "$OURS_ROOT/config/models_gallery.json" "$OURS_ROOT/config/.g.tmp"
 t0=$(date +%s.%N)
@@ -599,7 +647,9 @@ for ((i = 0; i < 1200; i++)); do
 done
 t1=$(date +%s.%N)
 REBUILD_SECONDS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-curl -s -o /dev/null "$S_OURS?$Q_FREE"
+for ((i = 0; i < 10; i++)); do curl -s -o /dev/null "$S_OURS?$Q_FREE"; done  # every worker remaps
+sleep 0.5
+bench_sampler_stop "rebuild while running"
 MEM_PEAK_MAX=0
 bench_mem_table "after a rebuild while running"
 PEAK_RUN=$MEM_PEAK_MAX
@@ -652,6 +702,10 @@ done
 printf '\nMemory of the stack, %s models (MiB; peak: VmHWM; no files: RssAnon + RssShmem)\n' "$N_LARGE"
 printf '%-30s %-12s %-8s %9s %9s %9s %9s\n' when process pid peak RSS PSS "no files"
 printf '%s\n' "${MEM_ROWS[@]}"
+printf '\nPeaks during the two rebuilds, sampled every 50 ms (MiB; a worker maps the old and the new\n'
+printf 'index and cache files while it switches: shared page-cache pages, not its own memory)\n'
+printf '%-36s %-12s %9s %9s\n' rebuild process "peak RSS" "no files"
+printf '%s\n' "${PEAK_ROWS[@]}"
 
 bench_goal "$N_MODELS: free-text search, req/s vs the FastAPI peer" "$(bench_x free.ours free.peer)" ">=" 100 x
 bench_goal "$N_MODELS: broad sorted search, req/s vs the peer" "$(bench_x broad.ours broad.peer)" ">=" 100 x
@@ -667,8 +721,16 @@ for k in free broad facets facetsv; do
 done
 bench_goal "$N_LARGE: largest worker RSS without file pages (PSS $(bench_mib $((MEM_WORKER_PSS * 1024))) MiB)" \
     "$(bench_mib $((MEM_WORKER_MAX * 1024)))" "<" 128 " MiB"
-bench_goal "$N_LARGE: peak RSS, rebuild at deploy/up ($PEAK_UP_WHO)" "$(bench_mib $((PEAK_UP * 1024)))" "<" 256 " MiB"
-bench_goal "$N_LARGE: peak RSS, rebuild while running ($PEAK_RUN_WHO)" "$(bench_mib $((PEAK_RUN * 1024)))" "<" 256 " MiB"
+PEAK_ANON=0
+for k in "${!PEAK[@]}"; do
+    [[ $k == *.anon ]] && ((PEAK[$k] > PEAK_ANON)) && PEAK_ANON=${PEAK[$k]}
+done
+bench_goal "$N_LARGE: peak RSS of the rebuilding fcgi master, at deploy/up" \
+    "$(bench_mib $((${PEAK[rebuild at deploy/up.fcgi-master.rss]:-$PEAK_UP} * 1024)))" "<" 256 " MiB"
+bench_goal "$N_LARGE: peak RSS of the rebuilding installer, while running" \
+    "$(bench_mib $((${PEAK[rebuild while running.installer.rss]:-$PEAK_RUN} * 1024)))" "<" 256 " MiB"
+bench_goal "$N_LARGE: peak RSS without file pages, any process, both rebuilds" \
+    "$(bench_mib $((PEAK_ANON * 1024)))" "<" 256 " MiB"
 bench_goal "$N_LARGE: rebuild from the gallery file" "$REBUILD_SECONDS" "<" 10 " s"
 bench_goal "$N_LARGE: deploy/up ready on a fresh root" "$UP_LARGE" "<" 15 " s"
 bench_goal "$N_LARGE: CPU of the most expensive single request above" "$CPU_MAX" "<" 50 " ms"
