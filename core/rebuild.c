@@ -17,7 +17,8 @@
 #include "gallery.h"
 #include "gallery_stream.h"
 
-#define REBUILD_BATCH 256     /* models per batch */
+#define REBUILD_BATCH 16      /* models per batch: small, so that the jansson nodes freed
+                                 * come back from malloc's per-thread cache */
 #define REBUILD_RING 4        /* batches in flight */
 
 typedef struct rebuild_batch {
