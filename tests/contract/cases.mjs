@@ -68,6 +68,19 @@ export const CASES = {
     { status: 400, query: { sort: 'Rating' }, error: { code: 'invalid_parameter', parameter: 'sort' } },
     { status: 400, query: { query: 'x'.repeat(65) }, error: { code: 'invalid_parameter', parameter: 'query' } },
   ],
+  'get /api/models/gallery/facets': [
+    { status: 200, example: 'chat', check: (a) => {
+      assert.ok(a.json.total >= 1);
+      assert.ok(a.json.facets.category.some((v) => v.value === 'chat'));
+      assert.deepEqual(a.json.facets.fit, []);
+    } },
+    { status: 200, query: { query: 'qwen', facet_limit: 2 },
+      check: (a) => assert.ok(a.json.facets.language.length <= 2) },
+    { status: 200, query: { family: 'no-such-family' }, check: (a) => assert.equal(a.json.total, 0) },
+    { status: 400, example: 'invalid_parameter', query: { facet_limit: '0' },
+      error: { code: 'invalid_parameter', parameter: 'facet_limit' } },
+    { status: 400, query: { min_rating: 'x' }, error: { code: 'invalid_parameter', parameter: 'min_rating' } },
+  ],
   'post /api/models/gallery/{id}/install': [
     { status: 202, example: 'queued', params: { id: MODELS.client } },
     { status: 202, config: 'token', headers: BEARER, params: { id: MODELS.other } },
