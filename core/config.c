@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -21,6 +22,9 @@
 #define CONFIG_JOB_HISTORY 1000
 #define CONFIG_JOB_HISTORY_MAX 100000
 #define CONFIG_MIN_DOWNLOAD_SPEED 1024
+#define CONFIG_NODE_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+/* What a redis_url may hold: nginx.conf carries it in double quotes as it is. */
+#define CONFIG_REDIS_CHARS CONFIG_NODE_CHARS "~!*+,=:@/[]"
 
 static const char *config_root_dirs[] = {"config", "cache", "models/llm", "models/.partial",
                                          "jobs", "run", NULL};
@@ -39,8 +43,26 @@ char *config_path(const mg_config *cfg, char *out, const char *rel) {
     return out;
 }
 
+int config_node_name_ok(const char *name) {
+    size_t n = strlen(name);
+    return n >= 1 && n <= CONFIG_NODE_MAX && isalnum((unsigned char)name[0]) &&
+           strspn(name, CONFIG_NODE_CHARS) == n;
+}
+
+/* The host name as a node name: cut to CONFIG_NODE_MAX, other characters as '-'; "node"
+ * when there is none. */
+static void config_default_node(char out[CONFIG_NODE_MAX + 1]) {
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    host[CONFIG_NODE_MAX] = '\0';
+    for (char *p = host; *p; p++)
+        if (!strchr(CONFIG_NODE_CHARS, *p)) *p = '-';
+    snprintf(out, CONFIG_NODE_MAX + 1, "%s", config_node_name_ok(host) ? host : "node");
+}
+
 static void config_defaults(mg_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
+    config_default_node(cfg->node_name);
     cfg->gallery_cache_ttl_s = 3600;
     cfg->max_parallel_downloads = 2;
     cfg->server_names = json_array();
@@ -147,6 +169,41 @@ static int config_galleries(json_t *v, const char *path, mg_error *err) {
     return 0;
 }
 
+/* The parts of a redis_url other than its host, port and password: none may be there but an
+ * empty path or a database number. */
+static int config_redis_parts_ok(CURLU *u) {
+    char *user = NULL, *path = NULL, *query = NULL, *fragment = NULL;
+    curl_url_get(u, CURLUPART_USER, &user, 0);
+    curl_url_get(u, CURLUPART_PATH, &path, 0);
+    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0);
+    int ok = (!user || !*user) && !query && !fragment &&
+             (!path || strcmp(path, "/") == 0 ||
+              (path[0] == '/' && strlen(path) <= 3 && strspn(path + 1, "0123456789") ==
+                                                          strlen(path) - 1));
+    curl_free(user);
+    curl_free(path);
+    curl_free(query);
+    curl_free(fragment);
+    return ok;
+}
+
+/* redis://[:password@]host[:port][/db] in characters nginx.conf can hold as they are. */
+static int config_redis_url_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n > CONFIG_REDIS_URL_MAX || strncmp(s, "redis://", 8) != 0 ||
+        strspn(s, CONFIG_REDIS_CHARS) != n)
+        return 0;
+    CURLU *u = curl_url();
+    char *host = NULL;
+    int ok = u && curl_url_set(u, CURLUPART_URL, s, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+             curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+             config_host_ok(host, strlen(host)) && config_redis_parts_ok(u);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
+
 /* ---- server.json -------------------------------------------------------------------- */
 
 /* The settings of earlier versions: gallery source, cache, downloads, token. */
@@ -215,6 +272,28 @@ static int config_apply_jobs(mg_config *cfg, json_t *doc, const char *path, mg_e
     return 0;
 }
 
+/* Several nodes: node_name and redis_url. */
+static int config_apply_nodes(mg_config *cfg, json_t *doc, const char *path, mg_error *err) {
+    json_t *v;
+    if ((v = json_object_get(doc, "node_name")) && !json_is_null(v)) {
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+            !config_node_name_ok(json_string_value(v)))
+            return config_bad(err, path, "node_name",
+                              "null or 1 to 64 letters, digits, '.', '_' or '-' (starting "
+                              "with a letter or digit)");
+        snprintf(cfg->node_name, sizeof cfg->node_name, "%s", json_string_value(v));
+    }
+    if ((v = json_object_get(doc, "redis_url")) && !json_is_null(v)) {
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+            !config_redis_url_ok(json_string_value(v)))
+            return config_bad(err, path, "redis_url",
+                              "null or redis://[:password@]host[:port][/db] (up to 512 "
+                              "letters, digits and ._-~!*+,=:@/[])");
+        cfg->redis_url = strdup(json_string_value(v));
+    }
+    return 0;
+}
+
 static int config_read_file(mg_config *cfg, mg_error *err) {
     char path[MG_PATH_MAX];
     config_path(cfg, path, CONFIG_FILE_REL);
@@ -231,6 +310,7 @@ static int config_read_file(mg_config *cfg, mg_error *err) {
     else if ((rc = config_apply_basic(cfg, doc, path, err)) == 0 &&
              (rc = config_apply_access(cfg, doc, path, err)) == 0)
         rc = config_apply_jobs(cfg, doc, path, err);
+    if (rc == 0 && json_is_object(doc)) rc = config_apply_nodes(cfg, doc, path, err);
     json_decref(doc);
     return rc;
 }
@@ -320,10 +400,12 @@ int config_copy(mg_config *dst, const mg_config *src) {
     *dst = *src;
     dst->gallery_url = config_strdup_or_null(src->gallery_url);
     dst->api_token = config_strdup_or_null(src->api_token);
+    dst->redis_url = config_strdup_or_null(src->redis_url);
     dst->galleries = src->galleries ? json_deep_copy(src->galleries) : NULL;
     dst->server_names = json_deep_copy(src->server_names);
     dst->allowed_origins = json_deep_copy(src->allowed_origins);
     if ((src->gallery_url && !dst->gallery_url) || (src->api_token && !dst->api_token) ||
+        (src->redis_url && !dst->redis_url) ||
         (src->galleries && !dst->galleries) || (src->server_names && !dst->server_names) ||
         (src->allowed_origins && !dst->allowed_origins)) {
         config_free(dst);
@@ -335,9 +417,10 @@ int config_copy(mg_config *dst, const mg_config *src) {
 void config_free(mg_config *cfg) {
     free(cfg->gallery_url);
     free(cfg->api_token);
+    free(cfg->redis_url);
     json_decref(cfg->galleries);
     json_decref(cfg->server_names);
     json_decref(cfg->allowed_origins);
-    cfg->gallery_url = cfg->api_token = NULL;
+    cfg->gallery_url = cfg->api_token = cfg->redis_url = NULL;
     cfg->galleries = cfg->server_names = cfg->allowed_origins = NULL;
 }

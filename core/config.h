@@ -19,6 +19,8 @@
 #define CONFIG_TOKEN_MAX 256     /* longest api_token */
 #define CONFIG_LIST_MAX 64       /* most entries of galleries, server_names, allowed_origins */
 #define CONFIG_NAME_MAX 261      /* longest server_names / allowed_origins host[:port] */
+#define CONFIG_NODE_MAX 64       /* longest node_name */
+#define CONFIG_REDIS_URL_MAX 512 /* longest redis_url */
 
 typedef enum {
     CONFIG_FRESH = 0,   /* server.json as it is now (or absent: the defaults) */
@@ -37,6 +39,10 @@ typedef struct mg_config {
     json_t *server_names;     /* owned: array of lower-case "host" / "host:port" (never NULL
                                  after a load) */
     json_t *allowed_origins;  /* owned: array of lower-case "scheme://host[:port]" (same) */
+    char node_name[CONFIG_NODE_MAX + 1]; /* this node's name in answers and progress
+                                 messages: node_name, default the host name */
+    char *redis_url;          /* owned; redis://[:password@]host[:port][/db] holding nchan's
+                                 progress channel, NULL: nginx's memory (one node) */
     config_state state;       /* CONFIG_FRESH unless config_reload / config_load_or_defaults
                                  could not read server.json */
     char problem[512];        /* why the state is not fresh, "" otherwise */
@@ -68,6 +74,10 @@ int config_reload(mg_config *cfg, mg_error *err);
 /* Makes `dst` a deep copy of `src` (nothing shared: safe to hand to another thread).
  * 0, or -1 when memory ran out (dst then holds nothing to free). */
 int config_copy(mg_config *dst, const mg_config *src);
+
+/* 1 when `name` is a usable node_name: 1..CONFIG_NODE_MAX of [A-Za-z0-9._-], starting with
+ * a letter or digit (it goes into answers, a request header and URL paths as it is). */
+int config_node_name_ok(const char *name);
 
 /* Writes root/rel into out (size MG_PATH_MAX). Returns out. A path that does not fit (never
  * for a root config_load accepted and a setting it checked) comes out empty, which every
