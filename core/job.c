@@ -550,7 +550,25 @@ json_t *job_public(json_t *job) {
     return out;
 }
 
+json_t *job_view(const mg_config *cfg, json_t *job) {
+    json_t *out = job_public(job);
+    json_object_set_new(out, "node", json_string(cfg->node_name));
+    return out;
+}
+
 /* ---- pages of the list ---- */
+
+/* Writes the JSON object `text` (`len` bytes, from "{") with "node" added as its first
+ * member. node_name needs no escaping (config_node_name_ok). */
+static int job_page_object(const mg_config *cfg, const char *text, size_t len, job_write_fn fn,
+                           void *ctx) {
+    char head[CONFIG_NODE_MAX + 16];
+    if (len < 2 || text[0] != '{') return fn(ctx, text, len);
+    int empty = strspn(text + 1, " \t\r\n") == len - 2; /* "{}" */
+    int n = snprintf(head, sizeof head, "{\"node\":\"%s\"%s", cfg->node_name, empty ? "" : ",");
+    if (fn(ctx, head, (size_t)n) < 0) return -1;
+    return fn(ctx, text + 1, len - 1);
+}
 
 /* Writes the public view of index entry `e`: its file's current state for a live job. */
 static int job_page_entry(const mg_config *cfg, const job_index_entry *e, job_write_fn fn,
@@ -565,20 +583,21 @@ static int job_page_entry(const mg_config *cfg, const job_index_entry *e, job_wr
         json_decref(pub);
         json_decref(job);
         if (text) {
-            int rc = fn(ctx, text, strlen(text));
+            int rc = job_page_object(cfg, text, strlen(text), fn, ctx);
             free(text);
             return rc;
         }
     }
-    return fn(ctx, e->json, e->json_len);
+    return job_page_object(cfg, e->json, e->json_len, fn, ctx);
 }
 
 int job_page_write(const mg_config *cfg, const job_index *ix, int status, size_t offset,
                    size_t limit, job_write_fn fn, void *ctx) {
-    char head[128];
+    char head[128 + CONFIG_NODE_MAX];
     size_t total = job_index_count(ix, status);
-    int n = snprintf(head, sizeof head, "{\"total\":%zu,\"offset\":%zu,\"limit\":%zu,\"jobs\":[",
-                     total, offset, limit);
+    int n = snprintf(head, sizeof head,
+                     "{\"node\":\"%s\",\"total\":%zu,\"offset\":%zu,\"limit\":%zu,\"jobs\":[",
+                     cfg->node_name, total, offset, limit);
     if (fn(ctx, head, (size_t)n) < 0) return -1;
     for (size_t i = offset; i < total && i - offset < limit; i++) {
         if (i > offset && fn(ctx, ",", 1) < 0) return -1;

@@ -87,6 +87,10 @@ int job_claim(const mg_config *cfg, json_t *job, mg_error *err);
  * the file predates them. */
 json_t *job_public(json_t *job);
 
+/* job_public plus "node": the node that holds the job, cfg->node_name (the name is not kept
+ * in the job file: a renamed node answers with its new name). Returns a new reference. */
+json_t *job_view(const mg_config *cfg, json_t *job);
+
 /* ---- the index (jobs/index, see job_index.h) ---- */
 
 struct job_index;
@@ -103,9 +107,10 @@ int job_index_rebuild(const mg_config *cfg, mg_error *err);
  * without the queue, or an index a crash left behind). Takes the lock. 1 when added. */
 int job_index_adopt(const mg_config *cfg, const char *job_id);
 
-/* Writes the page {"total","offset","limit","jobs":[...]} of the jobs in `ix` (borrowed)
- * with status `status` (< 0: any), newest first, to `fn`. Jobs in a live status are read from
- * their files (current progress). 0, or -1 when `fn` failed. */
+/* Writes the page {"node","total","offset","limit","jobs":[...]} of the jobs in `ix`
+ * (borrowed) with status `status` (< 0: any), newest first, to `fn`; each job carries "node"
+ * too (as job_view). Jobs in a live status are read from their files (current progress).
+ * 0, or -1 when `fn` failed. */
 typedef int (*job_write_fn)(void *ctx, const char *data, size_t len);
 int job_page_write(const mg_config *cfg, const struct job_index *ix, int status,
                    size_t offset, size_t limit, job_write_fn fn, void *ctx);

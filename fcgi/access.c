@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "channel.h"
+#include "log.h"
 #include "percent.h"
 
 #define ACCESS_LOOPBACK_N 3
@@ -81,10 +83,24 @@ static int access_misdirected(http_req *req, long port) {
     return 0;
 }
 
+/* 1 when the request names no node (X-MG-Node) or this one; else answers 421 wrong_node,
+ * so that a call a load balancer should have pinned to another node changes nothing here. */
+static int access_node_ok(http_req *req, const mg_config *cfg) {
+    const char *node = http_param(req, "HTTP_X_MG_NODE");
+    char shown[112];
+    if (!node || !*node || strcasecmp(node, cfg->node_name) == 0) return 1;
+    access_excerpt(node, shown);
+    http_error(req, 421, "wrong_node", NULL,
+               "this is node '%s'; the request is for node '%s' (X-MG-Node): the load "
+               "balancer sent it to the wrong node", cfg->node_name, shown);
+    return 0;
+}
+
 int access_request_ok(http_req *req, const mg_config *cfg) {
     long port = access_port(req);
     if (!access_host_allowed(cfg, http_param(req, "HTTP_HOST"), port))
         return access_misdirected(req, port);
+    if (!access_node_ok(req, cfg)) return 0;
     if (strlen(req->query) > ACCESS_QUERY_MAX) {
         http_error(req, 414, "uri_too_long", NULL,
                    "the query string is longer than %d bytes", ACCESS_QUERY_MAX);
@@ -187,6 +203,20 @@ int access_write_ok(http_req *req, const mg_config *cfg) {
     return access_token_ok(req, cfg, 0);
 }
 
+/* Whether a subscriber may connect now (Redis mode): 204 when the progress channel works,
+ * else 403 with "X-MG-Deny: progress", which nginx answers with 503 progress_unavailable
+ * (nchan itself would answer an empty 503, before any other check). */
+static void access_channel_ok(http_req *req, const mg_config *cfg) {
+    char why[256];
+    if (channel_ok(cfg, why, sizeof why)) {
+        http_send_raw(req, 204, NULL, NULL, 0);
+        return;
+    }
+    log_warn("progress subscriber refused: %s", why);
+    http_add_header(req, "X-MG-Deny: progress");
+    http_send_raw(req, 403, NULL, NULL, 0);
+}
+
 int access_subrequest(http_req *req, const mg_config *cfg) {
     const char *flag = http_param(req, "MG_AUTH");
     if (!flag || strcmp(flag, "1") != 0) return 0;
@@ -205,6 +235,15 @@ int access_subrequest(http_req *req, const mg_config *cfg) {
             access_misdirected(req, port);
         else if (access_origin_ok(req, cfg) && access_token_ok(req, cfg, 1))
             http_send_raw(req, 204, NULL, NULL, 0);
+        return 1;
+    }
+    if (strcmp(req->path, "/api/models/_auth/progress") == 0) {
+        if (access_host_allowed(cfg, http_param(req, "HTTP_HOST"), port)) {
+            access_channel_ok(req, cfg);
+        } else { /* a foreign Host hears 421, whatever Redis does */
+            http_add_header(req, "X-MG-Deny: host");
+            http_send_raw(req, 403, NULL, NULL, 0);
+        }
         return 1;
     }
     http_error(req, 404, "not_found", NULL, "no such check");

@@ -22,8 +22,9 @@ int access_host_allowed(const mg_config *cfg, const char *host, long port);
  * an entry of allowed_origins. "null" never is. */
 int access_origin_allowed(const mg_config *cfg, const char *origin, long port);
 
-/* The checks every API request passes before routing: an allowed Host (421) and a query
- * string of at most ACCESS_QUERY_MAX bytes (414). 1 to go on; 0 when an answer was sent. */
+/* The checks every API request passes before routing: an allowed Host (421), no X-MG-Node
+ * header naming another node (421 wrong_node) and a query string of at most
+ * ACCESS_QUERY_MAX bytes (414). 1 to go on; 0 when an answer was sent. */
 int access_request_ok(http_req *req, const mg_config *cfg);
 
 /* The checks of a request that changes something (any method but GET/HEAD/OPTIONS): the
@@ -33,7 +34,9 @@ int access_write_ok(http_req *req, const mg_config *cfg);
 
 /* Answers nginx's subrequests (FastCGI parameter MG_AUTH set, path /api/models/_auth/...):
  * "host" 204 or 403 with "X-MG-Deny: host"; "subscribe" 204, or the 421/403/401 JSON error
- * nchan passes on to the subscriber. 1 when `req` was such a subrequest (answered). */
+ * nchan passes on to the subscriber; "progress" (Redis mode) 204, or 403 with "X-MG-Deny:
+ * progress" while nchan cannot reach Redis (channel.h). 1 when `req` was such a subrequest
+ * (answered). */
 int access_subrequest(http_req *req, const mg_config *cfg);
 
 #endif

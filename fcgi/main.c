@@ -42,6 +42,7 @@ typedef struct master_slot {
 
 typedef struct master_opts {
     const char *root, *socket, *bulk_socket;
+    const char *print_setting; /* --print-setting NAME: print it and exit */
     int workers;
 } master_opts;
 
@@ -57,7 +58,9 @@ static void master_usage(FILE *out) {
                  "  --socket PATH   FastCGI unix socket (default: ROOT/run/fcgi.sock)\n"
                  "  --bulk-socket PATH  the socket for searches, served when the first has\n"
                  "                  nothing waiting (default: ROOT/run/fcgi-bulk.sock)\n"
-                 "  --workers N     worker processes, 1-%d (default: online CPUs)\n",
+                 "  --workers N     worker processes, 1-%d (default: online CPUs)\n"
+                 "  --print-setting NAME  print redis_url or node_name as server.json sets\n"
+                 "                  it (empty: none) and exit; 1 when server.json is bad\n",
             MASTER_WORKERS_MAX);
 }
 
@@ -67,20 +70,23 @@ static int master_parse_args(int argc, char **argv, master_opts *o) {
                                           {"socket", required_argument, NULL, 's'},
                                           {"bulk-socket", required_argument, NULL, 'b'},
                                           {"workers", required_argument, NULL, 'w'},
+                                          {"print-setting", required_argument, NULL, 'p'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     o->root = NULL;
     o->socket = NULL;
     o->bulk_socket = NULL;
+    o->print_setting = NULL;
     o->workers = cpus < 1 ? 1 : cpus > MASTER_WORKERS_MAX ? MASTER_WORKERS_MAX : (int)cpus;
     int c;
-    while ((c = getopt_long(argc, argv, "r:s:b:w:h", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:s:b:w:p:h", longs, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'r': o->root = optarg; break;
         case 's': o->socket = optarg; break;
         case 'b': o->bulk_socket = optarg; break;
+        case 'p': o->print_setting = optarg; break;
         case 'w':
             o->workers = (int)strtol(optarg, &end, 10);
             if (*end || o->workers < 1 || o->workers > MASTER_WORKERS_MAX) {
@@ -334,6 +340,28 @@ static int master_open_sockets(const char *sock, const char *bulk, int fds[2]) {
     return -1;
 }
 
+/* --print-setting: what deploy/up renders into nginx.conf, checked as the processes check it.
+ * The exit status. */
+static int master_print_setting(const char *root, const char *name) {
+    mg_config cfg;
+    mg_error err;
+    if (config_load(&cfg, config_default_root(root), &err) != 0) {
+        fprintf(stderr, "mg-fcgi: %s\n", err.message);
+        return 1;
+    }
+    int rc = 0;
+    if (strcmp(name, "redis_url") == 0) {
+        printf("%s\n", cfg.redis_url ? cfg.redis_url : "");
+    } else if (strcmp(name, "node_name") == 0) {
+        printf("%s\n", cfg.node_name);
+    } else {
+        fprintf(stderr, "mg-fcgi: --print-setting takes redis_url or node_name\n");
+        rc = 2;
+    }
+    config_free(&cfg);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     log_set_component("mg-fcgi");
     master_opts o;
@@ -342,6 +370,7 @@ int main(int argc, char **argv) {
         master_usage(rc > 0 ? stdout : stderr);
         return rc > 0 ? 0 : 2;
     }
+    if (o.print_setting) return master_print_setting(o.root, o.print_setting);
     mg_config cfg;
     if (master_prepare(&cfg, o.root) != 0) return 1;
     char pidfile[MG_PATH_MAX], sock[MG_PATH_MAX], bulk[MG_PATH_MAX];

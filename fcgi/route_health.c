@@ -1,11 +1,13 @@
-/* route_health.c - GET /api/models/health: the API answers, how many models the gallery
- * has, and a report of every process of the stack read from the pid files under run/ and
- * /proc: the supervisor (runsvdir under deploy/up), nginx, mg-fcgi and mg-installer, each
- * with its workers or services. */
+/* route_health.c - GET /api/models/health: the API answers, for which node, how many models
+ * the gallery has, whether live progress works (with redis_url: asked of nchan), and a
+ * report of every process of the stack read from the pid files under run/ and /proc: the
+ * supervisor (runsvdir under deploy/up), nginx, mg-fcgi and mg-installer, each with its
+ * workers or services. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "proc.h"
 #include "router.h"
 
@@ -65,6 +67,18 @@ static json_t *route_health_processes(const mg_config *cfg, int *installer_runni
     return procs;
 }
 
+/* {"store": "memory" | "redis", "status": "ok" | "unavailable"[, "message"]}: where nchan
+ * keeps the progress channel and whether it takes messages now. New reference. */
+static json_t *route_health_progress(const mg_config *cfg) {
+    char why[256];
+    int ok = channel_ok(cfg, why, sizeof why);
+    json_t *o = json_pack("{s:s, s:s}", "store", cfg->redis_url ? "redis" : "memory", "status",
+                          ok ? "ok" : "unavailable");
+    if (!ok)
+        json_object_set_new(o, "message", json_string(why));
+    return o;
+}
+
 void route_health(http_req *req, worker_ctx *w, const route_seg *param) {
     (void)param;
     mg_error err;
@@ -72,9 +86,11 @@ void route_health(http_req *req, worker_ctx *w, const route_seg *param) {
     const search_index *idx = worker_index(w, &err);
     int installer_running = 0;
     json_t *procs = route_health_processes(&w->cfg, &installer_running);
-    json_t *body = json_pack("{s:s, s:s, s:I, s:o}", "status", "ok", "installer",
+    json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:o, s:o}", "status", "ok", "node",
+                             w->cfg.node_name, "installer",
                              installer_running ? "running" : "down", "gallery_models",
-                             (json_int_t)(idx ? search_index_count(idx) : 0), "processes", procs);
+                             (json_int_t)(idx ? search_index_count(idx) : 0), "progress",
+                             route_health_progress(&w->cfg), "processes", procs);
     http_send_json(req, 200, body);
     json_decref(body);
 }

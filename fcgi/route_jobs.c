@@ -68,12 +68,12 @@ static int route_jobs_disk_check(const mg_config *cfg, const char *id, json_t *m
                         avail / 1e9);
 }
 
-/* Answers 202 with the job's id, model and status, and Location. */
-static void route_jobs_send_accepted(http_req *req, json_t *job) {
+/* Answers 202 with the job's id, model, status and node, and Location. */
+static void route_jobs_send_accepted(http_req *req, const mg_config *cfg, json_t *job) {
     const char *job_id = json_string_value(json_object_get(job, "job_id"));
-    json_t *body = json_pack("{s:O?, s:O?, s:s}", "job_id", json_object_get(job, "job_id"),
+    json_t *body = json_pack("{s:O?, s:O?, s:s, s:s}", "job_id", json_object_get(job, "job_id"),
                              "model_id", json_object_get(job, "model_id"), "status",
-                             job_status_name(job_get_status(job)));
+                             job_status_name(job_get_status(job)), "node", cfg->node_name);
     if (job_id) http_add_header(req, "Location: /api/models/jobs/%s", job_id);
     http_send_json(req, 202, body);
     json_decref(body);
@@ -97,7 +97,7 @@ static void route_jobs_enqueue(http_req *req, worker_ctx *w, const char *id, jso
     int created = 0;
     if (!job) job = job_enqueue(&w->cfg, model, &created, &err);
     if (job)
-        route_jobs_send_accepted(req, job);
+        route_jobs_send_accepted(req, &w->cfg, job);
     else
         http_send_error(req, &err);
     json_decref(job);
@@ -255,12 +255,13 @@ void route_jobs_list(http_req *req, worker_ctx *w, const route_seg *param) {
 }
 
 /* Sends the public fields of `job` (a new reference, consumed) or the error. */
-static void route_jobs_send_job(http_req *req, json_t *job, const mg_error *err) {
+static void route_jobs_send_job(http_req *req, const mg_config *cfg, json_t *job,
+                                const mg_error *err) {
     if (!job) {
         http_send_error(req, err);
         return;
     }
-    json_t *pub = job_public(job);
+    json_t *pub = job_view(cfg, job);
     http_send_json(req, 200, pub);
     json_decref(pub);
     json_decref(job);
@@ -270,7 +271,7 @@ void route_jobs_get(http_req *req, worker_ctx *w, const route_seg *param) {
     if (!route_job_id_ok(req, param)) return;
     mg_error err;
     mg_error_clear(&err);
-    route_jobs_send_job(req, job_load(&w->cfg, param->s, &err), &err);
+    route_jobs_send_job(req, &w->cfg, job_load(&w->cfg, param->s, &err), &err);
 }
 
 static long route_jobs_ms_since(const struct timespec *t0) {
@@ -315,7 +316,7 @@ void route_jobs_cancel(http_req *req, worker_ctx *w, const route_seg *param) {
         http_send_error(req, &err);
         return;
     }
-    json_t *pub = job_public(job);
+    json_t *pub = job_view(&w->cfg, job);
     http_send_json(req, st == JOB_CANCELLED ? 200 : 202, pub);
     json_decref(pub);
     json_decref(job);

@@ -1,5 +1,6 @@
-/* route_registry.c - the installed models: listing the registry (with file status) and
- * deleting a model, which first cancels an install of it that is still queued or running. */
+/* route_registry.c - the installed models of this node: listing the registry (with file
+ * status) and deleting a model, which first cancels an install of it that is still queued or
+ * running. Both answers name the node. */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ void route_registry_list(http_req *req, worker_ctx *w, const route_seg *param) {
         http_send_error(req, &err);
         return;
     }
+    json_object_set_new(list, "node", json_string(w->cfg.node_name)); /* whose models */
     http_send_json(req, 200, list);
     json_decref(list);
 }
@@ -51,7 +53,8 @@ void route_registry_delete(http_req *req, worker_ctx *w, const route_seg *param)
         http_send_error(req, &err);
         return;
     }
-    json_t *body = json_pack("{s:s, s:b}", "deleted", id, "file_removed", file_removed);
+    json_t *body = json_pack("{s:s, s:b, s:s}", "deleted", id, "file_removed", file_removed,
+                             "node", w->cfg.node_name);
     http_send_json(req, 200, body);
     json_decref(body);
 }

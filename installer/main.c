@@ -186,6 +186,7 @@ static void main_reload(daemon_state *d) {
         return;
     }
     d->sched.cfg = &d->cfg;
+    progress_set_node(d->cfg.node_name); /* redis_url takes effect at the next deploy/up */
     d->rescan = 1;
 }
 
@@ -268,7 +269,8 @@ int main(int argc, char **argv) {
     /* jobs/index is derived from the job files: after a crash of the machine it may lag */
     if (job_index_rebuild(&d.cfg, &err) < 0) log_warn("%s", err.message);
     if (metrics_open(&d.cfg, "run/installer.metrics", &err) < 0) log_warn("%s", err.message);
-    progress_start(config_path(&d.cfg, sock, "run/nchan.sock"));
+    progress_start(config_path(&d.cfg, sock, "run/nchan.sock"), d.cfg.node_name,
+                   d.cfg.redis_url != NULL);
     log_info("serving %s (up to %d downloads at once)", d.cfg.root,
              d.cfg.max_parallel_downloads);
     main_gallery(&d);

@@ -1,5 +1,6 @@
 /* progress.c - progress messages, their rate, the snapshot of active jobs, and the thread
- * that publishes them to nchan and republishes the snapshot when nchan lost its buffer. */
+ * that publishes them to nchan, republishes the snapshot when nchan lost its buffer, and
+ * publishes each active job's state again before it leaves nchan's buffer (see progress.h). */
 #include "progress.h"
 
 #include <curl/curl.h>
@@ -8,9 +9,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "log.h"
 
 #define PROGRESS_URL "http://localhost/pub/progress"
+#define PROGRESS_URL_ALT "http://localhost/pub/progress/alt" /* buffer 65: Redis mode */
 #define PROGRESS_QUEUE_MAX 4096
 #define PROGRESS_LOG_EVERY_MS 30000
 #define PROGRESS_WINDOW_MS 2000
@@ -18,6 +21,9 @@
 #define PROGRESS_BUFFER 64          /* nchan_message_buffer_length of the publisher */
 #define PROGRESS_BUFFER_MS 3595000  /* a little under its nchan_message_timeout (1 h) */
 #define PROGRESS_ANSWER_MAX 512
+#define PROGRESS_REFRESH_MS 800     /* Redis mode: each active job's state at least this often */
+#define PROGRESS_REFRESH_LEFT 8     /* one node: again when this few later messages would
+                                       push it out of the buffer */
 
 int64_t progress_now_ms(void) {
     struct timespec ts;
@@ -99,6 +105,10 @@ typedef struct progress_item {
     char job_id[32];
     char status[16];
     char *text; /* owned JSON text */
+    /* snapshot entries: when its latest message went out, and how many messages this
+     * installer had published by then */
+    int64_t sent_ms;
+    uint64_t sent_seq;
 } progress_item;
 
 static struct {
@@ -112,11 +122,14 @@ static struct {
     progress_item *snap; /* the latest message of each active job (status unused) */
     size_t snap_n, snap_cap;
     char *socket_path;
+    char node[CONFIG_NODE_MAX + 1]; /* stamped on every message as "node" */
+    int redis;        /* nchan keeps the channel in Redis: other nodes publish into it too */
+    uint64_t seq;     /* messages delivered so far */
     /* Publisher thread only: delivery errors (rate-limited logging), and the times of the
      * last deliveries, which nchan's buffer should still hold. */
     int64_t last_log_ms, last_contact_ms;
     long failures;
-    int failing, lost;
+    int failing, lost, alt;
     int64_t posted[PROGRESS_BUFFER];
     size_t posted_head, posted_n;
 } progress_q = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
@@ -168,6 +181,8 @@ static void progress_snap_set(const char *job_id, const char *status, const char
         free(it->text);
     }
     it->text = copy;
+    it->sent_ms = progress_now_ms(); /* queued now: goes out shortly */
+    it->sent_seq = progress_q.seq;
 }
 
 /* Replaces the text of a queued message of the same job and status; 1 when done. The caller
@@ -199,10 +214,16 @@ static void progress_enqueue(const char *job_id, const char *status, char *text)
     pthread_cond_signal(&progress_q.cv);
 }
 
-/* Queues `msg` (stolen); with `only_new`, only when the snapshot lacks its job. */
+/* Queues `msg` (stolen) with this node's name; with `only_new`, only when the snapshot lacks
+ * its job. */
 static void progress_submit(json_t *msg, int only_new) {
     const char *job_id = json_string_value(json_object_get(msg, "job_id"));
     const char *status = json_string_value(json_object_get(msg, "status"));
+    char node[CONFIG_NODE_MAX + 1];
+    pthread_mutex_lock(&progress_q.mu);
+    memcpy(node, progress_q.node, sizeof node);
+    pthread_mutex_unlock(&progress_q.mu);
+    json_object_set_new(msg, "node", json_string(node));
     char *text = json_dumps(msg, JSON_COMPACT);
     pthread_mutex_lock(&progress_q.mu);
     if (!job_id || !status || !text || !progress_q.running || progress_q.stopping ||
@@ -246,6 +267,62 @@ static size_t progress_republish(void) {
     return n;
 }
 
+/* 1 when the snapshot entry `it` is due to go out again at `now`. In Redis mode other nodes
+ * publish into the channel as well, so time decides: every PROGRESS_REFRESH_MS. Alone, this
+ * installer counts: before PROGRESS_BUFFER later messages have pushed it out of nchan's
+ * buffer. The caller holds the lock. */
+static int progress_refresh_due(const progress_item *it, int64_t now) {
+    if (progress_q.redis) return now - it->sent_ms >= PROGRESS_REFRESH_MS;
+    return progress_q.seq - it->sent_seq >= PROGRESS_BUFFER - PROGRESS_REFRESH_LEFT;
+}
+
+/* Queues again the snapshot entries that are due. Returns how many. The caller holds the
+ * lock. */
+static size_t progress_refresh(int64_t now) {
+    size_t n = 0;
+    for (size_t i = 0; i < progress_q.snap_n; i++) {
+        progress_item *it = &progress_q.snap[i];
+        if (!progress_refresh_due(it, now)) continue;
+        json_t *msg = json_loads(it->text, 0, NULL);
+        const char *status = json_string_value(json_object_get(msg, "status"));
+        char *text = strdup(it->text);
+        if (status && text) {
+            progress_enqueue(it->job_id, status, text);
+            n++;
+        } else {
+            free(text);
+        }
+        json_decref(msg);
+        it->sent_ms = now;
+        it->sent_seq = progress_q.seq;
+    }
+    return n;
+}
+
+/* When the next snapshot entry is due in Redis mode; INT64_MAX when none is by time. The
+ * caller holds the lock. */
+static int64_t progress_refresh_next(void) {
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; progress_q.redis && i < progress_q.snap_n; i++)
+        if (progress_q.snap[i].sent_ms + PROGRESS_REFRESH_MS < next)
+            next = progress_q.snap[i].sent_ms + PROGRESS_REFRESH_MS;
+    return next;
+}
+
+/* A message of `job_id` was delivered: counts it, notes it in the job's snapshot entry, and
+ * queues again the entries that would otherwise leave nchan's buffer. */
+static void progress_sent(const char *job_id) {
+    pthread_mutex_lock(&progress_q.mu);
+    progress_q.seq++;
+    progress_item *it = progress_snap_find(job_id);
+    if (it) {
+        it->sent_ms = progress_now_ms();
+        it->sent_seq = progress_q.seq;
+    }
+    progress_refresh(progress_now_ms());
+    pthread_mutex_unlock(&progress_q.mu);
+}
+
 /* ---- the publisher thread ---- */
 
 typedef struct progress_answer {
@@ -266,7 +343,6 @@ static size_t progress_collect(char *data, size_t size, size_t n, void *ud) {
 static CURL *progress_handle(struct curl_slist *headers) {
     CURL *c = curl_easy_init();
     if (!c) return NULL;
-    curl_easy_setopt(c, CURLOPT_URL, PROGRESS_URL);
     curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, progress_q.socket_path);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -338,12 +414,15 @@ static long progress_messages(const progress_answer *a) {
     return n;
 }
 
-/* One request to the publisher: `text` is POSTed, or with NULL the channel is read (GET).
- * Checks the channel's message count in the answer. */
-static void progress_request(CURL *c, const char *text) {
+/* One request to the publisher: `text` is POSTed (in Redis mode every other one to the
+ * location whose buffer is one longer: see nginx.conf.in), or with NULL the channel is read
+ * (GET). Checks the channel's message count in the answer. 1 when `text` was delivered. */
+static int progress_request(CURL *c, const char *text) {
     progress_answer a = {.len = 0};
     a.data[0] = '\0';
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
+    int alt = text && progress_q.redis && progress_q.alt;
+    curl_easy_setopt(c, CURLOPT_URL, alt ? PROGRESS_URL_ALT : PROGRESS_URL);
     if (text)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
     else
@@ -361,14 +440,19 @@ static void progress_request(CURL *c, const char *text) {
             snprintf(why, sizeof why, "HTTP %ld", code);
         progress_note(ok, why);
     }
-    if (!ok) return;
-    if (text) progress_delivered();
+    if (!ok) return 0;
+    if (text) {
+        progress_delivered();
+        progress_q.alt = !progress_q.alt;
+    }
     progress_verify(code == 404 ? 0 : progress_messages(&a));
+    return text != NULL;
 }
 
-/* Takes the next message to deliver (caller frees) into *text, or sets *check when the
- * channel is due for a check. 0 when the thread must end. */
-static int progress_next(char **text, int *check) {
+/* Takes the next message to deliver (caller frees) into *text and its job into job_id, or
+ * sets *check when the channel is due for a check. Snapshot entries due by time are queued
+ * again meanwhile. 0 when the thread must end. */
+static int progress_next(char **text, char job_id[32], int *check) {
     *text = NULL;
     *check = 0;
     pthread_mutex_lock(&progress_q.mu);
@@ -378,6 +462,8 @@ static int progress_next(char **text, int *check) {
             pthread_cond_wait(&progress_q.cv, &progress_q.mu);
             continue;
         }
+        if (progress_refresh(progress_now_ms())) continue;
+        if (progress_refresh_next() < due) due = progress_refresh_next();
         if (progress_now_ms() >= due) {
             *check = 1;
             break;
@@ -395,6 +481,7 @@ static int progress_next(char **text, int *check) {
     }
     if (progress_q.count && (!progress_q.stopping || progress_now_ms() < progress_q.deadline)) {
         *text = progress_at(0)->text;
+        memcpy(job_id, progress_at(0)->job_id, 32);
         progress_q.head = (progress_q.head + 1) % progress_q.cap;
         progress_q.count--;
     }
@@ -408,10 +495,10 @@ static void *progress_main(void *arg) {
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
     headers = curl_slist_append(headers, "Accept: application/json");
     CURL *c = progress_handle(headers);
-    char *text;
+    char *text, job_id[32];
     int check;
-    while (progress_next(&text, &check)) {
-        if (c) progress_request(c, text);
+    while (progress_next(&text, job_id, &check)) {
+        if (c && progress_request(c, text)) progress_sent(job_id);
         free(text);
         if (!c) progress_q.last_contact_ms = progress_now_ms();
     }
@@ -420,7 +507,15 @@ static void *progress_main(void *arg) {
     return NULL;
 }
 
-int progress_start(const char *socket_path) {
+void progress_set_node(const char *node) {
+    pthread_mutex_lock(&progress_q.mu);
+    snprintf(progress_q.node, sizeof progress_q.node, "%s", node);
+    pthread_mutex_unlock(&progress_q.mu);
+}
+
+int progress_start(const char *socket_path, const char *node, int redis) {
+    progress_set_node(node);
+    progress_q.redis = redis;
     progress_q.cap = PROGRESS_QUEUE_MAX;
     progress_q.items = calloc(progress_q.cap, sizeof *progress_q.items);
     progress_q.socket_path = strdup(socket_path);

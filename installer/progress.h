@@ -6,9 +6,12 @@
  *
  * The publisher keeps the latest message of every active job (the snapshot) and republishes
  * it when nchan lost what it buffered: after a failed delivery, or when the channel holds
- * fewer messages than were published into it within its buffer's lifetime (nginx restarted;
- * seen in the answer to a POST, or to a GET of the channel every 500 ms while jobs are
- * active). So a new subscriber gets every active job's state from nchan's buffer. */
+ * fewer messages than were published into it within its buffer's lifetime (nginx or Redis
+ * restarted; seen in the answer to a POST, or to a GET of the channel every 500 ms while
+ * jobs are active). It also publishes each entry again before it can leave nchan's buffer
+ * of 64: alone, after 56 later messages of its own; in Redis mode, where other nodes publish
+ * into the same channel, every 800 ms. So a new subscriber, on any node, gets every active
+ * job's state from nchan's buffer, or within a second. Every message carries "node". */
 #ifndef MG_PROGRESS_H
 #define MG_PROGRESS_H
 
@@ -22,8 +25,12 @@
 /* Milliseconds of the monotonic clock. */
 int64_t progress_now_ms(void);
 
-/* Starts the publisher thread for the nchan socket at `socket_path` (copied). 0, or -1. */
-int progress_start(const char *socket_path);
+/* Starts the publisher thread for the nchan socket at `socket_path` (copied); messages carry
+ * `node` (copied); `redis`: nginx keeps the channel in Redis (redis_url). 0, or -1. */
+int progress_start(const char *socket_path, const char *node, int redis);
+
+/* The node name that messages carry from now on (copied; server.json was reloaded). */
+void progress_set_node(const char *node);
 
 /* Queues `msg` (a progress message; the reference is stolen) for publishing, and keeps it
  * as its job's latest state while the status is not terminal. */

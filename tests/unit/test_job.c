@@ -365,6 +365,7 @@ UNIT_TEST(save_progress_and_index_order) {
     CHECK_INT(json_integer_value(json_object_get(page, "total")), 1);
     json_t *j = json_array_get(json_object_get(page, "jobs"), 0);
     CHECK_INT(json_integer_value(json_object_get(j, "downloaded")), 42);
+    CHECK_STR(str(j, "node"), cfg.node_name);
     CHECK(json_number_value(json_object_get(j, "progress")) == 42.5);
     json_decref(page);
     free(text);
@@ -454,6 +455,7 @@ UNIT_TEST(pages) {
     job_index *ix = job_index_load(&cfg, &err);
     char *text = NULL;
     size_t len = 0;
+    snprintf(cfg.node_name, sizeof cfg.node_name, "n1"); /* the page and each job name it */
     FILE *f = open_memstream(&text, &len);
     CHECK_INT(job_page_write(&cfg, ix, JOB_FAILED, 1, 1, page_write, f), 0);
     fclose(f);
@@ -466,6 +468,8 @@ UNIT_TEST(pages) {
     CHECK_STR(str(json_array_get(jobs, 0), "job_id"), ids[2]);
     CHECK_STR(str(json_array_get(jobs, 0), "status"), "failed");
     CHECK_STR(str(json_array_get(jobs, 0), "kind"), "install");
+    CHECK_STR(str(json_array_get(jobs, 0), "node"), "n1");
+    CHECK_STR(str(page, "node"), "n1");
     json_decref(page);
     free(text);
     /* past the end: no jobs, the total still counted */
@@ -473,7 +477,7 @@ UNIT_TEST(pages) {
     f = open_memstream(&text, &len);
     CHECK_INT(job_page_write(&cfg, ix, -1, 7, 100, page_write, f), 0);
     fclose(f);
-    CHECK_STR(text, "{\"total\":5,\"offset\":7,\"limit\":100,\"jobs\":[]}");
+    CHECK_STR(text, "{\"node\":\"n1\",\"total\":5,\"offset\":7,\"limit\":100,\"jobs\":[]}");
     free(text);
     job_index_free(ix);
     config_free(&cfg);
