@@ -1,6 +1,6 @@
 /* route_registry.c - the installed models of this node: listing the registry (with file
- * status) and deleting a model, which first cancels an install of it that is still queued or
- * running. Both answers name the node. */
+ * status; the answer names the node) and deleting a model, which first cancels an install
+ * of it that is still queued or running. */
 #include <stdio.h>
 #include <string.h>
 
@@ -53,8 +53,7 @@ void route_registry_delete(http_req *req, worker_ctx *w, const route_seg *param)
         http_send_error(req, &err);
         return;
     }
-    json_t *body = json_pack("{s:s, s:b, s:s}", "deleted", id, "file_removed", file_removed,
-                             "node", w->cfg.node_name);
+    json_t *body = json_pack("{s:s, s:b}", "deleted", id, "file_removed", file_removed);
     http_send_json(req, 200, body);
     json_decref(body);
 }

@@ -30,9 +30,9 @@ MiB = 1024 * 1024
 TERMINAL = ("installed", "failed", "cancelled")
 ISO_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$")
 PROGRESS_KEYS = {"model_id", "job_id", "kind", "status", "progress", "downloaded", "total",
-                 "bytes_per_second", "eta_s", "error", "error_code"}
+                 "bytes_per_second", "eta_s", "error", "error_code", "node"}
 JOB_KEYS = {"job_id", "model_id", "kind", "status", "progress", "downloaded", "total", "error",
-            "error_code", "diagnosis", "created_at", "updated_at"}
+            "error_code", "diagnosis", "created_at", "updated_at", "node"}
 # Short retry and stall times for the daemon (it inherits deploy/up's environment).
 FAST_ENV = {"MG_RETRY_BASE_MS": "100", "MG_RETRY_MAX": "4", "MG_STALL_SECONDS": "3"}
 # ASan builds are slower: every wait is generous, the assertions are about content.
@@ -434,7 +434,7 @@ class InstallTest(InstallCase):
 
     def jobs(self):
         body = self.assertJsonAnswer(self.stack.get("/api/models/jobs"), 200)
-        self.assertEqual(set(body), {"total", "offset", "limit", "jobs"})
+        self.assertEqual(set(body), {"node", "total", "offset", "limit", "jobs"})
         self.assertEqual((body["offset"], body["limit"]), (0, 100), body)
         return body["jobs"]
 

@@ -44,7 +44,7 @@ class HistoryTest(InstallCase):
 
     def page(self, query=""):
         body = self.assertJsonAnswer(self.stack.get("/api/models/jobs" + query), 200)
-        self.assertEqual(set(body), {"total", "offset", "limit", "jobs"}, body)
+        self.assertEqual(set(body), {"node", "total", "offset", "limit", "jobs"}, body)
         for j in body["jobs"]:
             self.assertLessEqual(JOB_KEYS, set(j), j)
         return body

@@ -75,7 +75,7 @@ class RegistryTest(SharedStackTestCase):
 
     def test_statuses(self):
         body = self.installed()
-        self.assertEqual(set(body), {"models"})
+        self.assertEqual(set(body), {"models", "node"})
         models = body["models"]
         self.assertEqual(set(models), {INSTALLED, MISSING, ORPHAN}, models)
         inst = models[INSTALLED]

@@ -40,7 +40,11 @@ class WebSocket:
         self.closed = False
         self.response_headers = {}
         self.status = None
-        self._handshake(headers or {})
+        try:
+            self._handshake(headers or {})
+        except BaseException:
+            self.sock.close()
+            raise
 
     # --- opening handshake ---------------------------------------------------------------
 
