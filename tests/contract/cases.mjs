@@ -42,7 +42,7 @@ export const GENERIC = {
   MethodNotAllowed: { method: 'PUT', error: { code: 'method_not_allowed', parameter: null } },
   PayloadTooLarge: { body: 'x'.repeat(65 * 1024 + 1), error: { code: 'payload_too_large', parameter: null } },
   UriTooLong: { query: `q=${'x'.repeat(8200)}`, error: { code: 'uri_too_long', parameter: null } },
-  Misdirected: { headers: { Host: 'evil.example' }, error: { code: 'misdirected_request', parameter: null } },
+  Misdirected: { example: 'misdirected_request', headers: { Host: 'evil.example' }, error: { code: 'misdirected_request', parameter: null } },
   ConfigUnavailable: { config: 'broken', error: { code: 'config_unavailable', parameter: null } },
 };
 
@@ -97,6 +97,10 @@ export const CASES = {
   ],
   'get /api/models/jobs/{job_id}': [
     { status: 200, example: 'installed', given: ['installed'], params: { job_id: (fx) => fx.installed.job_id } },
+    { status: 200, given: ['installed'], params: { job_id: (fx) => fx.installed.job_id },
+      headers: { 'X-MG-Node': (fx) => fx.installed.node }, check: (a, fx) => assert.equal(a.json.node, fx.installed.node) },
+    { status: 421, example: 'wrong_node', given: ['installed'], params: { job_id: (fx) => fx.installed.job_id },
+      error: { code: 'wrong_node', parameter: null } },
     { status: 400, example: 'invalid_job_id', params: { job_id: 'not-a-job' }, error: { code: 'invalid_job_id', parameter: 'job_id' } },
     { status: 404, example: 'job_not_found', params: { job_id: '0000000000000000' }, error: { code: 'job_not_found', parameter: 'job_id' } },
   ],
@@ -118,9 +122,11 @@ export const CASES = {
     { status: 200, example: 'deleted', given: ['spare'], params: { id: MODELS.spare } },
     { status: 400, params: { id: '..' }, error: { code: 'invalid_model_id', parameter: 'id' } },
     { status: 404, example: 'not_installed', params: { id: 'gemma-2-2b-it-q6-k' }, error: { code: 'not_found', parameter: 'id' } },
+    { status: 421, example: 'wrong_node', given: ['installed'], params: { id: MODELS.quick }, error: { code: 'wrong_node', parameter: null },
+      after: async (s) => assert.equal((await s.api('GET', '/api/models/installed')).json.models[MODELS.quick].status, 'installed') },
   ],
   'get /api/models/health': [
-    { status: 200, example: 'ok' },
+    { status: 200, example: 'ok', check: (a) => assert.deepEqual(a.json.progress, { store: 'memory', status: 'ok' }) },
   ],
   'get /metrics': [
     { status: 200, given: ['installed'], check: (a) => assert.match(a.body, /^mg_jobs\{status="installed"\} [1-9]/m) },
@@ -134,5 +140,10 @@ export const CASES = {
     { status: 401, config: 'token', query: { access_token: 'wrong' }, headers: { Accept: 'text/event-stream' },
       error: { code: 'unauthorized', parameter: null } },
     { status: 200, config: 'token', query: { access_token: TOKEN }, headers: { Accept: 'text/event-stream' } },
+    // Redis mode with no Redis to reach: the stack restarts with redis_url, and back
+    { status: 503, example: 'progress_unavailable', config: 'redis_down', headers: { Accept: 'text/event-stream' },
+      error: { code: 'progress_unavailable', parameter: null },
+      before: (s) => s.startStack(),
+      after: async (s) => { s.setConfig('open'); await s.startStack(); } },
   ],
 };

@@ -30,6 +30,8 @@ const CONFIGS = {
   open: { allow_http: true },
   token: { allow_http: true, api_token: TOKEN },
   broken: '{"allow_http": true, "api_token": ',
+  // Redis mode whose Redis cannot be reached (nothing listens on port 1): takes a restart
+  redis_down: { allow_http: true, redis_url: 'redis://127.0.0.1:1' },
 };
 
 export class ContractStack extends Stack {
@@ -62,7 +64,7 @@ export class ContractStack extends Stack {
     await this.startStack();
   }
 
-  // Switches config/server.json to the state `name` (open, token, broken).
+  // Switches config/server.json to the state `name` (open, token, broken, redis_down).
   setConfig(name) {
     if (this.config === name) return;
     const c = CONFIGS[name];

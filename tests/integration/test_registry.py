@@ -106,7 +106,9 @@ class RegistryTest(SharedStackTestCase):
         os.unlink(self.stack.path("config", "models.json"))
         for name in os.listdir(self.stack.path("models", "llm")):
             os.unlink(self.stack.path("models", "llm", name))
-        self.assertEqual(self.installed(), {"models": {}})
+        body = self.installed()
+        self.assertEqual(body["models"], {})
+        self.assertRegex(body["node"], r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the host name
 
     def test_file_removed_behind_our_back(self):
         os.unlink(self.stack.path("models", "llm", f"{INSTALLED}.gguf"))
