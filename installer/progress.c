@@ -21,7 +21,8 @@
 #define PROGRESS_BUFFER 64          /* nchan_message_buffer_length of the publisher */
 #define PROGRESS_BUFFER_MS 3595000  /* a little under its nchan_message_timeout (1 h) */
 #define PROGRESS_ANSWER_MAX 512
-#define PROGRESS_REFRESH_MS 800     /* Redis mode: each active job's state at least this often */
+#define PROGRESS_REFRESH_MS 800     /* each downloading job's state at least this often (in
+                                       Redis mode every active job's) */
 #define PROGRESS_REFRESH_LEFT 8     /* one node: again when this few later messages would
                                        push it out of the buffer */
 
@@ -119,7 +120,7 @@ static struct {
     int64_t deadline; /* when stopping: deliver until then */
     progress_item *items;
     size_t head, count, cap;
-    progress_item *snap; /* the latest message of each active job (status unused) */
+    progress_item *snap; /* the latest message of each active job, and its status */
     size_t snap_n, snap_cap;
     char *socket_path;
     char node[CONFIG_NODE_MAX + 1]; /* stamped on every message as "node" */
@@ -180,6 +181,7 @@ static void progress_snap_set(const char *job_id, const char *status, const char
     } else {
         free(it->text);
     }
+    snprintf(it->status, sizeof it->status, "%s", status);
     it->text = copy;
     it->sent_ms = progress_now_ms(); /* queued now: goes out shortly */
     it->sent_seq = progress_q.seq;
@@ -267,13 +269,21 @@ static size_t progress_republish(void) {
     return n;
 }
 
+/* 1 when the snapshot entry `it` goes out again by time: every entry in Redis mode, a
+ * downloading job's always (a download waiting to retry says nothing by itself; clients take
+ * a silent download for lost progress). */
+static int progress_refresh_timed(const progress_item *it) {
+    return progress_q.redis || strcmp(it->status, "downloading") == 0;
+}
+
 /* 1 when the snapshot entry `it` is due to go out again at `now`. In Redis mode other nodes
  * publish into the channel as well, so time decides: every PROGRESS_REFRESH_MS. Alone, this
  * installer counts: before PROGRESS_BUFFER later messages have pushed it out of nchan's
  * buffer. The caller holds the lock. */
 static int progress_refresh_due(const progress_item *it, int64_t now) {
-    if (progress_q.redis) return now - it->sent_ms >= PROGRESS_REFRESH_MS;
-    return progress_q.seq - it->sent_seq >= PROGRESS_BUFFER - PROGRESS_REFRESH_LEFT;
+    if (progress_refresh_timed(it) && now - it->sent_ms >= PROGRESS_REFRESH_MS) return 1;
+    return !progress_q.redis &&
+           progress_q.seq - it->sent_seq >= PROGRESS_BUFFER - PROGRESS_REFRESH_LEFT;
 }
 
 /* Queues again the snapshot entries that are due. Returns how many. The caller holds the
@@ -299,12 +309,13 @@ static size_t progress_refresh(int64_t now) {
     return n;
 }
 
-/* When the next snapshot entry is due in Redis mode; INT64_MAX when none is by time. The
- * caller holds the lock. */
+/* When the next snapshot entry is due by time; INT64_MAX when none is. The caller holds the
+ * lock. */
 static int64_t progress_refresh_next(void) {
     int64_t next = INT64_MAX;
-    for (size_t i = 0; progress_q.redis && i < progress_q.snap_n; i++)
-        if (progress_q.snap[i].sent_ms + PROGRESS_REFRESH_MS < next)
+    for (size_t i = 0; i < progress_q.snap_n; i++)
+        if (progress_refresh_timed(&progress_q.snap[i]) &&
+            progress_q.snap[i].sent_ms + PROGRESS_REFRESH_MS < next)
             next = progress_q.snap[i].sent_ms + PROGRESS_REFRESH_MS;
     return next;
 }

@@ -11,7 +11,9 @@
  * jobs are active). It also publishes each entry again before it can leave nchan's buffer
  * of 64: alone, after 56 later messages of its own; in Redis mode, where other nodes publish
  * into the same channel, every 800 ms. So a new subscriber, on any node, gets every active
- * job's state from nchan's buffer, or within a second. Every message carries "node". */
+ * job's state from nchan's buffer, or within a second. A downloading job's state goes out
+ * at least every 800 ms in any case (also while it waits to retry), so that a client can
+ * take silence for lost progress. Every message carries "node". */
 #ifndef MG_PROGRESS_H
 #define MG_PROGRESS_H
 

@@ -12,6 +12,7 @@ export default {
   'conn.open': 'Live-Updates aktiv',
   'conn.connecting': 'Verbinde mit Live-Updates …',
   'conn.retry': 'Live-Updates unterbrochen – neuer Versuch in {seconds} s',
+  'conn.stale': 'Live-Updates verzögert – Downloads werden direkt abgefragt',
   'health.installerDown': 'Der Installer läuft nicht. Downloads warten in der Warteschlange, bis er wieder gestartet ist.',
 
   'filters.label': 'Suche und Filter',

@@ -12,6 +12,7 @@ export default {
   'conn.open': 'Live updates on',
   'conn.connecting': 'Connecting to live updates…',
   'conn.retry': 'Live updates lost — reconnecting in {seconds} s',
+  'conn.stale': 'Live updates delayed — checking downloads directly',
   'health.installerDown': 'The installer is not running. Downloads wait in the queue until it is started again.',
 
   'filters.label': 'Search and filters',

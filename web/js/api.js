@@ -25,12 +25,15 @@ export function api_setToken(token) {
   } catch { /* storage blocked */ }
 }
 
-// api(path, {method, signal}): resolves to the parsed JSON body, rejects with ApiError.
-// An aborted request rejects with the AbortError unchanged.
-export async function api(path, { method = 'GET', signal } = {}) {
+// api(path, {method, signal, node}): resolves to the parsed JSON body, rejects with ApiError.
+// An aborted request rejects with the AbortError unchanged. `node` (a job's or the installed
+// list's node) goes as X-MG-Node, so that a load balancer in front of several nodes sends the
+// request to the node that holds the job or the model (another node refuses it: 421).
+export async function api(path, { method = 'GET', signal, node } = {}) {
   const headers = { Accept: 'application/json' };
   const token = api_token();
   if (token && method !== 'GET') headers.Authorization = `Bearer ${token}`;
+  if (typeof node === 'string' && node) headers['X-MG-Node'] = node;
   let res;
   try {
     res = await fetch(path, { method, headers, signal, cache: 'no-cache' }); // revalidates (ETag)

@@ -65,6 +65,7 @@ function app_connection(c) {
   el.dataset.state = c.state;
   if (c.state === 'open') el.textContent = t('conn.open');
   else if (c.state === 'retry') el.textContent = t('conn.retry', { seconds: c.retryIn });
+  else if (c.state === 'stale') el.textContent = t('conn.stale');
   else el.textContent = t('conn.connecting');
 }
 

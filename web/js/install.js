@@ -135,7 +135,7 @@ async function install_cancel(model, button) {
   if (!job) return;
   button.disabled = true;
   try {
-    const body = await api(api_paths.job(job.job_id), { method: 'DELETE' });
+    const body = await api(api_paths.job(job.job_id), { method: 'DELETE', node: job.node });
     // 200 cancelled, or 202 cancelling until the installer confirms (the socket says when)
     jobs_apply({ ...job, ...(body && body.job_id ? body : {}), status: (body && body.status) || 'cancelled' });
   } catch (e) {

@@ -7,6 +7,7 @@ import { format_bytes, format_date } from './format.js';
 
 let installed_models = {};          // id -> registry entry (with status)
 let installed_loaded = false;
+let installed_node = null;          // the node whose models these are (deletes go there)
 let installed_stamp = 0;            // Date.now() when the registry was last read
 let installed_galleryNames = null;  // id -> name from the gallery, for unregistered files
 const installed_listeners = new Set();
@@ -40,6 +41,7 @@ export async function installed_refresh() {
     const body = await api(api_paths.installed);
     installed_stamp = started;
     installed_models = (body && body.models && typeof body.models === 'object') ? body.models : {};
+    installed_node = (body && typeof body.node === 'string') ? body.node : null;
     installed_loaded = true;
     banner_clear('installed');
     await installed_loadNames();
@@ -110,7 +112,7 @@ async function installed_delete(entry, name) {
     t('confirm.text', { name, path: entry.path || entry.id }), t('confirm.ok'), t('confirm.cancel'));
   if (!ok) return;
   try {
-    await api(api_paths.model(entry.id), { method: 'DELETE' });
+    await api(api_paths.model(entry.id), { method: 'DELETE', node: installed_node });
     banner_clear(`delete:${entry.id}`);
     announce(t('announce.deleted', { name }));
     banner(t('delete.done', { name }), 'info', `delete:${entry.id}`);

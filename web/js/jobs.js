@@ -1,6 +1,9 @@
 // Install jobs: one current job per model, fed by GET /api/models/jobs, by install
 // answers and by the progress WebSocket (which reconnects with backoff by itself;
-// while it is down, active jobs are polled instead).
+// while it is down, active jobs are polled instead). The installer sends a downloading
+// job's state at least every second: when the open socket stays silent about one for
+// longer (nchan lost Redis, with several nodes), the state is "stale" and jobs are polled
+// until messages come again. Requests about a job name its node (X-MG-Node).
 import { api, api_paths, api_token } from './api.js';
 
 const jobs_rank = { queued: 0, paused: 0, downloading: 1, verifying: 2, cancelling: 2.5, installed: 3, failed: 3, cancelled: 3 };
@@ -78,6 +81,11 @@ let jobs_retryTimer = null;
 let jobs_pollTimer = null;
 let jobs_state = { state: 'connecting', retryIn: 0 };
 
+const jobs_staleMs = 4000;
+const jobs_heard = new Map();        // job_id -> when the socket last told of it
+let jobs_openedAt = 0;
+let jobs_staleTimer = null;
+
 export function jobs_onConnection(fn) { jobs_connListeners.add(fn); fn(jobs_state); }
 
 function jobs_setState(state, retryIn = 0) {
@@ -102,6 +110,7 @@ export function jobs_connect() {
   jobs_setState('connecting');
   ws.addEventListener('open', () => {
     jobs_retryMs = jobs_backoff.first;
+    jobs_openedAt = Date.now();
     jobs_setState('open');
     jobs_stopPolling();
     jobs_load().catch(() => {}); // catch up on what happened while disconnected
@@ -110,7 +119,11 @@ export function jobs_connect() {
     if (typeof ev.data !== 'string') return;
     for (const line of ev.data.split('\n')) {
       if (!line.trim()) continue;
-      try { jobs_apply(JSON.parse(line)); } catch { /* not a progress message */ }
+      try {
+        const msg = JSON.parse(line);
+        if (msg && msg.job_id) jobs_heard.set(msg.job_id, Date.now());
+        jobs_apply(msg);
+      } catch { /* not a progress message */ }
     }
   });
   ws.addEventListener('close', () => {
@@ -119,6 +132,23 @@ export function jobs_connect() {
     jobs_scheduleReconnect();
   });
   ws.addEventListener('error', () => { /* close follows */ });
+  if (!jobs_staleTimer) jobs_staleTimer = setInterval(jobs_checkStale, 1000);
+}
+
+// "stale" while the open socket has said nothing for jobs_staleMs about a job that is
+// downloading; "open" again (and polling stops) once it speaks of them again.
+function jobs_checkStale() {
+  if (jobs_state.state !== 'open' && jobs_state.state !== 'stale') return;
+  const now = Date.now();
+  const quiet = [...jobs_byModel.values()].some((j) => j.status === 'downloading' &&
+    now - Math.max(jobs_heard.get(j.job_id) || 0, jobs_openedAt) > jobs_staleMs);
+  if (quiet && jobs_state.state === 'open') {
+    jobs_setState('stale');
+    jobs_startPolling();
+  } else if (!quiet && jobs_state.state === 'stale') {
+    jobs_setState('open');
+    jobs_stopPolling();
+  }
 }
 
 function jobs_scheduleReconnect() {
@@ -136,7 +166,7 @@ function jobs_startPolling() {
   jobs_pollTimer = setInterval(() => {
     const active = [...jobs_byModel.values()].filter(jobs_isActive);
     for (const job of active) {
-      api(api_paths.job(job.job_id)).then(jobs_apply).catch(() => {});
+      api(api_paths.job(job.job_id), { node: job.node }).then(jobs_apply).catch(() => {});
     }
   }, 2000);
 }
