@@ -279,10 +279,11 @@ static int progress_refresh_timed(const progress_item *it) {
 /* 1 when the snapshot entry `it` is due to go out again at `now`. In Redis mode other nodes
  * publish into the channel as well, so time decides: every PROGRESS_REFRESH_MS. Alone, this
  * installer counts: before PROGRESS_BUFFER later messages have pushed it out of nchan's
- * buffer. The caller holds the lock. */
+ * buffer, but not more often than by time either (more active jobs than the buffer holds
+ * would push each other out forever). The caller holds the lock. */
 static int progress_refresh_due(const progress_item *it, int64_t now) {
-    if (progress_refresh_timed(it) && now - it->sent_ms >= PROGRESS_REFRESH_MS) return 1;
-    return !progress_q.redis &&
+    if (now - it->sent_ms < PROGRESS_REFRESH_MS) return 0;
+    return progress_refresh_timed(it) ||
            progress_q.seq - it->sent_seq >= PROGRESS_BUFFER - PROGRESS_REFRESH_LEFT;
 }
 

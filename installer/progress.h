@@ -9,8 +9,8 @@
  * fewer messages than were published into it within its buffer's lifetime (nginx or Redis
  * restarted; seen in the answer to a POST, or to a GET of the channel every 500 ms while
  * jobs are active). It also publishes each entry again before it can leave nchan's buffer
- * of 64: alone, after 56 later messages of its own; in Redis mode, where other nodes publish
- * into the same channel, every 800 ms. So a new subscriber, on any node, gets every active
+ * of 64: alone, after 56 later messages of its own (at most every 800 ms); in Redis mode,
+ * where other nodes publish into the same channel, every 800 ms. So a new subscriber, on any node, gets every active
  * job's state from nchan's buffer, or within a second. A downloading job's state goes out
  * at least every 800 ms in any case (also while it waits to retry), so that a client can
  * take silence for lost progress. Every message carries "node". */

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """test_progress_restart.py - a new progress subscriber learns the current state of every
 active job (one downloading, two queued behind it with max_parallel_downloads 1) within 1 s:
-at once from nchan's buffer, and also after nginx alone was restarted (its buffer lost), since
-the installer notices and republishes its snapshot. The queued jobs are announced with a
-"queued" message of their own."""
+at once from nchan's buffer, also once the download's own messages have pushed the queued
+jobs' announcements out of the buffer of 64 (the installer sends them again first), and also
+after nginx alone was restarted (its buffer lost), since the installer notices and
+republishes its snapshot. The queued jobs are announced with a "queued" message of their
+own."""
 
 import json
 import os
@@ -41,8 +43,8 @@ class ProgressRestartTest(InstallCase):
             self.jobs[mid] = self.post_install(mid)["job_id"]
         self.assertEqual(self.job(self.jobs[QUEUED[-1]])["status"], "queued")
 
-    def tearDown(self):
-        for job_id in self.jobs.values():
+    def tearDown(self):  # the queued jobs first: none may start when the running one ends
+        for job_id in reversed(self.jobs.values()):
             self.stack.delete(f"/api/models/jobs/{job_id}")
         for job_id in self.jobs.values():
             self.wait_job(job_id, timeout=10)
@@ -74,6 +76,24 @@ class ProgressRestartTest(InstallCase):
 
     def test_new_subscriber_gets_every_active_job(self):
         time.sleep(0.3)  # the installer announces the queued jobs as it sees them
+        seen, took = self.first_states(1.0 * SLOW)
+        self.assertAllActive(seen, took)
+
+    def test_after_the_buffer_filled_up(self):
+        msgs, running = [], 0
+        with self.ws() as ws:  # the download sends up to 10 messages a second
+            deadline = time.monotonic() + 20 * SLOW
+            while running <= 72 and time.monotonic() < deadline:
+                try:
+                    msgs.append(json.loads(ws.recv(deadline - time.monotonic())))
+                except TimeoutError:
+                    break
+                running += msgs[-1]["job_id"] == self.jobs[RUNNING]
+        self.assertGreater(running, 72, "the download filled nchan's buffer")
+        for mid in QUEUED:
+            again = [m for m in msgs if m["job_id"] == self.jobs[mid]]
+            self.assertGreaterEqual(len(again), 2, f"{mid}: replayed, then sent again")
+            self.assertEqual({m["status"] for m in again}, {"queued"})
         seen, took = self.first_states(1.0 * SLOW)
         self.assertAllActive(seen, took)
 
