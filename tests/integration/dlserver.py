@@ -275,7 +275,9 @@ class _Handler(BaseHTTPRequestHandler):
                     sent += len(data)
                     with st.lock:
                         st.bytes_served += len(data)
-                        st.paths[path]["bytes"] += len(data)
+                        # (a reset of the stats may come while a body is still sent)
+                        st.paths.setdefault(path, {"requests": 0, "bytes": 0})["bytes"] += \
+                            len(data)
                     if throttle:
                         ahead = sent / throttle - (time.monotonic() - began)
                         if ahead > 0:
