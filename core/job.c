@@ -11,6 +11,7 @@
  * files. The installer also rebuilds it at start (after a power loss it may be stale). */
 #include "job.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -564,7 +565,9 @@ static int job_page_object(const mg_config *cfg, const char *text, size_t len, j
                            void *ctx) {
     char head[CONFIG_NODE_MAX + 16];
     if (len < 2 || text[0] != '{') return fn(ctx, text, len);
-    int empty = strspn(text + 1, " \t\r\n") == len - 2; /* "{}" */
+    size_t i = 1;
+    while (i < len - 1 && isspace((unsigned char)text[i])) i++;
+    int empty = text[i] == '}'; /* "{}" */
     int n = snprintf(head, sizeof head, "{\"node\":\"%s\"%s", cfg->node_name, empty ? "" : ",");
     if (fn(ctx, head, (size_t)n) < 0) return -1;
     return fn(ctx, text + 1, len - 1);

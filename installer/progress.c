@@ -250,21 +250,17 @@ int progress_has(const char *job_id) {
     return has;
 }
 
+/* Queues a copy of the snapshot entry `it` again. The caller holds the lock. */
+static void progress_requeue(const progress_item *it) {
+    char *text = strdup(it->text);
+    if (text) progress_enqueue(it->job_id, it->status, text);
+}
+
 /* Queues the snapshot again. Returns how many messages. */
 static size_t progress_republish(void) {
     pthread_mutex_lock(&progress_q.mu);
     size_t n = progress_q.snap_n;
-    for (size_t i = 0; i < n; i++) {
-        const progress_item *s = &progress_q.snap[i];
-        json_t *msg = json_loads(s->text, 0, NULL);
-        const char *status = json_string_value(json_object_get(msg, "status"));
-        char *text = strdup(s->text);
-        if (status && text)
-            progress_enqueue(s->job_id, status, text);
-        else
-            free(text);
-        json_decref(msg);
-    }
+    for (size_t i = 0; i < n; i++) progress_requeue(&progress_q.snap[i]);
     pthread_mutex_unlock(&progress_q.mu);
     return n;
 }
@@ -294,16 +290,8 @@ static size_t progress_refresh(int64_t now) {
     for (size_t i = 0; i < progress_q.snap_n; i++) {
         progress_item *it = &progress_q.snap[i];
         if (!progress_refresh_due(it, now)) continue;
-        json_t *msg = json_loads(it->text, 0, NULL);
-        const char *status = json_string_value(json_object_get(msg, "status"));
-        char *text = strdup(it->text);
-        if (status && text) {
-            progress_enqueue(it->job_id, status, text);
-            n++;
-        } else {
-            free(text);
-        }
-        json_decref(msg);
+        progress_requeue(it);
+        n++;
         it->sent_ms = now;
         it->sent_seq = progress_q.seq;
     }
