@@ -4,6 +4,8 @@
 // dropped WebSocket), a running job shown on page open, cancel, install errors, delete.
 // Run: node --test tests/e2e/  (MG_BIN_DIR = the CMake build; ctest sets it).
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Stack, makeFile, until } from './stack.mjs';
 
@@ -252,12 +254,24 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     assert.match(await row.textContent(), /Alpha Chat.*installed.*2(\.00)? MB/s);
   });
 
-  step('shows a job already running when the page opens, and cancels it', async () => {
+  step('shows a job already running when the page opens, tells when its progress stops coming, and cancels it', async () => {
     const started = await api('POST', '/api/models/gallery/e2e-bravo/install');
     assert.equal(started.status, 202, JSON.stringify(started.body));
     await open();
     await until(async () => (await page.$eval(`${card('e2e-bravo')} progress`, (b) => b.value)) > 0,
       'the running job\'s progress on page open', 15000);
+    // the installer stands still: the open socket says nothing of the download for 4 s
+    const installer = Number(fs.readFileSync(path.join(stack.root, 'run', 'installer.pid'), 'utf8'));
+    process.kill(installer, 'SIGSTOP');
+    try {
+      await until(async () => (await page.getAttribute('#conn', 'data-state')) === 'stale',
+        'the delayed state', 10000, 100);
+      assert.match(await page.textContent('#conn'), /verzögert|delayed/);
+    } finally {
+      process.kill(installer, 'SIGCONT');
+    }
+    await until(async () => (await page.getAttribute('#conn', 'data-state')) === 'open',
+      'live updates again', 10000, 100);
     await page.click(`${card('e2e-bravo')} .install-cancel`);
     await until(async () => /cancelled/.test(await page.textContent(card('e2e-bravo'))), 'the cancelled note');
     assert.ok(await page.$(`${card('e2e-bravo')} .install-btn`), 'the Install button is back');
