@@ -233,6 +233,8 @@ class NodesTest(StackTestCase):
             self.assertEqual(h["progress"], {"store": "redis", "status": "ok"}, h)
             with open(stack.path("run", "nginx.conf")) as f:
                 conf = f.read()
+            # redis_url may hold a password: only the nginx master reads the file
+            self.assertEqual(os.stat(stack.path("run", "nginx.conf")).st_mode & 0o777, 0o600)
             self.assertIn(f'nchan_redis_server "redis://127.0.0.1:{self.redis.port}";', conf)
             self.assertEqual(conf.count("nchan_redis_pass mg_progress_redis;"), 3)
             self.assertNotRegex(conf, r"(?m)# MG-(REDIS|MEMORY)$")
