@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,8 @@ static void config_defaults(mg_config *cfg) {
     cfg->allowed_origins = json_array();
     cfg->job_history = CONFIG_JOB_HISTORY;
     cfg->min_download_speed = CONFIG_MIN_DOWNLOAD_SPEED;
+    cfg->machine_ram_gb = NAN;
+    cfg->machine_vram_gb = NAN;
 }
 
 /* ---- checks of single settings ------------------------------------------------------ */
@@ -269,6 +272,13 @@ static int config_apply_jobs(mg_config *cfg, json_t *doc, const char *path, mg_e
                               "an integer number of bytes per second from 1 to 2^40");
         cfg->min_download_speed = (long long)json_integer_value(v);
     }
+    if ((v = json_object_get(doc, "max_download_rate")) && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > (1LL << 40))
+            return config_bad(err, path, "max_download_rate",
+                              "null or an integer number of bytes per second from 1 to 2^40");
+        cfg->max_download_rate = (long long)json_integer_value(v);
+    }
     return 0;
 }
 
@@ -294,6 +304,31 @@ static int config_apply_nodes(mg_config *cfg, json_t *doc, const char *path, mg_
     return 0;
 }
 
+/* One number of machine: a JSON number within lo..hi into *out. 0, or -1 and err. */
+static int config_machine_number(json_t *machine, const char *key, double lo, double *out,
+                                 const char *path, mg_error *err) {
+    json_t *v = json_object_get(machine, key);
+    char name[32];
+    snprintf(name, sizeof name, "machine.%s", key);
+    if (!v || json_is_null(v)) return 0;
+    double d = json_number_value(v);
+    if (!json_is_number(v) || !isfinite(d) || d < lo || d > 1e6)
+        return config_bad(err, path, name, lo > 0 ? "a number of GB above 0, at most 1000000"
+                                                  : "a number of GB from 0 to 1000000");
+    *out = d;
+    return 0;
+}
+
+/* machine: {"ram_gb", "vram_gb"} overriding what the machine profile detects. */
+static int config_apply_machine(mg_config *cfg, json_t *doc, const char *path, mg_error *err) {
+    json_t *m = json_object_get(doc, "machine");
+    if (!m || json_is_null(m)) return 0;
+    if (!json_is_object(m))
+        return config_bad(err, path, "machine", "null or an object {\"ram_gb\", \"vram_gb\"}");
+    if (config_machine_number(m, "ram_gb", 1e-9, &cfg->machine_ram_gb, path, err) != 0) return -1;
+    return config_machine_number(m, "vram_gb", 0, &cfg->machine_vram_gb, path, err);
+}
+
 static int config_read_file(mg_config *cfg, mg_error *err) {
     char path[MG_PATH_MAX];
     config_path(cfg, path, CONFIG_FILE_REL);
@@ -308,8 +343,9 @@ static int config_read_file(mg_config *cfg, mg_error *err) {
     if (!json_is_object(doc))
         rc = mg_error_set(err, 500, "invalid_config", NULL, "%s: not a JSON object", path);
     else if ((rc = config_apply_basic(cfg, doc, path, err)) == 0 &&
-             (rc = config_apply_access(cfg, doc, path, err)) == 0)
-        rc = config_apply_jobs(cfg, doc, path, err);
+             (rc = config_apply_access(cfg, doc, path, err)) == 0 &&
+             (rc = config_apply_jobs(cfg, doc, path, err)) == 0)
+        rc = config_apply_machine(cfg, doc, path, err);
     if (rc == 0 && json_is_object(doc)) rc = config_apply_nodes(cfg, doc, path, err);
     json_decref(doc);
     return rc;

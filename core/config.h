@@ -48,6 +48,10 @@ typedef struct mg_config {
     char problem[512];        /* why the state is not fresh, "" otherwise */
     long job_history;         /* finished jobs kept, default 1000, 1..100000 */
     long long min_download_speed; /* bytes/s under which a download stalls, default 1024 */
+    long long max_download_rate;  /* bytes/s for all downloads together; 0: unlimited */
+    double machine_ram_gb;    /* machine.ram_gb: RAM this machine offers models (GB = 1e9
+                                 bytes), overriding detection; NAN: detect */
+    double machine_vram_gb;   /* machine.vram_gb: VRAM, likewise; NAN: detect */
 } mg_config;
 
 /* Returns the data root: `override` if not NULL, else $MG_ROOT, else the build's repository.

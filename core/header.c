@@ -1,7 +1,9 @@
-/* header.c - HTTP response header lines: status line, "Name: value" split, Content-Range
- * (see header.h). Strict where a wrong answer would corrupt a resumed download. */
+/* header.c - HTTP response header lines: status line, "Name: value" split, Content-Range,
+ * announced SHA-256 digests (see header.h). Strict where a wrong answer would corrupt a
+ * resumed download or blame the wrong party for a checksum mismatch. */
 #include "header.h"
 
+#include <openssl/evp.h>
 #include <string.h>
 #include <strings.h>
 
@@ -80,5 +82,79 @@ int header_content_range(const char *value, size_t len, header_range *r) {
     }
     if (p != end) return -1;
     *r = out;
+    return 0;
+}
+
+/* ---- announced digests ---- */
+
+static void header_hex(const unsigned char *d, size_t n, char *hex) {
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[2 * n] = '\0';
+}
+
+/* An entity tag of 64 hex digits: W/ and the quotes are optional. */
+static int header_etag_sha256(const char *v, size_t len, char hex[65]) {
+    if (len >= 2 && (v[0] == 'W' || v[0] == 'w') && v[1] == '/') v += 2, len -= 2;
+    if (len >= 2 && v[0] == '"' && v[len - 1] == '"') v++, len -= 2;
+    if (len != 64) return 0;
+    for (size_t i = 0; i < 64; i++) {
+        char c = v[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return 0;
+        hex[i] = (char)(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
+    }
+    hex[64] = '\0';
+    return 1;
+}
+
+/* 32 bytes in standard base64 (44 characters, one '='). */
+static int header_base64_sha256(const char *v, size_t len, char hex[65]) {
+    unsigned char in[45], out[36];
+    if (len != 44 || v[43] != '=' || v[42] == '=') return 0;
+    for (size_t i = 0; i < 43; i++) {
+        char c = v[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/'))
+            return 0;
+    }
+    memcpy(in, v, 44);
+    in[44] = '\0';
+    if (EVP_DecodeBlock(out, in, 44) != 33) return 0;
+    header_hex(out, 32, hex);
+    return 1;
+}
+
+/* Looks through the comma-separated members of a digest field for `algo`=VALUE (name
+ * case-insensitive, blanks around members allowed); `colons`: VALUE is :BASE64: (a
+ * structured-field byte sequence). */
+static int header_digest_member(const char *v, size_t len, int colons, char hex[65]) {
+    const char *p = v, *end = v + len;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *m = p, *mend = comma ? comma : end;
+        while (m < mend && header_blank(*m)) m++;
+        while (mend > m && header_blank(mend[-1])) mend--;
+        size_t n = (size_t)(mend - m);
+        if (n > 8 && strncasecmp(m, "sha-256=", 8) == 0) {
+            const char *b = m + 8;
+            size_t blen = n - 8;
+            if (colons && (blen < 2 || b[0] != ':' || b[blen - 1] != ':')) return 0;
+            if (colons) b++, blen -= 2;
+            return header_base64_sha256(b, blen, hex);
+        }
+        p = comma ? comma + 1 : end;
+    }
+    return 0;
+}
+
+int header_sha256(const header_field *f, char hex[65]) {
+    if (header_name_is(f, "x-linked-etag") || header_name_is(f, "etag"))
+        return header_etag_sha256(f->value, f->value_len, hex);
+    if (header_name_is(f, "repr-digest")) return header_digest_member(f->value, f->value_len, 1, hex);
+    if (header_name_is(f, "digest")) return header_digest_member(f->value, f->value_len, 0, hex);
     return 0;
 }

@@ -39,4 +39,11 @@ int header_name_is(const header_field *f, const char *name);
  * INT64_MAX, FIRST > LAST, LAST >= LENGTH, characters after the value). */
 int header_content_range(const char *value, size_t len, header_range *r);
 
+/* The SHA-256 of the whole file that the field `f` announces, as 64 lower-case hex digits
+ * and a NUL into `hex`: an X-Linked-Etag or ETag whose value, without a W/ prefix and the
+ * quotes, is 64 hex digits (Hugging Face names LFS files so); a Repr-Digest member
+ * sha-256=:BASE64: (RFC 9530); a Digest member SHA-256=BASE64 (RFC 3230). 1 when it
+ * announces one, 0 otherwise (other fields, other algorithms, malformed values). */
+int header_sha256(const header_field *f, char hex[65]);
+
 #endif

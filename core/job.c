@@ -379,32 +379,67 @@ static json_int_t job_model_size(json_t *model) {
     return gb > 0 && gb < 9e9 ? (json_int_t)(gb * 1e9 + 0.5) : 0; /* rounded */
 }
 
-/* Builds a new queued job for `model` (borrowed) with a fresh id. NULL and err on failure. */
-static json_t *job_new(const mg_config *cfg, json_t *model, mg_error *err) {
-    char job_id[ID_JOB_LEN + 1], path[MG_PATH_MAX], now[40], ext[16];
+/* A fresh job id whose file does not exist. 0, or -1 and err. */
+static int job_fresh_id(const mg_config *cfg, char job_id[ID_JOB_LEN + 1], mg_error *err) {
+    char path[MG_PATH_MAX];
     do {
-        if (id_job_new(job_id) < 0) {
-            mg_error_set(err, 500, "internal_error", NULL, "cannot create a job id");
-            return NULL;
-        }
+        if (id_job_new(job_id) < 0)
+            return mg_error_set(err, 500, "internal_error", NULL, "cannot create a job id");
     } while (access(job_path(cfg, path, job_id, ".json"), F_OK) == 0);
+    return 0;
+}
+
+/* The extension of the file a job of `model` (borrowed) writes: from its download URL, or
+ * from the installed file's path (verify). */
+static void job_model_ext(json_t *model, char ext[16]) {
     const char *url = json_string_value(json_object_get(model, "downloadUrl"));
-    const char *name = json_string_value(json_object_get(model, "name"));
-    const char *checksum = json_string_value(json_object_get(model, "checksum"));
-    gallery_model_ext(url ? url : "", ext);
+    const char *path = json_string_value(json_object_get(model, "path"));
+    const char *base = path ? strrchr(path, '/') : NULL;
+    const char *dot = base ? strrchr(base, '.') : NULL;
+    size_t n = dot ? strlen(dot) : 0;
+    if (!url && n >= 2 && n <= 15 && strspn(dot + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                     "0123456789") == n - 1)
+        snprintf(ext, 16, "%s", dot);
+    else
+        gallery_model_ext(url ? url : "", ext);
+}
+
+/* Builds a new queued job of `kind` for `model` (borrowed) with a fresh id. NULL and err. */
+static json_t *job_new(const mg_config *cfg, json_t *model, const char *kind, mg_error *err) {
+    char job_id[ID_JOB_LEN + 1], now[40], ext[16];
+    if (job_fresh_id(cfg, job_id, err) < 0) return NULL;
+    job_model_ext(model, ext);
     job_now_iso(now);
     json_int_t size = job_model_size(model);
-    return json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s,s:I,s:s,s:f,s:I,s:I,s:n,s:n,s:n,s:s,s:s,"
-                     "s:I}",
-                     "job_id", job_id, "model_id",
-                     json_string_value(json_object_get(model, "id")), "kind", "install", "name",
-                     name, "url", url, "checksum", checksum, "ext", ext, "size", size, "status",
-                     "queued", "progress", 0.0, "downloaded", (json_int_t)0, "total", size,
-                     "error", "error_code", "diagnosis", "created_at", now, "updated_at", now,
-                     "created_ns", job_now_ns());
+    json_t *job = json_pack(
+        "{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s,s:I,s:s,s:f,s:I,s:I,s:n,s:n,s:n,s:s,s:s,s:I}", "job_id",
+        job_id, "model_id", json_string_value(json_object_get(model, "id")), "kind", kind,
+        "name", json_string_value(json_object_get(model, "name")), "url",
+        json_string_value(json_object_get(model, "downloadUrl")), "checksum",
+        json_string_value(json_object_get(model, "checksum")), "ext", ext, "size", size,
+        "status", "queued", "progress", 0.0, "downloaded", (json_int_t)0, "total", size, "error",
+        "error_code", "diagnosis", "created_at", now, "updated_at", now, "created_ns",
+        job_now_ns());
+    json_t *gallery = json_object_get(model, "gallery");
+    json_t *path = json_object_get(model, "path");
+    if (job && json_is_string(gallery)) json_object_set(job, "gallery", gallery);
+    if (job && json_is_string(path) && strcmp(kind, "verify") == 0)
+        json_object_set(job, "path", path);
+    if (!job) mg_error_set(err, 500, "internal_error", NULL, "out of memory");
+    return job;
+}
+
+const char *job_kind(json_t *job) {
+    const char *k = json_string_value(json_object_get(job, "kind"));
+    return k && *k ? k : "install";
 }
 
 json_t *job_enqueue(const mg_config *cfg, json_t *model, int *created, mg_error *err) {
+    return job_enqueue_kind(cfg, model, "install", created, err);
+}
+
+json_t *job_enqueue_kind(const mg_config *cfg, json_t *model, const char *kind, int *created,
+                         mg_error *err) {
     const char *model_id = json_string_value(json_object_get(model, "id"));
     if (created) *created = 0;
     if (!model_id || !id_model_valid(model_id, strlen(model_id))) {
@@ -416,7 +451,7 @@ json_t *job_enqueue(const mg_config *cfg, json_t *model, int *created, mg_error 
     job_index *ix = job_index_read_locked(cfg, err);
     json_t *job = ix ? job_active_in(cfg, ix, model_id) : NULL;
     if (ix && !job) {
-        job = job_new(cfg, model, err);
+        job = job_new(cfg, model, kind, err);
         if (job && job_commit(cfg, fd, job, err) < 0) {
             json_decref(job);
             job = NULL;
@@ -456,6 +491,8 @@ int job_save(const mg_config *cfg, json_t *job, int durable, mg_error *err) {
     job_status s = job_get_status(job);
     if (!job_status_terminal(s) && s != JOB_CANCELLING && job_cancel_requested(cfg, job_id))
         json_object_set_new(job, "status", json_string(job_status_name(JOB_CANCELLING)));
+    else if (!job_status_terminal(s) && s != JOB_CANCELLING && job_pause_requested(cfg, job_id))
+        json_object_set_new(job, "status", json_string(job_status_name(JOB_PAUSED)));
     int rc;
     if (durable) {
         rc = job_update(cfg, fd, job, -1, err);
@@ -505,6 +542,155 @@ json_t *job_cancel(const mg_config *cfg, const char *job_id, mg_error *err) {
     return job;
 }
 
+/* ---- pause and resume ---- */
+
+int job_pause_requested(const mg_config *cfg, const char *job_id) {
+    char path[MG_PATH_MAX];
+    if (!job_id || !id_job_valid(job_id)) return 0;
+    return access(job_path(cfg, path, job_id, ".pause"), F_OK) == 0;
+}
+
+void job_clear_pause(const mg_config *cfg, const char *job_id) {
+    char path[MG_PATH_MAX];
+    if (!job_id || !id_job_valid(job_id)) return;
+    if (fs_unlink(job_path(cfg, path, job_id, ".pause"), NULL) == 0) fs_sync_parent(path);
+}
+
+/* Creates (`on`) or removes the pause marker of `job_id` durably. 0, or -1 and err. */
+static int job_mark_pause(const mg_config *cfg, const char *job_id, int on, mg_error *err) {
+    char path[MG_PATH_MAX];
+    job_path(cfg, path, job_id, ".pause");
+    if (!on) {
+        if (fs_unlink(path, NULL) == 0) fs_sync_parent(path);
+        return 0;
+    }
+    int fd = fs_open(path, O_WRONLY | O_CREAT, 0644, err);
+    if (fd < 0) return -1;
+    fsync(fd);
+    close(fd);
+    fs_sync_parent(path);
+    return 0;
+}
+
+/* The refusal of pausing `job` (borrowed) in status `s`, or 0 when it may be paused. */
+static int job_pause_refused(json_t *job, job_status s, const char *job_id, mg_error *err) {
+    if (job_status_terminal(s))
+        return mg_error_set(err, 409, "job_finished", "job_id",
+                            "job '%s' has already finished (%s)", job_id, job_status_name(s));
+    if (strcmp(job_kind(job), "verify") == 0)
+        return mg_error_set(err, 409, "job_not_pausable", "job_id",
+                            "job '%s' verifies a file; only downloads can be paused (cancel it "
+                            "instead)", job_id);
+    if (s == JOB_VERIFYING || s == JOB_CANCELLING)
+        return mg_error_set(err, 409, "job_not_pausable", "job_id",
+                            "job '%s' is %s and cannot be paused now", job_id,
+                            job_status_name(s));
+    return 0;
+}
+
+json_t *job_pause(const mg_config *cfg, const char *job_id, mg_error *err) {
+    if (!job_id || !id_job_valid(job_id)) return job_load(cfg, job_id, err);
+    int fd = job_lock(cfg, err);
+    if (fd < 0) return NULL;
+    json_t *job = job_read(cfg, job_id, err);
+    job_status s = job ? job_get_status(job) : JOB_FAILED;
+    int rc = job ? 0 : -1;
+    if (job && s != JOB_PAUSED) rc = job_pause_refused(job, s, job_id, err);
+    if (rc == 0 && job && s == JOB_DOWNLOADING) rc = job_mark_pause(cfg, job_id, 1, err);
+    if (rc == 0 && job && s != JOB_PAUSED) rc = job_update(cfg, fd, job, JOB_PAUSED, err);
+    fs_unlock(fd);
+    if (rc < 0) {
+        json_decref(job);
+        return NULL;
+    }
+    return job;
+}
+
+json_t *job_resume(const mg_config *cfg, const char *job_id, mg_error *err) {
+    if (!job_id || !id_job_valid(job_id)) return job_load(cfg, job_id, err);
+    int fd = job_lock(cfg, err);
+    if (fd < 0) return NULL;
+    json_t *job = job_read(cfg, job_id, err);
+    job_status s = job ? job_get_status(job) : JOB_FAILED;
+    int rc = job ? 0 : -1;
+    if (job && job_status_terminal(s))
+        rc = mg_error_set(err, 409, "job_finished", "job_id", "job '%s' has already finished (%s)",
+                          job_id, job_status_name(s));
+    else if (job && s == JOB_CANCELLING)
+        rc = mg_error_set(err, 409, "job_cancelling", "job_id", "job '%s' is being cancelled",
+                          job_id);
+    else if (job && s == JOB_PAUSED && (rc = job_mark_pause(cfg, job_id, 0, err)) == 0)
+        rc = job_update(cfg, fd, job, JOB_QUEUED, err);
+    fs_unlock(fd);
+    if (rc < 0) {
+        json_decref(job);
+        return NULL;
+    }
+    return job;
+}
+
+int job_settle_pause(const mg_config *cfg, json_t *job, mg_error *err) {
+    const char *job_id = json_string_value(json_object_get(job, "job_id"));
+    if (!job_id || !id_job_valid(job_id))
+        return mg_error_set(err, 500, "internal_error", NULL, "job without a valid job_id");
+    int fd = job_lock(cfg, err);
+    if (fd < 0) return -1;
+    json_t *disk = job_read(cfg, job_id, NULL);
+    job_status s = disk ? job_get_status(disk) : JOB_PAUSED;
+    if (job_status_terminal(s) || s == JOB_DOWNLOADING || s == JOB_VERIFYING) s = JOB_PAUSED;
+    json_decref(disk);
+    job_mark_pause(cfg, job_id, 0, NULL);
+    int rc = job_update(cfg, fd, job, (int)s, err);
+    fs_unlock(fd);
+    return rc;
+}
+
+/* ---- the models with unfinished jobs ---- */
+
+/* Adds `job_id` of `model_id` with `kind` and status `s` to `active` unless it has one. */
+static void job_active_put(json_t *active, const char *model_id, const char *job_id,
+                           const char *kind, job_status s) {
+    if (!model_id || !job_id || json_object_get(active, model_id)) return;
+    json_object_set_new(active, model_id,
+                        json_pack("{s:s,s:s,s:s}", "job_id", job_id, "kind", kind, "status",
+                                  job_status_name(s)));
+}
+
+json_t *job_active_models(const mg_config *cfg) {
+    json_t *active = json_object();
+    job_index *ix = job_index_load(cfg, NULL);
+    for (size_t i = 0; ix && i < ix->count; i++) {
+        const job_index_entry *e = &ix->entries[i];
+        if (job_status_terminal(e->status)) continue;
+        json_t *pub = json_loadb(e->json, e->json_len, 0, NULL);
+        job_active_put(active, json_string_value(json_object_get(pub, "model_id")),
+                       json_string_value(json_object_get(pub, "job_id")), job_kind(pub),
+                       e->status);
+        json_decref(pub);
+    }
+    job_index_free(ix);
+    return active;
+}
+
+/* job_foreach visitor: collects the unfinished jobs into the object `ctx`. */
+static void job_collect_active(json_t *job, void *ctx) {
+    job_status s = job_get_status(job);
+    if (job_status_terminal(s)) return;
+    job_active_put(ctx, json_string_value(json_object_get(job, "model_id")),
+                   json_string_value(json_object_get(job, "job_id")), job_kind(job), s);
+}
+
+int job_with_queue_lock(const mg_config *cfg, job_locked_fn fn, void *ctx, mg_error *err) {
+    int fd = job_lock(cfg, err);
+    if (fd < 0) return -1;
+    json_t *active = json_object();
+    job_foreach(cfg, job_collect_active, active);
+    fn(ctx, active);
+    json_decref(active);
+    fs_unlock(fd);
+    return 0;
+}
+
 int job_claim(const mg_config *cfg, json_t *job, mg_error *err) {
     const char *id = json_string_value(json_object_get(job, "job_id"));
     if (!id || !id_job_valid(id)) {
@@ -526,7 +712,8 @@ int job_claim(const mg_config *cfg, json_t *job, mg_error *err) {
         rc = job_update(cfg, fd, disk, JOB_CANCELLED, err);
         if (rc == 0) job_clear_cancel(cfg, job_id);
     } else {
-        rc = job_update(cfg, fd, disk, JOB_DOWNLOADING, err) < 0 ? -1 : 1;
+        job_status run = strcmp(job_kind(disk), "verify") == 0 ? JOB_VERIFYING : JOB_DOWNLOADING;
+        rc = job_update(cfg, fd, disk, run, err) < 0 ? -1 : 1;
     }
     fs_unlock(fd);
     if (disk) {

@@ -27,7 +27,7 @@ typedef enum {
     JOB_FAILED,
     JOB_CANCELLED,
     JOB_CANCELLING, /* cancel asked for; the installer has not confirmed it yet */
-    JOB_PAUSED      /* reserved for pause/resume: never claimed */
+    JOB_PAUSED      /* paused by the user: its partial kept, never claimed until resumed */
 } job_status;
 
 #define JOB_STATUS_COUNT 8
@@ -47,6 +47,17 @@ job_status job_get_status(json_t *job);
  * that model exists (see job_find_active), returns it and sets *created = 0; otherwise
  * writes a new queued job and sets *created = 1. Returns a new reference, or NULL and err. */
 json_t *job_enqueue(const mg_config *cfg, json_t *model, int *created, mg_error *err);
+
+/* As job_enqueue for a job of `kind`: "install", "update" (download `model`, a gallery
+ * model, beside the installed file and swap it in once verified) or "verify" (re-hash the
+ * installed file: `model` is {id, name, checksum, path, sizeBytes} from its registry entry).
+ * The job records the model's "gallery" and, for verify, "path". An unfinished job of the
+ * model, of any kind, is returned instead (*created = 0); the caller compares its kind. */
+json_t *job_enqueue_kind(const mg_config *cfg, json_t *model, const char *kind, int *created,
+                         mg_error *err);
+
+/* The kind of `job` (borrowed): "install" when the field is absent (older job files). */
+const char *job_kind(json_t *job);
 
 /* Returns a new reference to the job, or NULL and err (404 "job_not_found"). */
 json_t *job_load(const mg_config *cfg, const char *job_id, mg_error *err);
@@ -76,10 +87,41 @@ json_t *job_cancel(const mg_config *cfg, const char *job_id, mg_error *err);
 int job_cancel_requested(const mg_config *cfg, const char *job_id);
 void job_clear_cancel(const mg_config *cfg, const char *job_id);
 
+/* Pauses: a queued job becomes paused at once; a downloading one also gets the marker
+ * jobs/{job_id}.pause, which tells the installer to stop it, keep its partial and free the
+ * slot. While the marker exists job_save keeps the job paused. 409 "job_finished" for a
+ * finished job, 409 "job_not_pausable" while verifying or being cancelled, or for a verify
+ * job. A paused job: returned as it is. Returns a new reference to the job as it is now. */
+json_t *job_pause(const mg_config *cfg, const char *job_id, mg_error *err);
+
+/* Resumes a paused job: it is queued again (the pause marker removed first). A job that is
+ * queued or running already: returned as it is; 409 "job_finished" for a finished one,
+ * 409 "job_cancelling" for one being cancelled. Returns a new reference. */
+json_t *job_resume(const mg_config *cfg, const char *job_id, mg_error *err);
+
+/* 1 when the pause marker of `job_id` exists. job_clear_pause removes it. */
+int job_pause_requested(const mg_config *cfg, const char *job_id);
+void job_clear_pause(const mg_config *cfg, const char *job_id);
+
+/* Installer side, once a paused download stopped: writes `job` (borrowed) durably with the
+ * status the file has now (paused, or queued / cancelling when a resume or a cancel came
+ * meanwhile; the status is copied into `job`) and removes the pause marker. 0, or -1. */
+int job_settle_pause(const mg_config *cfg, json_t *job, mg_error *err);
+
+/* Returns a new reference to {model_id: {"job_id", "kind", "status"}} for every model with
+ * an unfinished job (queued, running, paused or being cancelled), from jobs/index. */
+json_t *job_active_models(const mg_config *cfg);
+
+/* Runs `fn(ctx, active)` under the queue lock, with `active` (borrowed) as in
+ * job_active_models but read from the job files themselves: no job can be created, resumed
+ * or claimed while it runs. 0, or -1 and err when the lock cannot be taken. */
+typedef void (*job_locked_fn)(void *ctx, json_t *active);
+int job_with_queue_lock(const mg_config *cfg, job_locked_fn fn, void *ctx, mg_error *err);
+
 /* Installer side: takes a queued job (or one left downloading/verifying by a crashed run)
- * by setting it to downloading under the lock; `job` (borrowed) is updated from the file.
- * A job with a cancel marker or the status cancelling becomes cancelled instead (0). 1 when
- * claimed, 0 when not claimable, -1 and err. */
+ * by setting it to downloading (verifying for a verify job) under the lock; `job`
+ * (borrowed) is updated from the file. A job with a cancel marker or the status cancelling
+ * becomes cancelled instead (0). 1 when claimed, 0 when not claimable, -1 and err. */
 int job_claim(const mg_config *cfg, json_t *job, mg_error *err);
 
 /* Returns a new reference holding only the public fields of `job` (borrowed), as

@@ -7,6 +7,7 @@
 #include "registry.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "fs.h"
 #include "id.h"
+#include "job.h"
 #include "log.h"
 
 #define REGISTRY_FILE "config/models.json"
@@ -121,9 +123,7 @@ static int registry_file_exists(const char *path, long long *size) {
     return 1;
 }
 
-/* The stem of a file name (without its last extension) into `out`; 0, or -1 when the
- * stem is not a valid model id. */
-static int registry_stem(const char *name, char out[ID_MODEL_MAX + 1]) {
+int registry_stem(const char *name, char out[ID_MODEL_MAX + 1]) {
     const char *dot = strrchr(name, '.');
     size_t len = dot && dot != name ? (size_t)(dot - name) : strlen(name);
     if (!id_model_valid(name, len)) return -1;
@@ -164,8 +164,50 @@ static void registry_scan_free(struct dirent **list, int n) {
     free(list);
 }
 
-/* Adds to `out_models` an "unregistered" entry for every model file of models/llm/ that no
- * entry of `models` names and whose stem is not already a key of `out_models`. */
+int registry_utf8(const char *name, char *out, size_t n) {
+    const unsigned char *p = (const unsigned char *)name;
+    size_t o = 0;
+    int valid = 1;
+    while (*p && o + 4 < n) {
+        int len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3
+                  : (*p & 0xf8) == 0xf0 ? 4 : 0;
+        int ok = len > 0 && !(len == 2 && *p < 0xc2) && !(len == 4 && *p > 0xf4);
+        for (int i = 1; ok && i < len; i++) ok = (p[i] & 0xc0) == 0x80;
+        if (ok && len == 3) ok = !(*p == 0xe0 && p[1] < 0xa0) && !(*p == 0xed && p[1] >= 0xa0);
+        if (ok && len == 4) ok = !(*p == 0xf0 && p[1] < 0x90) && !(*p == 0xf4 && p[1] >= 0x90);
+        if (ok) {
+            memcpy(out + o, p, (size_t)len);
+            o += (size_t)len;
+            p += len;
+        } else {
+            memcpy(out + o, "\xef\xbf\xbd", 3); /* U+FFFD */
+            o += 3;
+            p++;
+            valid = 0;
+        }
+    }
+    out[o] = '\0';
+    return valid && !*p;
+}
+
+/* The key of an unregistered file `name` in `out_models`: its stem when that is a valid id
+ * not used yet, else the whole (displayable) name when not used yet. 1 and *id_valid, or 0
+ * when both are taken. */
+static int registry_unregistered_key(const char *name, json_t *out_models, char *key, size_t n,
+                                     int *id_valid) {
+    char stem[ID_MODEL_MAX + 1];
+    if (registry_stem(name, stem) == 0 && !json_object_get(out_models, stem)) {
+        snprintf(key, n, "%s", stem);
+        *id_valid = 1;
+        return 1;
+    }
+    registry_utf8(name, key, n);
+    *id_valid = id_model_valid(key, strlen(key));
+    return !json_object_get(out_models, key);
+}
+
+/* Adds to `out_models` an "unregistered" entry for every file of models/llm/ that no entry
+ * of `models` names. */
 static void registry_add_unregistered(const mg_config *cfg, json_t *models, json_t *out_models) {
     struct dirent **list;
     int n = registry_scan(cfg, &list);
@@ -175,20 +217,54 @@ static void registry_add_unregistered(const mg_config *cfg, json_t *models, json
     }
     for (int i = 0; i < n; i++) {
         const char *name = list[i]->d_name;
-        char stem[ID_MODEL_MAX + 1], rel[MG_PATH_MAX], abs[MG_PATH_MAX];
+        char key[4 * 256], shown[4 * 256], rel[MG_PATH_MAX], abs[MG_PATH_MAX];
         long long size = 0;
-        if (!registry_name_ok(name, strlen(name)) || registry_stem(name, stem) < 0) continue;
-        if (json_object_get(out_models, stem) || registry_path_registered(models, name))
+        int id_valid = 0;
+        if (!registry_name_ok(name, strlen(name)) || registry_path_registered(models, name))
             continue;
         snprintf(rel, sizeof rel, "%s%s", REGISTRY_PREFIX, name);
-        if (fs_join(abs, sizeof abs, cfg->root, rel) < 0) continue;
-        if (!registry_file_exists(abs, &size)) continue;
-        json_object_set_new(out_models, stem,
-                            json_pack("{s:s,s:n,s:s,s:I,s:n,s:n,s:b,s:s}", "id", stem, "name",
-                                      "path", rel, "size", (json_int_t)size, "installedAt",
-                                      "backend", "active", 0, "status", "unregistered"));
+        if (fs_join(abs, sizeof abs, cfg->root, rel) < 0 || !registry_file_exists(abs, &size))
+            continue;
+        if (!registry_unregistered_key(name, out_models, key, sizeof key, &id_valid)) continue;
+        registry_utf8(rel, shown, sizeof shown);
+        json_object_set_new(out_models, key,
+                            json_pack("{s:s,s:n,s:s,s:I,s:n,s:n,s:b,s:s,s:b}", "id", key, "name",
+                                      "path", shown, "size", (json_int_t)size, "installedAt",
+                                      "backend", "active", 0, "status", "unregistered",
+                                      "id_valid", id_valid));
     }
     registry_scan_free(list, n);
+}
+
+int registry_partial_id(const char *name, char out[ID_MODEL_MAX + 1]) {
+    size_t len = strlen(name);
+    char base[NAME_MAX + 1];
+    if (len <= 5 || strcmp(name + len - 5, ".part") != 0 || name[0] == '.') return -1;
+    snprintf(base, sizeof base, "%.*s", (int)(len - 5), name);
+    return registry_stem(base, out);
+}
+
+/* Adds a "partial" entry for each partial download whose model has no key in `out_models`
+ * and no unfinished job in `active` (borrowed, may be NULL). */
+static void registry_add_partials(const mg_config *cfg, json_t *active, json_t *out_models) {
+    char dir[MG_PATH_MAX];
+    struct dirent **list;
+    int n = scandir(config_path(cfg, dir, "models/.partial"), &list, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        const char *name = list[i]->d_name;
+        char id[ID_MODEL_MAX + 1], rel[MG_PATH_MAX], abs[MG_PATH_MAX];
+        long long size = 0;
+        snprintf(rel, sizeof rel, "models/.partial/%s", name);
+        if (registry_partial_id(name, id) == 0 && !json_object_get(out_models, id) &&
+            !json_object_get(active, id) && fs_join(abs, sizeof abs, cfg->root, rel) == 0 &&
+            registry_file_exists(abs, &size))
+            json_object_set_new(out_models, id,
+                                json_pack("{s:s,s:n,s:s,s:I,s:n,s:n,s:b,s:s}", "id", id, "name",
+                                          "path", rel, "size", (json_int_t)size, "installedAt",
+                                          "backend", "active", 0, "status", "partial"));
+        free(list[i]);
+    }
+    if (n >= 0) free(list);
 }
 
 json_t *registry_load(const mg_config *cfg, mg_error *err) {
@@ -296,7 +372,39 @@ int registry_remove(const mg_config *cfg, const char *id, int *entry_removed,
     return 0;
 }
 
-json_t *registry_list(const mg_config *cfg, mg_error *err) {
+int registry_remove_partial(const mg_config *cfg, const char *id) {
+    char dir[MG_PATH_MAX];
+    struct dirent **list;
+    int n = scandir(config_path(cfg, dir, "models/.partial"), &list, NULL, alphasort);
+    int removed = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = list[i]->d_name;
+        char got[ID_MODEL_MAX + 1], base[NAME_MAX + 1], abs[MG_PATH_MAX];
+        size_t len = strlen(name);
+        int meta = len > 5 && strcmp(name + len - 5, ".meta") == 0;
+        snprintf(base, sizeof base, "%.*s", (int)(meta ? len - 5 : len), name);
+        if (registry_partial_id(base, got) == 0 && strcmp(got, id) == 0 &&
+            snprintf(abs, sizeof abs, "%s/%s", dir, name) < (int)sizeof abs &&
+            fs_unlink(abs, NULL) == 0) {
+            removed |= !meta;
+            fs_sync_parent(abs);
+        }
+        free(list[i]);
+    }
+    if (n >= 0) free(list);
+    return removed;
+}
+
+const char *registry_entry_status(json_t *entry, const char *abs) {
+    long long size = 0;
+    if (!abs || !registry_file_exists(abs, &size)) return "missing";
+    json_t *want = json_object_get(entry, "size");
+    if (json_is_true(json_object_get(entry, "corrupt"))) return "corrupt";
+    if (json_is_integer(want) && json_integer_value(want) != size) return "corrupt";
+    return "installed";
+}
+
+json_t *registry_list(const mg_config *cfg, json_t *active, mg_error *err) {
     json_t *doc = registry_load(cfg, err);
     if (!doc) return NULL;
     json_t *models = json_object_get(doc, "models");
@@ -306,15 +414,104 @@ json_t *registry_list(const mg_config *cfg, mg_error *err) {
     json_object_foreach(models, key, entry) {
         if (!json_is_object(entry)) continue;
         char abs[MG_PATH_MAX];
-        int present = registry_entry_file(cfg, entry, abs) && registry_file_exists(abs, NULL);
+        int named = registry_entry_file(cfg, entry, abs);
         json_t *copy = json_deep_copy(entry);
         if (!json_object_get(copy, "id")) json_object_set_new(copy, "id", json_string(key));
-        json_object_set_new(copy, "status", json_string(present ? "installed" : "missing"));
+        json_object_set_new(copy, "status",
+                            json_string(registry_entry_status(entry, named ? abs : NULL)));
         json_object_set_new(out_models, key, copy);
     }
     registry_add_unregistered(cfg, models, out_models);
+    registry_add_partials(cfg, active, out_models);
     json_decref(doc);
     return json_pack("{s:o}", "models", out_models);
+}
+
+json_t *registry_get(const mg_config *cfg, const char *id, mg_error *err) {
+    json_t *doc = registry_load(cfg, err);
+    if (!doc) return NULL;
+    json_t *entry = json_object_get(json_object_get(doc, "models"), id);
+    json_t *copy = json_is_object(entry) ? json_deep_copy(entry) : NULL;
+    json_decref(doc);
+    if (!copy)
+        mg_error_set(err, 404, "not_installed", "id", "%s is not installed (no registry entry)",
+                     id);
+    return copy;
+}
+
+/* Sets the entry `id` of the registry through `fn(cfg, old, entry, ctx)` under the exclusive
+ * lock (`old` borrowed, NULL when there is none; `entry` borrowed, the one to write; fn
+ * returns 0 to write it, or -1 and err). 0, or -1 and err. */
+typedef int (*registry_edit_fn)(const mg_config *cfg, json_t *old, json_t *models, void *ctx,
+                                mg_error *err);
+
+static int registry_edit(const mg_config *cfg, const char *id, registry_edit_fn fn, void *ctx,
+                         mg_error *err) {
+    if (!id || !id_model_valid(id, strlen(id)))
+        return mg_error_set(err, 400, "invalid_model_id", "id", "invalid model id");
+    int fd = registry_lock(cfg, 1, err);
+    if (fd < 0) return -1;
+    int rc = -1;
+    json_t *doc = registry_read(cfg, err);
+    if (doc) {
+        json_t *models = json_object_get(doc, "models");
+        json_t *old = json_object_get(models, id);
+        rc = fn(cfg, json_is_object(old) ? old : NULL, models, ctx, err);
+        if (rc == 0) rc = registry_write(cfg, doc, err);
+        json_decref(doc);
+    }
+    fs_unlock(fd);
+    return rc;
+}
+
+struct registry_replace_ctx {
+    const char *id;
+    json_t *entry;
+    char old_file[MG_PATH_MAX]; /* the earlier entry's file, when it is another one */
+};
+
+static int registry_replace_fn(const mg_config *cfg, json_t *old, json_t *models, void *ctx,
+                               mg_error *err) {
+    struct registry_replace_ctx *c = ctx;
+    char now_file[MG_PATH_MAX];
+    json_t *copy = json_deep_copy(c->entry);
+    if (!copy) return mg_error_set(err, 500, "internal_error", NULL, "out of memory");
+    if (old && json_object_get(old, "active"))
+        json_object_set(copy, "active", json_object_get(old, "active"));
+    if (old && registry_entry_file(cfg, old, c->old_file) &&
+        registry_entry_file(cfg, copy, now_file) && strcmp(c->old_file, now_file) == 0)
+        c->old_file[0] = '\0';
+    json_object_set_new(models, c->id, copy);
+    return 0;
+}
+
+int registry_replace(const mg_config *cfg, const char *id, json_t *entry, mg_error *err) {
+    struct registry_replace_ctx c = {id, entry, ""};
+    if (!json_is_object(entry))
+        return mg_error_set(err, 500, "internal_error", NULL, "registry entry is not an object");
+    if (registry_edit(cfg, id, registry_replace_fn, &c, err) < 0) return -1;
+    if (c.old_file[0] && registry_unlink(c.old_file))
+        log_info("registry: %s replaced by its update; removed %s", id, c.old_file);
+    return 0;
+}
+
+static int registry_verified_fn(const mg_config *cfg, json_t *old, json_t *models, void *ctx,
+                                mg_error *err) {
+    (void)cfg;
+    (void)models;
+    char now[40];
+    if (!old) return mg_error_set(err, 404, "not_installed", "id", "the model is not installed");
+    job_now_iso(now);
+    json_object_set_new(old, "verifiedAt", json_string(now));
+    if (*(int *)ctx)
+        json_object_del(old, "corrupt");
+    else
+        json_object_set_new(old, "corrupt", json_true());
+    return 0;
+}
+
+int registry_set_verified(const mg_config *cfg, const char *id, int ok, mg_error *err) {
+    return registry_edit(cfg, id, registry_verified_fn, &ok, err);
 }
 
 int registry_is_installed(const mg_config *cfg, const char *id) {

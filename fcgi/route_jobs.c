@@ -1,7 +1,7 @@
 /* route_jobs.c - the install queue over HTTP: queueing an install (with the checks that
  * come before it: known model, not installed, enough disk), listing (pages of jobs/index,
- * kept parsed between requests while the file is unchanged), reading and cancelling jobs.
- * The queue itself is core/job.c; the installer does the work. */
+ * kept parsed between requests while the file is unchanged), reading, cancelling, pausing
+ * and resuming jobs. The queue itself is core/job.c; the installer does the work. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,8 @@
 
 /* Free space kept on top of the model's size. */
 #define ROUTE_JOBS_DISK_MARGIN (256.0 * 1024 * 1024)
+/* How long a pause waits for the installer to stop a running download. */
+#define ROUTE_JOBS_PAUSE_WAIT_MS 2000
 /* How long DELETE /api/models/jobs/{id} waits for the installer to confirm a cancel. */
 #define ROUTE_JOBS_CANCEL_WAIT_MS 1000
 #define ROUTE_JOBS_POLL_MS 50
@@ -47,9 +49,12 @@ static double route_jobs_partial_bytes(const mg_config *cfg, const char *id, jso
     return stat(config_path(cfg, path, rel), &st) == 0 ? (double)st.st_size : 0.0;
 }
 
-/* 0 when models/ has room for the model plus the margin, else -1 and err 507. */
-static int route_jobs_disk_check(const mg_config *cfg, const char *id, json_t *model,
-                                 mg_error *err) {
+double route_jobs_disk_need(const mg_config *cfg, const char *id, json_t *model) {
+    double size = route_jobs_model_bytes(model) - route_jobs_partial_bytes(cfg, id, model);
+    return (size < 0 ? 0 : size) + ROUTE_JOBS_DISK_MARGIN;
+}
+
+int route_jobs_disk_check(const mg_config *cfg, const char *id, json_t *model, mg_error *err) {
     char dir[MG_PATH_MAX];
     struct statvfs vfs;
     if (statvfs(config_path(cfg, dir, "models"), &vfs) != 0) {
@@ -57,26 +62,31 @@ static int route_jobs_disk_check(const mg_config *cfg, const char *id, json_t *m
         return 0;
     }
     double avail = (double)vfs.f_bavail * (double)vfs.f_frsize;
-    double size = route_jobs_model_bytes(model) - route_jobs_partial_bytes(cfg, id, model);
-    if (size < 0) size = 0;
-    double need = size + ROUTE_JOBS_DISK_MARGIN;
+    double need = route_jobs_disk_need(cfg, id, model);
     if (avail >= need) return 0;
     return mg_error_set(err, 507, "insufficient_storage", NULL,
                         "not enough free disk space to install %s: it needs %.2f GB (%.2f GB "
                         "for the file plus a %.2f GB margin) and %s has %.2f GB free",
-                        id, need / 1e9, size / 1e9, ROUTE_JOBS_DISK_MARGIN / 1e9, dir,
-                        avail / 1e9);
+                        id, need / 1e9, (need - ROUTE_JOBS_DISK_MARGIN) / 1e9,
+                        ROUTE_JOBS_DISK_MARGIN / 1e9, dir, avail / 1e9);
 }
 
-/* Answers 202 with the job's id, model, status and node, and Location. */
-static void route_jobs_send_accepted(http_req *req, const mg_config *cfg, json_t *job) {
+void route_jobs_send_accepted(http_req *req, const mg_config *cfg, json_t *job) {
     const char *job_id = json_string_value(json_object_get(job, "job_id"));
-    json_t *body = json_pack("{s:O?, s:O?, s:s, s:s}", "job_id", json_object_get(job, "job_id"),
-                             "model_id", json_object_get(job, "model_id"), "status",
+    json_t *body = json_pack("{s:O?, s:O?, s:s, s:s, s:s}", "job_id",
+                             json_object_get(job, "job_id"), "model_id",
+                             json_object_get(job, "model_id"), "kind", job_kind(job), "status",
                              job_status_name(job_get_status(job)), "node", cfg->node_name);
     if (job_id) http_add_header(req, "Location: /api/models/jobs/%s", job_id);
     http_send_json(req, 202, body);
     json_decref(body);
+}
+
+void route_jobs_busy(http_req *req, const char *id, json_t *job) {
+    http_error(req, 409, "job_active", "id",
+               "%s has an unfinished %s job (%s, %s); wait for it, or cancel it first", id,
+               job_kind(job), json_string_value(json_object_get(job, "job_id")),
+               job_status_name(job_get_status(job)));
 }
 
 /* The queueing itself, once the id is known valid and `model` found. */
@@ -84,6 +94,11 @@ static void route_jobs_enqueue(http_req *req, worker_ctx *w, const char *id, jso
     mg_error err;
     mg_error_clear(&err);
     json_t *job = job_find_active(&w->cfg, id);
+    if (job && strcmp(job_kind(job), "install") != 0) {
+        route_jobs_busy(req, id, job);
+        json_decref(job);
+        return;
+    }
     if (!job && registry_is_installed(&w->cfg, id)) {
         http_error(req, 409, "already_installed", "id",
                    "%s is already installed; DELETE /api/models/%s first to reinstall it", id,
@@ -318,6 +333,64 @@ void route_jobs_cancel(http_req *req, worker_ctx *w, const route_seg *param) {
     }
     json_t *pub = job_view(&w->cfg, job);
     http_send_json(req, st == JOB_CANCELLED ? 200 : 202, pub);
+    json_decref(pub);
+    json_decref(job);
+}
+
+/* 1 when the job `job_id` is no longer being paused: the installer removed the marker, or
+ * the job ended. */
+static int route_jobs_pause_settled(worker_ctx *w, const char *job_id, json_t **job) {
+    json_t *now = job_load(&w->cfg, job_id, NULL);
+    if (now) {
+        json_decref(*job);
+        *job = now;
+    }
+    return !job_pause_requested(&w->cfg, job_id) || job_status_terminal(job_get_status(*job));
+}
+
+/* 200 with the job paused; a running download is given up to ROUTE_JOBS_PAUSE_WAIT_MS to stop
+ * (it ends paused even when the installer is down). 409 when it ended otherwise first. */
+void route_jobs_pause(http_req *req, worker_ctx *w, const route_seg *param) {
+    if (!route_job_id_ok(req, param)) return;
+    mg_error err;
+    mg_error_clear(&err);
+    json_t *job = job_pause(&w->cfg, param->s, &err);
+    if (!job) {
+        http_send_error(req, &err);
+        return;
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!route_jobs_pause_settled(w, param->s, &job) &&
+           route_jobs_ms_since(&t0) < ROUTE_JOBS_PAUSE_WAIT_MS) {
+        struct timespec pause = {0, ROUTE_JOBS_POLL_MS * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    job_status st = job_get_status(job);
+    if (job_status_terminal(st)) {
+        http_error(req, 409, "job_finished", "job_id", "job '%s' ended %s before it could pause",
+                   param->s, job_status_name(st));
+    } else {
+        json_t *pub = job_public(job);
+        http_send_json(req, 200, pub);
+        json_decref(pub);
+    }
+    json_decref(job);
+}
+
+/* 202 with the job queued again (Location: the job). */
+void route_jobs_resume(http_req *req, worker_ctx *w, const route_seg *param) {
+    if (!route_job_id_ok(req, param)) return;
+    mg_error err;
+    mg_error_clear(&err);
+    json_t *job = job_resume(&w->cfg, param->s, &err);
+    if (!job) {
+        http_send_error(req, &err);
+        return;
+    }
+    json_t *pub = job_public(job);
+    http_add_header(req, "Location: /api/models/jobs/%s", param->s);
+    http_send_json(req, 202, pub);
     json_decref(pub);
     json_decref(job);
 }

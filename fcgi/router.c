@@ -33,8 +33,16 @@ static const route_def route_table[] = {
     {{"api", "models", "jobs", NULL}, HTTP_GET, route_jobs_list},
     {{"api", "models", "jobs", "*", NULL}, HTTP_GET, route_jobs_get},
     {{"api", "models", "jobs", "*", NULL}, HTTP_DELETE, route_jobs_cancel},
+    {{"api", "models", "jobs", "*", "pause", NULL}, HTTP_POST, route_jobs_pause},
+    {{"api", "models", "jobs", "*", "resume", NULL}, HTTP_POST, route_jobs_resume},
     {{"api", "models", "installed", NULL}, HTTP_GET, route_registry_list},
     {{"api", "models", "*", NULL}, HTTP_DELETE, route_registry_delete},
+    {{"api", "models", "*", "update", NULL}, HTTP_POST, route_lifecycle_update},
+    {{"api", "models", "*", "verify", NULL}, HTTP_POST, route_lifecycle_verify},
+    {{"api", "models", "cleanup", NULL}, HTTP_GET, route_lifecycle_cleanup_get},
+    {{"api", "models", "cleanup", NULL}, HTTP_POST, route_lifecycle_cleanup_post},
+    {{"api", "models", "system", NULL}, HTTP_GET, route_system_get},
+    {{"api", "models", "gallery", "*", "preflight", NULL}, HTTP_GET, route_system_preflight},
     {{"metrics", NULL}, HTTP_GET, route_metrics},
 };
 

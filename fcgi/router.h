@@ -46,6 +46,22 @@ void route_jobs_install(http_req *req, worker_ctx *w, const route_seg *param);
 void route_jobs_list(http_req *req, worker_ctx *w, const route_seg *param);
 void route_jobs_get(http_req *req, worker_ctx *w, const route_seg *param);
 void route_jobs_cancel(http_req *req, worker_ctx *w, const route_seg *param);
+void route_jobs_pause(http_req *req, worker_ctx *w, const route_seg *param);
+void route_jobs_resume(http_req *req, worker_ctx *w, const route_seg *param);
+
+/* Bytes of free disk an install or update of `model` (borrowed) needs: its size less what a
+ * partial download of it already holds, plus a 256 MiB margin. */
+double route_jobs_disk_need(const mg_config *cfg, const char *id, json_t *model);
+
+/* 0 when models/ has room for route_jobs_disk_need, else -1 and err 507. */
+int route_jobs_disk_check(const mg_config *cfg, const char *id, json_t *model, mg_error *err);
+
+/* Answers 202 with the job's id, model, kind, status and this node, and Location. */
+void route_jobs_send_accepted(http_req *req, const mg_config *cfg, json_t *job);
+
+/* Answers 409 "job_active": model `id` has the unfinished job `job` (borrowed) of another
+ * kind. */
+void route_jobs_busy(http_req *req, const char *id, json_t *job);
 
 /* Cancels job `job_id` and waits up to `wait_ms` for the installer to confirm it (or the job
  * to end otherwise). Returns a new reference to the job as it is then, or NULL and err (404,
@@ -58,5 +74,16 @@ void route_metrics(http_req *req, worker_ctx *w, const route_seg *param);
 /* route_registry.c */
 void route_registry_list(http_req *req, worker_ctx *w, const route_seg *param);
 void route_registry_delete(http_req *req, worker_ctx *w, const route_seg *param);
+
+/* route_lifecycle.c: POST /api/models/{id}/update, POST /api/models/{id}/verify,
+ * GET and POST /api/models/cleanup */
+void route_lifecycle_update(http_req *req, worker_ctx *w, const route_seg *param);
+void route_lifecycle_verify(http_req *req, worker_ctx *w, const route_seg *param);
+void route_lifecycle_cleanup_get(http_req *req, worker_ctx *w, const route_seg *param);
+void route_lifecycle_cleanup_post(http_req *req, worker_ctx *w, const route_seg *param);
+
+/* route_system.c: GET /api/models/system, GET /api/models/gallery/{id}/preflight */
+void route_system_get(http_req *req, worker_ctx *w, const route_seg *param);
+void route_system_preflight(http_req *req, worker_ctx *w, const route_seg *param);
 
 #endif

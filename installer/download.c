@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "hashpipe.h"
@@ -18,10 +19,12 @@
 #include "metrics.h"
 #include "partial.h"
 #include "progress.h"
+#include "ratelimit.h"
 
 #define DOWNLOAD_BUFFER (512L * 1024)
 #define DOWNLOAD_TICK_MS 50
 #define DOWNLOAD_MAX_REWINDS 3
+#define DOWNLOAD_ANNOUNCED_MAX 4 /* SHA-256 digests one response may announce */
 
 typedef enum {
     ATTEMPT_DONE,    /* the partial holds the whole body */
@@ -48,9 +51,11 @@ typedef struct download_state {
     int64_t range_total;  /* its complete length, or -1 */
     char etag[PARTIAL_VALIDATOR_MAX];  /* validators of the last response, "" when absent */
     char modified[PARTIAL_VALIDATOR_MAX];
+    char announced[DOWNLOAD_ANNOUNCED_MAX][65]; /* SHA-256s the last response announced */
+    int n_announced;
     int checked;          /* the status of the response was checked */
     attempt_result fail;  /* set by a callback that stopped the transfer, else DONE */
-    int stop;             /* 1 cancel, 2 shutdown */
+    int stop;             /* 1 cancel, 2 shutdown, 3 pause */
     int transient;        /* the last failure was a transient one */
     int64_t last_tick;
     int64_t t_start, t_transferred, t_hashed; /* phase times (ms), for the log */
@@ -61,6 +66,8 @@ typedef struct download_state {
     int retry_max;
     char why[512];
     char code[32];        /* error code of the last failure */
+    char diagnosis[24];   /* of a checksum mismatch */
+    long long rate;       /* max_download_rate when the download started; 0 unlimited */
     char errbuf[CURL_ERROR_SIZE];
 } download_state;
 
@@ -114,8 +121,18 @@ static void download_header_copy(const header_field *f, char *out, size_t n) {
     out[k] = '\0';
 }
 
-/* Keeps what the checks need from the response header: the Content-Range and the validators
- * (ETag, Last-Modified) of the last response (a redirect or an interim response starts over). */
+/* Keeps the SHA-256 the header field `f` announces, once each. */
+static void download_announced(download_state *st, const header_field *f) {
+    char hex[65];
+    if (st->n_announced >= DOWNLOAD_ANNOUNCED_MAX || !header_sha256(f, hex)) return;
+    for (int i = 0; i < st->n_announced; i++)
+        if (strcmp(st->announced[i], hex) == 0) return;
+    memcpy(st->announced[st->n_announced++], hex, sizeof hex);
+}
+
+/* Keeps what the checks need from the response header: the Content-Range, the validators
+ * (ETag, Last-Modified) and the announced SHA-256 digests of the last response (a redirect
+ * or an interim response starts over). */
 static size_t download_on_header(char *line, size_t size, size_t n, void *ud) {
     download_state *st = ud;
     size_t len = size * n;
@@ -124,9 +141,12 @@ static size_t download_on_header(char *line, size_t size, size_t n, void *ud) {
     if (header_is_status(line, len)) {
         st->range_start = st->range_total = -1;
         st->etag[0] = st->modified[0] = '\0';
-    } else if (header_split(line, len, &f) != 0) {
+        st->n_announced = 0;
         return len;
-    } else if (header_name_is(&f, "content-range")) {
+    }
+    if (header_split(line, len, &f) != 0) return len;
+    download_announced(st, &f);
+    if (header_name_is(&f, "content-range")) {
         if (header_content_range(f.value, f.value_len, &r) == 0) {
             st->range_start = r.start;
             st->range_total = r.total;
@@ -249,10 +269,17 @@ static int download_store(download_state *st, const char *data, size_t len) {
     return 0;
 }
 
+/* ratelimit_take's stop check while a buffer waits for its share: the hooks as usual. */
+static int download_rate_wait(void *ud) {
+    download_state *st = ud;
+    return download_tick(st, JOB_DOWNLOADING, 0);
+}
+
 static size_t download_on_body(char *data, size_t size, size_t n, void *ud) {
     download_state *st = ud;
     size_t len = size * n;
     if (!st->checked && download_check(st) < 0) return 0;
+    if (st->rate > 0 && ratelimit_take(len, download_rate_wait, st)) return 0;
     if (st->pos + (int64_t)len > st->limit) {
         download_fail(st, "too_large",
                       "download is larger than expected: more than %lld bytes arrived, the "
@@ -270,6 +297,24 @@ static size_t download_on_body(char *data, size_t size, size_t n, void *ud) {
 
 /* ---- one attempt ---- */
 
+/* CURLOPT_SOCKOPTFUNCTION under a rate limit: a small receive buffer, so that what the
+ * kernel takes in ahead of the budget stays small. */
+static int download_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose) {
+    download_state *st = ud;
+    int buf = ratelimit_socket_buffer(st->rate);
+    if (purpose == CURLSOCKTYPE_IPCXN && buf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    return CURL_SOCKOPT_OK;
+}
+
+/* The receive buffer of libcurl: smaller under a rate limit (about 1/20 s of it), so the
+ * downloads that share the rate take turns in small steps. */
+static long download_buffer_size(const download_state *st) {
+    if (st->rate <= 0) return DOWNLOAD_BUFFER;
+    long long b = st->rate / 20;
+    return b < 16384 ? 16384 : b > DOWNLOAD_BUFFER ? DOWNLOAD_BUFFER : (long)b;
+}
+
 static int download_setup(download_state *st) {
     const char *protocols = st->spec->cfg->allow_http ? "http,https" : "https";
     CURL *c = st->curl = curl_easy_init();
@@ -282,7 +327,11 @@ static int download_setup(download_state *st) {
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, DOWNLOAD_BUFFER);
+    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, download_buffer_size(st));
+    if (st->rate > 0) {
+        curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, download_sockopt);
+        curl_easy_setopt(c, CURLOPT_SOCKOPTDATA, st);
+    }
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, speed);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, st->stall_s);
@@ -460,6 +509,13 @@ static download_outcome download_give_up(download_state *st, int failures) {
     return DOWNLOAD_FAILED;
 }
 
+/* The outcome of a stop asked for by the hooks. */
+static download_outcome download_stopped(const download_state *st) {
+    return st->stop == 1   ? DOWNLOAD_CANCELLED
+           : st->stop == 3 ? DOWNLOAD_PAUSED
+                           : DOWNLOAD_STOPPED;
+}
+
 /* Transfers until the partial holds the whole body (DOWNLOAD_OK; the hashing thread is still
  * running), or another outcome with st->why. */
 static download_outcome download_transfer(download_state *st) {
@@ -469,7 +525,7 @@ static download_outcome download_transfer(download_state *st) {
         int64_t before = st->pos, t0 = progress_now_ms();
         attempt_result r = download_attempt(st);
         if (r == ATTEMPT_DONE) return DOWNLOAD_OK;
-        if (r == ATTEMPT_STOP) return st->stop == 1 ? DOWNLOAD_CANCELLED : DOWNLOAD_STOPPED;
+        if (r == ATTEMPT_STOP) return download_stopped(st);
         if (r == ATTEMPT_FAIL) return DOWNLOAD_FAILED;
         if (r == ATTEMPT_REWIND) {
             log_info("%s: %s; starting again from byte 0", st->spec->model_id, st->why);
@@ -481,8 +537,7 @@ static download_outcome download_transfer(download_state *st) {
         if (++failures >= st->retry_max) return download_give_up(st, failures);
         log_warn("%s: %s; retry %d of %d", st->spec->model_id, st->why, failures,
                  st->retry_max - 1);
-        if (download_backoff(st, failures))
-            return st->stop == 1 ? DOWNLOAD_CANCELLED : DOWNLOAD_STOPPED;
+        if (download_backoff(st, failures)) return download_stopped(st);
     }
 }
 
@@ -512,6 +567,35 @@ static int download_check_url(download_state *st) {
     return rc;
 }
 
+/* 1 when the last response announced the SHA-256 `hex`. */
+static int download_was_announced(const download_state *st, const char *hex) {
+    for (int i = 0; i < st->n_announced; i++)
+        if (strcmp(st->announced[i], hex) == 0) return 1;
+    return 0;
+}
+
+/* The job fails with checksum_mismatch and a diagnosis: the server announced the digest of
+ * what arrived (the catalogue is stale), or not (the download is damaged). */
+static download_outcome download_mismatch(download_state *st, const char *want,
+                                          const char *hex) {
+    if (download_was_announced(st, hex)) {
+        snprintf(st->diagnosis, sizeof st->diagnosis, "catalogue_stale");
+        download_fail(st, "checksum_mismatch",
+                      "checksum mismatch: expected sha256:%s, got sha256:%s, which is what the "
+                      "server announces for this file: it changed upstream and the gallery's "
+                      "checksum is out of date",
+                      want, hex);
+    } else {
+        snprintf(st->diagnosis, sizeof st->diagnosis, "corrupt_download");
+        download_fail(st, "checksum_mismatch",
+                      "checksum mismatch: expected sha256:%s, got sha256:%s; the server does "
+                      "not announce that digest, so the download is damaged or not the file "
+                      "the gallery names",
+                      want, hex);
+    }
+    return DOWNLOAD_FAILED;
+}
+
 /* Downloads and verifies into the open partial. DOWNLOAD_OK when the digest matches. */
 static download_outcome download_verified(download_state *st) {
     int resumed = st->pos > 0;
@@ -535,11 +619,7 @@ static download_outcome download_verified(download_state *st) {
         }
         const char *want = st->spec->checksum + 7;
         if (strcasecmp(hex, want) == 0) return DOWNLOAD_OK;
-        if (!resumed) {
-            download_fail(st, "checksum_mismatch",
-                          "checksum mismatch: expected sha256:%s, got sha256:%s", want, hex);
-            return DOWNLOAD_FAILED;
-        }
+        if (!resumed) return download_mismatch(st, want, hex);
         /* The bytes kept from an earlier run may be bad (a crash of the machine): once, start
          * over from nothing before blaming the file. */
         log_warn("%s: the resumed download does not match its checksum; downloading it again",
@@ -567,6 +647,13 @@ static void download_init(download_state *st, const download_spec *spec,
     st->total = spec->expected_size > 0 ? spec->expected_size : 0;
     st->limit = download_limit(spec->expected_size);
     st->min_speed = spec->cfg->min_download_speed > 0 ? spec->cfg->min_download_speed : 1024;
+    st->rate = ratelimit_rate();
+    if (st->rate > 0) { /* a download may not get more than its share: half of it is progress */
+        int n = spec->cfg->max_parallel_downloads > 0 ? spec->cfg->max_parallel_downloads : 1;
+        long long share = st->rate / (2LL * n);
+        if (share < 1) share = 1;
+        if (share < st->min_speed) st->min_speed = share;
+    }
     st->retry_base_ms = download_env("MG_RETRY_BASE_MS", 500, 1, 60000);
     st->retry_max = (int)download_env("MG_RETRY_MAX", 6, 1, 100);
     st->stall_s = download_env("MG_STALL_SECONDS", 15, 1, 3600);
@@ -620,7 +707,7 @@ download_outcome download_run(const download_spec *spec, const download_hooks *h
         return DOWNLOAD_OK;
     }
     download_outcome o = download_into_partial(&st);
-    if (o == DOWNLOAD_STOPPED || (o == DOWNLOAD_FAILED && st.transient))
+    if (o == DOWNLOAD_STOPPED || o == DOWNLOAD_PAUSED || (o == DOWNLOAD_FAILED && st.transient))
         partial_close(&st.part); /* kept: a later run resumes it */
     else if (o != DOWNLOAD_OK)
         partial_discard(&st.part);
@@ -631,5 +718,6 @@ download_outcome download_run(const download_spec *spec, const download_hooks *h
     }
     snprintf(res->error, sizeof res->error, "%s", st.why);
     snprintf(res->code, sizeof res->code, "%s", o == DOWNLOAD_FAILED ? st.code : "");
+    snprintf(res->diagnosis, sizeof res->diagnosis, "%s", o == DOWNLOAD_FAILED ? st.diagnosis : "");
     return o;
 }

@@ -21,7 +21,8 @@ typedef enum {
     DOWNLOAD_OK,        /* models/llm/{id}{ext} is in place */
     DOWNLOAD_FAILED,    /* result.error says why; the partial is removed */
     DOWNLOAD_CANCELLED, /* the cancel hook fired; the partial is removed */
-    DOWNLOAD_STOPPED    /* the daemon stops; the partial stays for a resume */
+    DOWNLOAD_STOPPED,   /* the daemon stops; the partial stays for a resume */
+    DOWNLOAD_PAUSED     /* the job was paused; the partial stays for a resume */
 } download_outcome;
 
 /* What the caller learns while the download runs. */
@@ -29,7 +30,8 @@ typedef struct download_hooks {
     void *ud;
     /* Called about every 100 ms and at each change of status (downloading, verifying). */
     void (*report)(void *ud, job_status status, int64_t downloaded, int64_t total);
-    /* Returns 0 to go on, 1 to cancel the job, 2 to stop for a shutdown. Called often. */
+    /* Returns 0 to go on, 1 to cancel the job, 2 to stop for a shutdown, 3 to pause the job.
+     * Called often. */
     int (*should_stop)(void *ud);
 } download_hooks;
 
@@ -47,13 +49,18 @@ typedef struct download_result {
     char path[MG_PATH_MAX];   /* its path relative to the data root */
     char error[512];          /* why it failed */
     char code[32];            /* the error code of a failure, "" otherwise */
+    char diagnosis[24];       /* of a checksum_mismatch: "catalogue_stale" when the server
+                                 announced the SHA-256 of what arrived, else
+                                 "corrupt_download"; "" otherwise */
     int recovered;            /* 1: a verified earlier download was taken, nothing fetched */
 } download_result;
 
 /* Runs the whole download (blocking). server.json's min_download_speed (cfg) is the speed an
  * attempt must average to count as progress: attempts that stay below it (or are cut off
  * by libcurl's low-speed limit at that speed) use up the MG_RETRY_MAX attempts and the job
- * fails "stalled"; trickling bytes do not restart the series. Tunables from the environment:
+ * fails "stalled"; trickling bytes do not restart the series. Under max_download_rate
+ * (ratelimit.h) every received buffer waits for its share of the rate before it is stored,
+ * and the stall speed is at most half of an even share. Tunables from the environment:
  * MG_RETRY_BASE_MS (first backoff, default 500), MG_RETRY_MAX (attempts, default 6),
  * MG_STALL_SECONDS (how long an attempt may stay under that speed, default 15). */
 download_outcome download_run(const download_spec *spec, const download_hooks *hooks,

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "progress.h"
+#include "ratelimit.h"
 #include "refresh.h"
 #include "sched.h"
 
@@ -145,6 +146,8 @@ static void main_event(daemon_state *d, const struct inotify_event *ev) {
         if (main_job_name(name, ".cancel", id)) {
             sched_cancel(&d->sched, id);
             d->rescan = 1; /* a job that does not run ends cancelled there */
+        } else if (main_job_name(name, ".pause", id)) {
+            sched_pause(&d->sched, id);
         } else if (main_job_name(name, ".json", id) && !sched_running(&d->sched, id)) {
             sched_note_job(&d->sched, id);
             d->rescan = 1;
@@ -187,6 +190,7 @@ static void main_reload(daemon_state *d) {
     }
     d->sched.cfg = &d->cfg;
     progress_set_node(d->cfg.node_name); /* redis_url takes effect at the next deploy/up */
+    ratelimit_set(d->cfg.max_download_rate);
     d->rescan = 1;
 }
 
@@ -271,6 +275,7 @@ int main(int argc, char **argv) {
     if (metrics_open(&d.cfg, "run/installer.metrics", &err) < 0) log_warn("%s", err.message);
     progress_start(config_path(&d.cfg, sock, "run/nchan.sock"), d.cfg.node_name,
                    d.cfg.redis_url != NULL);
+    ratelimit_set(d.cfg.max_download_rate);
     log_info("serving %s (up to %d downloads at once)", d.cfg.root,
              d.cfg.max_parallel_downloads);
     main_gallery(&d);

@@ -216,8 +216,14 @@ static void progress_enqueue(const char *job_id, const char *status, char *text)
     pthread_cond_signal(&progress_q.cv);
 }
 
+/* 1 when the snapshot holds a message of `job_id` with `status`. The caller holds the lock. */
+static int progress_snap_same(const char *job_id, const char *status) {
+    progress_item *it = progress_snap_find(job_id);
+    return it && strcmp(it->status, status) == 0;
+}
+
 /* Queues `msg` (stolen) with this node's name; with `only_new`, only when the snapshot lacks
- * its job. */
+ * its job or holds it with another status. */
 static void progress_submit(json_t *msg, int only_new) {
     const char *job_id = json_string_value(json_object_get(msg, "job_id"));
     const char *status = json_string_value(json_object_get(msg, "status"));
@@ -229,7 +235,7 @@ static void progress_submit(json_t *msg, int only_new) {
     char *text = json_dumps(msg, JSON_COMPACT);
     pthread_mutex_lock(&progress_q.mu);
     if (!job_id || !status || !text || !progress_q.running || progress_q.stopping ||
-        (only_new && progress_snap_find(job_id))) {
+        (only_new && progress_snap_same(job_id, status))) {
         free(text);
     } else {
         progress_snap_set(job_id, status, text);

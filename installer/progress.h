@@ -38,7 +38,8 @@ void progress_set_node(const char *node);
  * as its job's latest state while the status is not terminal. */
 void progress_send(json_t *msg);
 
-/* progress_send, unless the snapshot has a message of that job already (it is dropped). */
+/* progress_send, unless the snapshot has a message of that job with the same status already
+ * (it is dropped then). */
 void progress_ensure(json_t *msg);
 
 /* 1 when the snapshot has a message of `job_id`. */

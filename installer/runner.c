@@ -1,4 +1,6 @@
-/* runner.c - the thread of one install job (see runner.h). */
+/* runner.c - the thread of one job (see runner.h): install and update download through
+ * download.c, verify re-hashes through verify.c; both end here with the registry entry and
+ * the final status. */
 #include "runner.h"
 
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include "partial.h"
 #include "redact.h"
 #include "registry.h"
+#include "verify.h"
 
 #define RUNNER_SAVE_MS 1000
 #define RUNNER_CANCEL_CHECK_MS 500
@@ -64,6 +67,10 @@ static void runner_set(runner *r, job_status st, int64_t downloaded, int64_t tot
         json_object_set_new(r->job, "diagnosis", json_null());
 }
 
+static int runner_is(const runner *r, const char *kind) {
+    return strcmp(job_kind(r->job), kind) == 0;
+}
+
 static void runner_save(runner *r, int durable) {
     mg_error err;
     if (job_save(&r->cfg, r->job, durable, &err) < 0)
@@ -91,31 +98,45 @@ static void runner_cancelling(runner *r) {
     runner_publish(r, 0);
 }
 
-/* download hook: 1 cancel, 2 shutdown, 0 go on. */
+/* Looks at the cancel and pause markers every RUNNER_CANCEL_CHECK_MS (the main thread also
+ * passes them on as they appear). */
+static void runner_check_markers(runner *r) {
+    int64_t now = progress_now_ms();
+    if (atomic_load(&r->cancel) || now - r->last_cancel_check_ms < RUNNER_CANCEL_CHECK_MS) return;
+    r->last_cancel_check_ms = now;
+    if (job_cancel_requested(&r->cfg, r->job_id)) atomic_store(&r->cancel, 1);
+    if (!atomic_load(&r->pause) && job_pause_requested(&r->cfg, r->job_id))
+        atomic_store(&r->pause, 1);
+}
+
+/* download hook: 1 cancel, 2 shutdown, 3 pause, 0 go on. */
 static int runner_should_stop(void *ud) {
     runner *r = ud;
     if (atomic_load(r->stopping)) return 2;
-    int64_t now = progress_now_ms();
-    if (!atomic_load(&r->cancel) && now - r->last_cancel_check_ms >= RUNNER_CANCEL_CHECK_MS) {
-        r->last_cancel_check_ms = now;
-        if (job_cancel_requested(&r->cfg, r->job_id)) atomic_store(&r->cancel, 1);
+    runner_check_markers(r);
+    if (atomic_load(&r->cancel)) {
+        runner_cancelling(r);
+        return r->stopped_for = 1;
     }
-    if (!atomic_load(&r->cancel)) return 0;
-    runner_cancelling(r);
-    return 1;
+    if (atomic_load(&r->pause) && !runner_is(r, "verify")) return r->stopped_for = 3;
+    return 0;
 }
 
-/* Adds the registry entry of the installed file. 0, or -1 with a message in why. */
+/* Writes the registry entry of the installed (or updated) file, with the checksum and the
+ * gallery it came from. 0, or -1 with a message in why. */
 static int runner_register(runner *r, const download_result *res, char *why, size_t n) {
     char now[40];
     job_now_iso(now);
-    json_t *entry = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:b}", "id", r->model_id, "name",
+    json_t *entry = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:b,s:s,s:s?}", "id", r->model_id,
+                              "name",
                               runner_str(r->job, "name")[0] ? runner_str(r->job, "name")
                                                              : r->model_id,
                               "path", res->path, "size", (json_int_t)res->size, "installedAt",
-                              now, "backend", "gallery", "active", 0);
+                              now, "backend", "gallery", "active", 0, "checksum",
+                              runner_str(r->job, "checksum"), "gallery",
+                              json_string_value(json_object_get(r->job, "gallery")));
     mg_error err;
-    int rc = entry ? registry_add(&r->cfg, r->model_id, entry, &err) : -1;
+    int rc = entry ? registry_replace(&r->cfg, r->model_id, entry, &err) : -1;
     if (rc < 0) {
         size_t k = (size_t)snprintf(why, n, "cannot add %s to the registry: ", r->model_id);
         if (k < n) snprintf(why + k, n - k, "%.400s", entry ? err.message : "out of memory");
@@ -124,25 +145,35 @@ static int runner_register(runner *r, const download_result *res, char *why, siz
     return rc;
 }
 
-/* Writes the final status durably, publishes the last message of the job and counts it. */
-static void runner_finish(runner *r, job_status st, int64_t size, const char *error,
-                          const char *code) {
+/* Writes the final status durably (with `diagnosis` of a failure, may be NULL), publishes
+ * the last message of the job and counts it. */
+static void runner_finish_diag(runner *r, job_status st, int64_t size, const char *error,
+                               const char *code, const char *diagnosis) {
     int64_t downloaded = json_integer_value(json_object_get(r->job, "downloaded"));
     int64_t total = json_integer_value(json_object_get(r->job, "total"));
     if (st == JOB_INSTALLED) downloaded = total = size;
     runner_set(r, st, downloaded, total, error, st == JOB_FAILED ? code : NULL);
+    json_object_set_new(r->job, "diagnosis",
+                        st == JOB_FAILED && diagnosis && *diagnosis ? json_string(diagnosis)
+                                                                    : json_null());
     /* counted first, so that whoever sees the final status sees it counted */
     metrics_addf(1, "mg_jobs_finished_total{status=\"%s\"}", job_status_name(st));
-    if (st == JOB_FAILED)
+    if (st == JOB_FAILED && !runner_is(r, "verify"))
         metrics_addf(1, "mg_download_failures_total{code=\"%s\"}", code ? code : "unknown");
     runner_save(r, 1);
-    job_clear_cancel(&r->cfg, r->job_id); /* a late cancel of a finished job is moot */
+    job_clear_cancel(&r->cfg, r->job_id); /* a late cancel or pause of a finished job is moot */
+    job_clear_pause(&r->cfg, r->job_id);
     runner_publish(r, 0);
     if (st == JOB_FAILED) {
         log_warn("job %s: %s failed (%s): %s", r->job_id, r->model_id, code ? code : "?", error);
     } else {
         log_info("job %s: %s %s", r->job_id, r->model_id, job_status_name(st));
     }
+}
+
+static void runner_finish(runner *r, job_status st, int64_t size, const char *error,
+                          const char *code) {
+    runner_finish_diag(r, st, size, error, code, NULL);
 }
 
 /* Reads what the download needs from the job file. 0, or -1 with a message in why. */
@@ -182,7 +213,7 @@ static void runner_install(runner *r, const download_spec *spec, const download_
     if (runner_register(r, res, why, sizeof why) < 0) {
         char msg[800];
         snprintf(msg, sizeof msg, "%.500s; the verified file stays in %.200s and the next "
-                 "install registers it", why, res->path);
+                 "%s registers it", why, res->path, runner_is(r, "update") ? "update" : "install");
         runner_finish(r, JOB_FAILED, 0, msg, "registry_error");
         return;
     }
@@ -191,7 +222,38 @@ static void runner_install(runner *r, const download_spec *spec, const download_
     runner_finish(r, JOB_INSTALLED, res->size, NULL, NULL);
 }
 
-static void runner_run(runner *r) {
+/* 1 when the registry already holds what the job would install: for an install, an entry
+ * whose file exists; for an update, an intact entry with the job's checksum. That is a
+ * crash after the registry write and before the final status: nothing to download. */
+static int runner_done_already(runner *r) {
+    if (!runner_is(r, "update")) return registry_is_installed(&r->cfg, r->model_id);
+    json_t *entry = registry_get(&r->cfg, r->model_id, NULL);
+    char abs[MG_PATH_MAX];
+    int done = entry && strcmp(runner_str(entry, "checksum"), runner_str(r->job, "checksum")) == 0 &&
+               strcmp(registry_entry_status(entry, registry_entry_file(&r->cfg, entry, abs)
+                                                       ? abs
+                                                       : NULL),
+                      "installed") == 0;
+    json_decref(entry);
+    return done;
+}
+
+/* The download stopped for a pause: the partial stays; the job ends paused (or queued, or
+ * cancelling, when a resume or a cancel came meanwhile: the file decides). */
+static void runner_paused(runner *r) {
+    mg_error err;
+    int64_t downloaded = json_integer_value(json_object_get(r->job, "downloaded"));
+    int64_t total = json_integer_value(json_object_get(r->job, "total"));
+    runner_set(r, JOB_PAUSED, downloaded, total, NULL, NULL);
+    if (job_settle_pause(&r->cfg, r->job, &err) < 0)
+        log_warn("job %s: cannot save the pause: %s", r->job_id, err.message);
+    r->status = job_get_status(r->job);
+    runner_publish(r, 0);
+    log_info("job %s: %s paused at %lld bytes (%s now)", r->job_id, r->model_id,
+             (long long)downloaded, job_status_name(r->status));
+}
+
+static void runner_download(runner *r) {
     download_spec spec;
     download_result res;
     char why[512];
@@ -200,16 +262,15 @@ static void runner_run(runner *r) {
         runner_finish(r, JOB_FAILED, 0, why, "invalid_job");
         return;
     }
-    if (registry_is_installed(&r->cfg, r->model_id)) {
-        /* A crash after the rename and the registry write, before the final status: the
-         * model is whole and registered, so the job is done; nothing is downloaded again. */
+    if (runner_done_already(r)) {
         partial p;
         partial_paths(&p, &r->cfg, r->model_id, spec.ext);
         partial_registered(&p);
         runner_finish(r, JOB_INSTALLED, spec.expected_size, NULL, NULL);
         return;
     }
-    log_info("job %s: installing %s from %s", r->job_id, r->model_id, spec.url);
+    log_info("job %s: %s %s from %s", r->job_id, runner_is(r, "update") ? "updating" : "installing",
+             r->model_id, spec.url);
     download_hooks hooks = {r, runner_report, runner_should_stop};
     switch (download_run(&spec, &hooks, &res)) {
     case DOWNLOAD_OK:
@@ -217,16 +278,71 @@ static void runner_run(runner *r) {
         runner_install(r, &spec, &res);
         break;
     case DOWNLOAD_FAILED:
-        runner_finish(r, JOB_FAILED, 0, res.error, res.code);
+        runner_finish_diag(r, JOB_FAILED, 0, res.error, res.code, res.diagnosis);
         break;
     case DOWNLOAD_CANCELLED:
         runner_finish(r, JOB_CANCELLED, 0, NULL, NULL);
+        break;
+    case DOWNLOAD_PAUSED:
+        runner_paused(r);
         break;
     case DOWNLOAD_STOPPED:
         runner_save(r, 0);
         log_info("job %s: stopped; it resumes at the next start", r->job_id);
         break;
     }
+}
+
+/* Ends a verify job by its outcome: the registry records the result first. */
+static void runner_verified(runner *r, verify_outcome o, const verify_result *res,
+                            const char *rel) {
+    mg_error err;
+    char msg[800];
+    const char *checksum = runner_str(r->job, "checksum");
+    if ((o == VERIFY_OK || o == VERIFY_MISMATCH) &&
+        registry_set_verified(&r->cfg, r->model_id, o == VERIFY_OK, &err) < 0)
+        log_warn("job %s: cannot record the verification: %s", r->job_id, err.message);
+    if (o == VERIFY_OK) {
+        runner_finish(r, JOB_INSTALLED, res->size, NULL, NULL);
+    } else if (o == VERIFY_MISMATCH) {
+        snprintf(msg, sizeof msg, "checksum mismatch: %.200s holds sha256:%s, its entry records "
+                 "%.80s; the file is damaged (update or reinstall the model)", rel, res->hex,
+                 checksum);
+        runner_finish_diag(r, JOB_FAILED, 0, msg, "checksum_mismatch", "corrupt_download");
+    } else if (o == VERIFY_FAILED) {
+        runner_finish(r, JOB_FAILED, 0, res->error, "io_error");
+    } else if (o == VERIFY_CANCELLED) {
+        runner_finish(r, JOB_CANCELLED, 0, NULL, NULL);
+    } else {
+        runner_save(r, 0);
+        log_info("job %s: stopped; the verification starts over at the next start", r->job_id);
+    }
+}
+
+/* A verify job: re-hashes the installed file the job names with progress. */
+static void runner_verify(runner *r) {
+    char abs[MG_PATH_MAX];
+    const char *checksum = runner_str(r->job, "checksum");
+    json_t *where = json_pack("{s:s}", "path", runner_str(r->job, "path"));
+    int ok = where && registry_entry_file(&r->cfg, where, abs);
+    json_decref(where);
+    if (!ok || strncmp(checksum, "sha256:", 7) != 0 || strlen(checksum) != 71) {
+        runner_finish(r, JOB_FAILED, 0, "the job names no model file under models/llm/ or no "
+                      "sha256 checksum", "invalid_job");
+        return;
+    }
+    log_info("job %s: verifying %s (%s)", r->job_id, r->model_id, runner_str(r->job, "path"));
+    download_hooks hooks = {r, runner_report, runner_should_stop};
+    verify_result res;
+    verify_outcome o = verify_run(abs, checksum, &hooks, &res);
+    runner_verified(r, o, &res, runner_str(r->job, "path"));
+}
+
+static void runner_run(runner *r) {
+    if (runner_is(r, "verify"))
+        runner_verify(r);
+    else
+        runner_download(r);
 }
 
 static void *runner_main(void *arg) {
@@ -270,6 +386,8 @@ fail:
 }
 
 int runner_cancel(runner *r) { return atomic_exchange(&r->cancel, 1) == 0; }
+
+int runner_pause(runner *r) { return atomic_exchange(&r->pause, 1) == 0; }
 
 int runner_join(runner *r, int timeout_ms) {
     if (timeout_ms < 0) return pthread_join(r->thread, NULL) == 0 ? 0 : -1;

@@ -1,5 +1,7 @@
-/* runner.h - one running install job: a thread that downloads the model, keeps the job file
- * and the live progress up to date, adds the registry entry and writes the final status. */
+/* runner.h - one running job: a thread that downloads the model (install, update) or
+ * re-hashes the installed file (verify), keeps the job file and the live progress up to
+ * date, writes the registry entry and the final status. A paused download stops, keeps its
+ * partial and ends the thread with the job paused. */
 #ifndef MG_RUNNER_H
 #define MG_RUNNER_H
 
@@ -19,6 +21,7 @@ typedef struct runner {
     json_t *job;               /* owned: the claimed job, saved as it changes */
     mg_config cfg;             /* owned: a copy of the daemon's settings at the start */
     atomic_int cancel;         /* set by the main thread when jobs/{id}.cancel appears */
+    atomic_int pause;          /* set by the main thread when jobs/{id}.pause appears */
     atomic_int finished;       /* set by the thread as it ends */
     const atomic_int *stopping;/* borrowed: the daemon shuts down */
     int notify_fd;             /* borrowed eventfd: written when the thread ends */
@@ -26,6 +29,7 @@ typedef struct runner {
     job_status status;         /* last reported status */
     progress_meter meter;
     int64_t last_save_ms, last_cancel_check_ms;
+    int stopped_for;           /* what should_stop last asked for: 1 cancel, 3 pause */
 } runner;
 
 /* Starts a thread for `job` (a claimed job, status downloading; the reference is stolen)
@@ -36,6 +40,9 @@ runner *runner_start(const mg_config *cfg, json_t *job, const atomic_int *stoppi
 
 /* Asks the runner to cancel its job. 1 when it was not asked before. */
 int runner_cancel(runner *r);
+
+/* Asks the runner to pause its job. 1 when it was not asked before. */
+int runner_pause(runner *r);
 
 /* Waits for the thread up to `timeout_ms` (< 0: forever). 0 when it ended, -1 otherwise. */
 int runner_join(runner *r, int timeout_ms);

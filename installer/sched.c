@@ -108,10 +108,9 @@ static void sched_start(sched *s, const char *job_id, int cancelling) {
     json_decref(job);
 }
 
-/* Publishes the state of a job that waits (queued, or left running by a crash) once, so
- * that subscribers learn of it. */
-static void sched_announce(const job_index_entry *e, const char *job_id) {
-    if (progress_has(job_id)) return;
+/* Publishes the state of a job that waits (queued, paused, or left running by a crash) once
+ * per status, so that subscribers learn of it. */
+static void sched_announce(const job_index_entry *e) {
     json_t *pub = json_loadb(e->json, e->json_len, 0, NULL);
     json_t *msg = pub ? progress_message_of(pub) : NULL;
     json_decref(pub);
@@ -125,7 +124,7 @@ void sched_fill(sched *s) {
     for (size_t i = ix ? ix->count : 0; i-- > 0;) { /* oldest first */
         const job_index_entry *e = &ix->entries[i];
         char id[ID_JOB_LEN + 1];
-        if (job_status_terminal(e->status) || e->status == JOB_PAUSED) continue;
+        if (job_status_terminal(e->status)) continue;
         memcpy(id, e->job_id, ID_JOB_LEN);
         id[ID_JOB_LEN] = '\0';
         if (sched_running(s, id)) continue;
@@ -133,7 +132,8 @@ void sched_fill(sched *s) {
             sched_start(s, id, 1);
             continue;
         }
-        sched_announce(e, id);
+        sched_announce(e);
+        if (e->status == JOB_PAUSED) continue;
         if (sched_busy(s) >= sched_limit(s) || sched_model_running(s, e->model_id, e->model_len))
             continue;
         sched_start(s, id, 0);
@@ -160,6 +160,14 @@ void sched_cancel(sched *s, const char *job_id) {
     for (int i = 0; i < SCHED_MAX_SLOTS; i++) {
         if (s->slots[i] && strcmp(s->slots[i]->job_id, job_id) == 0) {
             if (runner_cancel(s->slots[i])) log_info("job %s: cancel requested", job_id);
+        }
+    }
+}
+
+void sched_pause(sched *s, const char *job_id) {
+    for (int i = 0; i < SCHED_MAX_SLOTS; i++) {
+        if (s->slots[i] && strcmp(s->slots[i]->job_id, job_id) == 0) {
+            if (runner_pause(s->slots[i])) log_info("job %s: pause requested", job_id);
         }
     }
 }

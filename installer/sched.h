@@ -1,8 +1,9 @@
 /* sched.h - the scheduler: which queued jobs run, at most max_parallel_downloads at once,
- * oldest first, read from jobs/index (kept parsed while the file is unchanged). It also
- * finishes cancels of jobs that do not run (status cancelling: the partial is removed, the
- * job ends cancelled), announces queued jobs on the progress channel, and takes job files
- * that appeared outside the queue into the index. Runs in the main thread only. */
+ * oldest first, read from jobs/index (kept parsed while the file is unchanged); paused jobs
+ * wait until resumed. It also finishes cancels of jobs that do not run (status cancelling:
+ * the partial is removed, the job ends cancelled), announces queued and paused jobs on the
+ * progress channel, passes pause requests to runners, and takes job files that appeared
+ * outside the queue into the index. Runs in the main thread only. */
 #ifndef MG_SCHED_H
 #define MG_SCHED_H
 
@@ -45,6 +46,9 @@ int sched_running(const sched *s, const char *job_id);
 
 /* Passes a cancel request to the runner of `job_id`, if it runs here. */
 void sched_cancel(sched *s, const char *job_id);
+
+/* Passes a pause request to the runner of `job_id`, if it runs here. */
+void sched_pause(sched *s, const char *job_id);
 
 /* Stops every runner (partials kept for a resume), waiting up to `timeout_ms` in total, and
  * frees what the scheduler holds. */

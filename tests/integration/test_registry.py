@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """test_registry.py - GET /api/models/installed (statuses installed, missing, unregistered;
-partial downloads never show), DELETE /api/models/{id}, ids that try to leave models/llm
-(../, %2F, NUL, 300 characters: 400 JSON and nothing touched), and api_token."""
+a partial download without a job shows as partial), DELETE /api/models/{id}, ids that try to
+leave models/llm (../, %2F, NUL, 300 characters: 400 JSON and nothing touched), and
+api_token. The lifecycle statuses (corrupt, names that are no ids, updates): test_lifecycle.py."""
 
 import os
 
@@ -77,7 +78,7 @@ class RegistryTest(SharedStackTestCase):
         body = self.installed()
         self.assertEqual(set(body), {"models", "node"})
         models = body["models"]
-        self.assertEqual(set(models), {INSTALLED, MISSING, ORPHAN}, models)
+        self.assertEqual(set(models), {INSTALLED, MISSING, ORPHAN, PARTIAL}, models)
         inst = models[INSTALLED]
         self.assertEqual(inst["status"], "installed")
         want = entry(INSTALLED, "Qwen2.5 0.5B Instruct", len(FILE_BYTES))
@@ -91,8 +92,12 @@ class RegistryTest(SharedStackTestCase):
         self.assertEqual(orphan["path"], f"models/llm/{ORPHAN}.gguf")
         self.assertEqual(orphan["size"], len(b"orphan bytes"))
 
-    def test_partial_downloads_never_show(self):
-        self.assertNotIn(PARTIAL, self.installed()["models"])
+    def test_partial_download_without_job_shows_as_partial(self):
+        part = self.installed()["models"][PARTIAL]
+        self.assertEqual(part["status"], "partial", part)
+        self.assertEqual(part["path"], f"models/.partial/{PARTIAL}.gguf.part", part)
+        self.assertEqual(part["size"], len(b"half a model"), part)
+        self.assertIsNone(part["installedAt"], part)
 
     def test_registry_file_unchanged_by_reads(self):
         with open(self.stack.path("config", "models.json"), "rb") as f:
@@ -106,6 +111,7 @@ class RegistryTest(SharedStackTestCase):
         os.unlink(self.stack.path("config", "models.json"))
         for name in os.listdir(self.stack.path("models", "llm")):
             os.unlink(self.stack.path("models", "llm", name))
+        os.unlink(self.stack.path("models", ".partial", f"{PARTIAL}.gguf.part"))
         body = self.installed()
         self.assertEqual(body["models"], {})
         self.assertRegex(body["node"], r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the host name
@@ -140,8 +146,15 @@ class RegistryTest(SharedStackTestCase):
 
     def test_delete_unknown(self):
         self.assertError(self.stack.delete("/api/models/nothing-here"), 404)
-        # a partial download is not an installed model
-        self.assertError(self.stack.delete(f"/api/models/{PARTIAL}"), 404)
+        self.assert_untouched()
+
+    def test_delete_partial(self):
+        # the list shows a partial download under its id: DELETE removes what it shows
+        r = self.stack.delete(f"/api/models/{PARTIAL}")
+        self.assertEqual(self.assertJsonAnswer(r, 200), {"deleted": PARTIAL, "file_removed": True})
+        self.assertFalse(os.path.exists(self.stack.path("models", ".partial",
+                                                        f"{PARTIAL}.gguf.part")))
+        self.assertNotIn(PARTIAL, self.installed()["models"])
         self.assert_untouched()
 
     def test_delete_bad_ids(self):

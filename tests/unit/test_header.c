@@ -1,6 +1,7 @@
-/* test_header.c - HTTP response header lines and Content-Range (core/header.c) and the
- * percent-decoding of path segments (core/percent.c): the forms servers and clients send,
- * and the malformed ones that must never move a download's resume point. */
+/* test_header.c - HTTP response header lines, Content-Range and announced SHA-256 digests
+ * (core/header.c) and the percent-decoding of path segments (core/percent.c): the forms
+ * servers and clients send, and the malformed ones that must never move a download's resume
+ * point or blame the catalogue for a damaged download. */
 #include <stdint.h>
 #include <string.h>
 
@@ -113,4 +114,40 @@ UNIT_TEST(percent_decoding) {
     CHECK_INT(decode("a%zz", out), -1);
     CHECK_INT(decode("%4g", out), -1);
     CHECK_INT(decode("100%", out), -1);
+}
+
+/* header_sha256 on one "Name: value" line; the digest into hex, or "" when none. */
+static int announced(const char *line, char hex[65]) {
+    header_field f;
+    hex[0] = '\0';
+    if (header_split(line, strlen(line), &f) != 0) return -1;
+    return header_sha256(&f, hex);
+}
+
+#define SHA_HEX "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define SHA_B64 "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+
+UNIT_TEST(announced_sha256) {
+    char hex[65];
+    /* Hugging Face names LFS files by their SHA-256 */
+    CHECK_INT(announced("X-Linked-Etag: \"" SHA_HEX "\"\r\n", hex), 1);
+    CHECK_STR(hex, SHA_HEX);
+    CHECK_INT(announced("ETag: W/\"E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855\"", hex), 1);
+    CHECK_STR(hex, SHA_HEX);
+    CHECK_INT(announced("etag: " SHA_HEX, hex), 1);
+    /* RFC 9530 and RFC 3230 digests, among other algorithms */
+    CHECK_INT(announced("Repr-Digest: sha-512=:AAAA:, sha-256=:" SHA_B64 ":", hex), 1);
+    CHECK_STR(hex, SHA_HEX);
+    CHECK_INT(announced("Digest: MD5=HUXZLQLMuI/KZ5KDcJPcOA==, SHA-256=" SHA_B64, hex), 1);
+    CHECK_STR(hex, SHA_HEX);
+    /* not a SHA-256 announcement */
+    CHECK_INT(announced("ETag: \"5f3-1a2b\"", hex), 0);
+    CHECK_INT(announced("ETag: \"" SHA_HEX "0\"", hex), 0);
+    CHECK_INT(announced("ETag: \"g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"", hex), 0);
+    CHECK_INT(announced("Repr-Digest: sha-256=" SHA_B64, hex), 0);        /* no colons */
+    CHECK_INT(announced("Repr-Digest: sha-256=:47DEQpj8HBSa:", hex), 0);  /* too short */
+    CHECK_INT(announced("Digest: SHA-256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSu==", hex), 0);
+    CHECK_INT(announced("Digest: SHA-256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hS*FU=", hex), 0);
+    CHECK_INT(announced("Content-Digest: sha-256=:" SHA_B64 ":", hex), 0); /* of the part sent */
+    CHECK_INT(announced("Content-Length: 64", hex), 0);
 }

@@ -540,3 +540,136 @@ UNIT_TEST(index_repairs_itself) {
     json_decref(again);
     config_free(&cfg);
 }
+
+UNIT_TEST(kinds_and_active_models) {
+    mg_config cfg;
+    mg_error err;
+    setup(&cfg);
+    int created;
+    json_t *m = model("alpha");
+    json_object_set_new(m, "gallery", json_string("default"));
+    json_t *u = job_enqueue_kind(&cfg, m, "update", &created, &err);
+    CHECK_INT(created, 1);
+    CHECK_STR(str(u, "kind"), "update");
+    CHECK_STR(str(u, "gallery"), "default");
+    CHECK_STR(job_kind(u), "update");
+    /* one unfinished job per model, whatever its kind */
+    json_t *i = job_enqueue(&cfg, m, &created, &err);
+    CHECK_INT(created, 0);
+    CHECK_STR(str(i, "job_id"), str(u, "job_id"));
+    json_decref(i);
+    json_decref(m);
+    json_t *v = json_pack("{s:s,s:s,s:s,s:s,s:i}", "id", "beta", "name", "Beta", "checksum",
+                          "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                          "path", "models/llm/beta.bin", "sizeBytes", 1234);
+    json_t *vj = job_enqueue_kind(&cfg, v, "verify", &created, &err);
+    CHECK_STR(str(vj, "path"), "models/llm/beta.bin");
+    CHECK_STR(str(vj, "ext"), ".bin");
+    CHECK_INT(json_integer_value(json_object_get(vj, "size")), 1234);
+    CHECK(json_is_null(json_object_get(vj, "url")));
+    /* a verify job is claimed into verifying */
+    CHECK_INT(job_claim(&cfg, vj, &err), 1);
+    CHECK_STR(str(vj, "status"), "verifying");
+    json_t *active = job_active_models(&cfg);
+    CHECK_INT(json_object_size(active), 2);
+    CHECK_STR(str(json_object_get(active, "alpha"), "kind"), "update");
+    CHECK_STR(str(json_object_get(active, "beta"), "status"), "verifying");
+    json_decref(active);
+    /* a job without a kind (an older file) is an install */
+    json_t *old = json_pack("{s:s}", "job_id", "x");
+    CHECK_STR(job_kind(old), "install");
+    json_decref(old);
+    json_decref(v);
+    json_decref(vj);
+    json_decref(u);
+    config_free(&cfg);
+}
+
+/* job_with_queue_lock callback: copies the active set into ctx. */
+static void take_active(void *ctx, json_t *active) {
+    *(json_t **)ctx = json_deep_copy(active);
+}
+
+UNIT_TEST(pause_and_resume) {
+    mg_config cfg;
+    mg_error err;
+    setup(&cfg);
+    int created;
+    /* queued: paused at once, no marker; never claimed; resume queues it again */
+    json_t *a = enqueue(&cfg, "alpha", &created);
+    char aid[ID_JOB_LEN + 1];
+    snprintf(aid, sizeof aid, "%s", str(a, "job_id"));
+    json_t *p = job_pause(&cfg, aid, &err);
+    CHECK_STR(str(p, "status"), "paused");
+    CHECK(!job_pause_requested(&cfg, aid));
+    json_decref(p);
+    CHECK_INT(job_claim(&cfg, a, &err), 0);
+    CHECK_STR(str(a, "status"), "paused");
+    p = job_pause(&cfg, aid, &err); /* twice is fine */
+    CHECK_STR(str(p, "status"), "paused");
+    json_decref(p);
+    /* a paused job still holds its model; it counts as active */
+    json_t *same = enqueue(&cfg, "alpha", &created);
+    CHECK_INT(created, 0);
+    json_decref(same);
+    json_t *locked = NULL;
+    CHECK_INT(job_with_queue_lock(&cfg, take_active, &locked, &err), 0);
+    CHECK_STR(str(json_object_get(locked, "alpha"), "status"), "paused");
+    json_decref(locked);
+    json_t *r = job_resume(&cfg, aid, &err);
+    CHECK_STR(str(r, "status"), "queued");
+    json_decref(r);
+    r = job_resume(&cfg, aid, &err); /* a queued job: as it is */
+    CHECK_STR(str(r, "status"), "queued");
+    json_decref(r);
+
+    /* running: the marker; the runner's saves keep it paused; settling writes paused */
+    CHECK_INT(job_claim(&cfg, a, &err), 1);
+    p = job_pause(&cfg, aid, &err);
+    CHECK_STR(str(p, "status"), "paused");
+    CHECK(job_pause_requested(&cfg, aid));
+    json_decref(p);
+    CHECK_STR(str(a, "status"), "downloading");
+    CHECK_INT(job_save(&cfg, a, 0, &err), 0);
+    CHECK_STR(str(a, "status"), "paused");
+    json_object_set_new(a, "downloaded", json_integer(4096));
+    CHECK_INT(job_settle_pause(&cfg, a, &err), 0);
+    CHECK(!job_pause_requested(&cfg, aid));
+    json_t *disk = job_load(&cfg, aid, &err);
+    CHECK_STR(str(disk, "status"), "paused");
+    CHECK_INT(json_integer_value(json_object_get(disk, "downloaded")), 4096);
+    json_decref(disk);
+
+    /* a resume that came before the runner stopped wins */
+    json_t *again = job_resume(&cfg, aid, &err);
+    json_decref(again);
+    CHECK_INT(job_claim(&cfg, a, &err), 1);
+    json_decref(job_pause(&cfg, aid, &err));
+    json_decref(job_resume(&cfg, aid, &err));
+    CHECK_INT(job_settle_pause(&cfg, a, &err), 0);
+    CHECK_STR(str(a, "status"), "queued");
+
+    /* refusals */
+    set_status(&cfg, aid, "verifying");
+    CHECK(job_pause(&cfg, aid, &err) == NULL);
+    CHECK_INT(err.status, 409);
+    CHECK_STR(err.code, "job_not_pausable");
+    set_status(&cfg, aid, "installed");
+    CHECK(job_pause(&cfg, aid, &err) == NULL);
+    CHECK_STR(err.code, "job_finished");
+    CHECK(job_resume(&cfg, aid, &err) == NULL);
+    CHECK_STR(err.code, "job_finished");
+    json_t *b = enqueue(&cfg, "beta", &created);
+    json_decref(job_cancel(&cfg, str(b, "job_id"), &err));
+    CHECK(job_resume(&cfg, str(b, "job_id"), &err) == NULL);
+    CHECK_STR(err.code, "job_cancelling");
+    CHECK(job_pause(&cfg, str(b, "job_id"), &err) == NULL);
+    CHECK_STR(err.code, "job_not_pausable");
+    CHECK(job_pause(&cfg, "0123456789abcdef", &err) == NULL);
+    CHECK_INT(err.status, 404);
+    CHECK(job_resume(&cfg, "nope", &err) == NULL);
+    CHECK_INT(err.status, 400);
+    json_decref(b);
+    json_decref(a);
+    config_free(&cfg);
+}

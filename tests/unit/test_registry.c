@@ -1,5 +1,7 @@
-/* test_registry.c - config/models.json: load, add, list with statuses, remove, a corrupt
- * file left untouched, and entries whose path leaves models/llm/. */
+/* test_registry.c - config/models.json: load, add, list with statuses (installed, missing,
+ * corrupt, unregistered under any file name, partial), replace after an update, the result
+ * of a verification, remove, a corrupt file left untouched, and entries whose path leaves
+ * models/llm/. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +58,7 @@ UNIT_TEST(empty_registry) {
     json_t *doc = registry_load(&cfg, &err);
     CHECK(json_is_object(json_object_get(doc, "models")));
     CHECK_INT(json_object_size(json_object_get(doc, "models")), 0);
-    json_t *list = registry_list(&cfg, &err);
+    json_t *list = registry_list(&cfg, NULL, &err);
     CHECK_INT(json_object_size(json_object_get(list, "models")), 0);
     CHECK(!registry_is_installed(&cfg, "x"));
     CHECK(!exists(&cfg, "config/models.json"));
@@ -82,7 +84,7 @@ UNIT_TEST(add_and_list_statuses) {
           NULL);
     json_decref(doc);
 
-    json_t *list = registry_list(&cfg, &err);
+    json_t *list = registry_list(&cfg, NULL, &err);
     CHECK_INT(json_object_size(json_object_get(list, "models")), 3);
     CHECK_STR(status_of(list, "alpha"), "installed");
     CHECK_STR(status_of(list, "beta"), "missing");
@@ -109,20 +111,122 @@ UNIT_TEST(add_and_list_statuses) {
     config_free(&cfg);
 }
 
-UNIT_TEST(partial_and_dot_files_never_listed) {
+UNIT_TEST(partials_listed_without_a_job_dot_files_never) {
     mg_config cfg;
     mg_error err;
     setup(&cfg);
     put(&cfg, "models/.partial/delta.gguf.part", "xx");
     put(&cfg, "models/.partial/delta.gguf.part.meta", "{}");
+    put(&cfg, "models/.partial/busy.gguf.part", "xxx");
     put(&cfg, "models/llm/.delta.gguf.part", "xx");
     put(&cfg, "models/llm/.hidden", "xx");
-    put(&cfg, "models/llm/-bad.gguf", "xx");
     char dir[MG_PATH_MAX];
     mkdir(config_path(&cfg, dir, "models/llm/subdir.gguf"), 0755);
-    json_t *list = registry_list(&cfg, &err);
-    CHECK_INT(json_object_size(json_object_get(list, "models")), 0);
+    json_t *active = json_pack("{s:{}}", "busy");
+    json_t *list = registry_list(&cfg, active, &err);
+    json_t *models = json_object_get(list, "models");
+    CHECK_INT(json_object_size(models), 1);
+    CHECK_STR(status_of(list, "delta"), "partial");
+    json_t *d = json_object_get(models, "delta");
+    CHECK_STR(json_string_value(json_object_get(d, "path")), "models/.partial/delta.gguf.part");
+    CHECK_INT(json_integer_value(json_object_get(d, "size")), 2);
     json_decref(list);
+    json_decref(active);
+    config_free(&cfg);
+}
+
+UNIT_TEST(unregistered_files_of_any_name) {
+    mg_config cfg;
+    mg_error err;
+    setup(&cfg);
+    put(&cfg, "models/llm/-bad.gguf", "xx");
+    put(&cfg, "models/llm/My Model (copy).gguf", "abc");
+    put(&cfg, "models/llm/Gr\xc3\xb6\xc3\x9f" "e.gguf", "a");
+    put(&cfg, "models/llm/latin1-\xe4.bin", "a");
+    put(&cfg, "models/llm/ok.gguf", "a");
+    put(&cfg, "models/llm/ok.bin", "ab");
+    json_t *list = registry_list(&cfg, NULL, &err);
+    json_t *models = json_object_get(list, "models");
+    CHECK_INT(json_object_size(models), 6);
+    json_t *m = json_object_get(models, "My Model (copy).gguf");
+    CHECK_STR(json_string_value(json_object_get(m, "status")), "unregistered");
+    CHECK(json_is_false(json_object_get(m, "id_valid")));
+    CHECK_STR(json_string_value(json_object_get(m, "path")), "models/llm/My Model (copy).gguf");
+    CHECK(json_is_false(json_object_get(json_object_get(models, "-bad.gguf"), "id_valid")));
+    CHECK(json_object_get(models, "Gr\xc3\xb6\xc3\x9f" "e.gguf") != NULL);
+    m = json_object_get(models, "latin1-\xef\xbf\xbd.bin");
+    CHECK_STR(json_string_value(json_object_get(m, "path")), "models/llm/latin1-\xef\xbf\xbd.bin");
+    /* two files with one stem: the first by name keeps the id, the other its whole name */
+    CHECK(json_is_true(json_object_get(json_object_get(models, "ok"), "id_valid")));
+    CHECK_STR(json_string_value(json_object_get(json_object_get(models, "ok"), "path")),
+              "models/llm/ok.bin");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(models, "ok.gguf"), "path")),
+              "models/llm/ok.gguf");
+    json_decref(list);
+    config_free(&cfg);
+}
+
+UNIT_TEST(corrupt_when_size_differs_or_verification_failed) {
+    mg_config cfg;
+    mg_error err;
+    setup(&cfg);
+    CHECK_INT(add(&cfg, "alpha", "models/llm/alpha.gguf"), 0);
+    put(&cfg, "models/llm/alpha.gguf", "hello");
+    json_t *list = registry_list(&cfg, NULL, &err);
+    CHECK_STR(status_of(list, "alpha"), "installed");
+    json_decref(list);
+    put(&cfg, "models/llm/alpha.gguf", "hello!");
+    list = registry_list(&cfg, NULL, &err);
+    CHECK_STR(status_of(list, "alpha"), "corrupt");
+    json_decref(list);
+    put(&cfg, "models/llm/alpha.gguf", "hello");
+    CHECK_INT(registry_set_verified(&cfg, "alpha", 0, &err), 0);
+    list = registry_list(&cfg, NULL, &err);
+    CHECK_STR(status_of(list, "alpha"), "corrupt");
+    json_t *a = json_object_get(json_object_get(list, "models"), "alpha");
+    CHECK(json_is_true(json_object_get(a, "corrupt")));
+    CHECK(json_is_string(json_object_get(a, "verifiedAt")));
+    json_decref(list);
+    CHECK_INT(registry_set_verified(&cfg, "alpha", 1, &err), 0);
+    list = registry_list(&cfg, NULL, &err);
+    CHECK_STR(status_of(list, "alpha"), "installed");
+    CHECK(json_object_get(json_object_get(json_object_get(list, "models"), "alpha"), "corrupt") ==
+          NULL);
+    json_decref(list);
+    CHECK_INT(registry_set_verified(&cfg, "nope", 1, &err), -1);
+    CHECK_INT(err.status, 404);
+    CHECK_STR(err.code, "not_installed");
+    config_free(&cfg);
+}
+
+UNIT_TEST(replace_keeps_active_and_removes_the_old_file) {
+    mg_config cfg;
+    mg_error err;
+    setup(&cfg);
+    CHECK_INT(add(&cfg, "alpha", "models/llm/alpha.gguf"), 0);
+    put(&cfg, "models/llm/alpha.gguf", "hello");
+    put(&cfg, "models/llm/alpha.bin", "hello, world");
+    json_t *doc = registry_load(&cfg, &err);
+    json_t *e = json_object_get(json_object_get(doc, "models"), "alpha");
+    json_object_set_new(e, "active", json_true());
+    json_incref(e);
+    json_decref(doc);
+    CHECK_INT(registry_add(&cfg, "alpha", e, &err), 0);
+    json_decref(e);
+    json_t *next = json_pack("{s:s,s:s,s:s,s:i,s:b,s:s}", "id", "alpha", "name", "Alpha 2", "path",
+                             "models/llm/alpha.bin", "size", 12, "active", 0, "checksum",
+                             "sha256:00");
+    CHECK_INT(registry_replace(&cfg, "alpha", next, &err), 0);
+    json_decref(next);
+    CHECK(!exists(&cfg, "models/llm/alpha.gguf"));
+    CHECK(exists(&cfg, "models/llm/alpha.bin"));
+    json_t *got = registry_get(&cfg, "alpha", &err);
+    CHECK(json_is_true(json_object_get(got, "active")));
+    CHECK_STR(json_string_value(json_object_get(got, "checksum")), "sha256:00");
+    CHECK_STR(json_string_value(json_object_get(got, "name")), "Alpha 2");
+    json_decref(got);
+    CHECK(registry_get(&cfg, "beta", &err) == NULL);
+    CHECK_INT(err.status, 404);
     config_free(&cfg);
 }
 
@@ -137,7 +241,7 @@ UNIT_TEST(remove_entry_and_file) {
     CHECK_INT(entry, 1);
     CHECK_INT(file, 1);
     CHECK(!exists(&cfg, "models/llm/alpha.gguf"));
-    json_t *list = registry_list(&cfg, &err);
+    json_t *list = registry_list(&cfg, NULL, &err);
     CHECK_INT(json_object_size(json_object_get(list, "models")), 0);
     json_decref(list);
 
@@ -188,7 +292,7 @@ UNIT_TEST(corrupt_registry_is_preserved) {
     CHECK_CONTAINS(err.message, "config/models.json");
     CHECK_CONTAINS(err.message, "line 2");
     CHECK_CONTAINS(err.message, "column");
-    CHECK(registry_list(&cfg, &err) == NULL);
+    CHECK(registry_list(&cfg, NULL, &err) == NULL);
     CHECK_STR(err.code, "registry_corrupt");
     CHECK_INT(add(&cfg, "alpha", "models/llm/alpha.gguf"), -1);
     CHECK_INT(registry_remove(&cfg, "a", NULL, NULL, &err), -1);
@@ -217,7 +321,7 @@ UNIT_TEST(path_traversal_entries_are_missing) {
     CHECK_INT(add(&cfg, "abs", "/etc/passwd"), 0);
     CHECK_INT(add(&cfg, "other", "config/victim.gguf"), 0);
     CHECK_INT(add(&cfg, "dot", "models/llm/./real.gguf"), 0);
-    json_t *list = registry_list(&cfg, &err);
+    json_t *list = registry_list(&cfg, NULL, &err);
     CHECK_STR(status_of(list, "up"), "missing");
     CHECK_STR(status_of(list, "abs"), "missing");
     CHECK_STR(status_of(list, "other"), "missing");
@@ -240,8 +344,8 @@ UNIT_TEST(registered_file_under_other_name_not_unregistered) {
     mg_error err;
     setup(&cfg);
     CHECK_INT(add(&cfg, "alpha", "models/llm/alpha-v2.gguf"), 0);
-    put(&cfg, "models/llm/alpha-v2.gguf", "x");
-    json_t *list = registry_list(&cfg, &err);
+    put(&cfg, "models/llm/alpha-v2.gguf", "12345");
+    json_t *list = registry_list(&cfg, NULL, &err);
     CHECK_INT(json_object_size(json_object_get(list, "models")), 1);
     CHECK_STR(status_of(list, "alpha"), "installed");
     json_decref(list);
