@@ -13,6 +13,13 @@ Serves the files of one directory on 127.0.0.1 (a free port unless told), with:
     K-th get the file "<name>.v2" instead, when there is one (another ETag: ETags name the
     file's inode, size and mtime); --ignore-if-range answers ranges whatever If-Range says;
   - --no-length sends bodies without Content-Length (closing the connection at the end);
+  - announce: the file's real SHA-256 in a header ("x-linked-etag": X-Linked-Etag as
+    Hugging Face sends it, "etag": as the ETag itself, "repr-digest": RFC 9530,
+    "digest": RFC 3230), so a stale catalogue checksum can be told from a damaged download;
+  - chunk_log: every body chunk sent is logged with its time (GET /_chunks:
+    [[monotonic seconds, bytes, path], ...], cleared by POST /_stats/reset); sndbuf sets
+    SO_SNDBUF of each connection (bytes; 0: the system's), so what the log shows as sent is
+    close to what the client took;
   - 404 (JSON) for unknown files; only GET and HEAD (405 otherwise).
   - GET /_stats: JSON counters {requests, file_requests, bytes_served, ranges, statuses,
     paths: {path: {requests, bytes}}, settings}; POST /_stats/reset clears them.
@@ -28,6 +35,7 @@ As a program (prints "PORT <n>" on stdout once listening, runs until SIGTERM/SIG
 """
 
 import argparse
+import base64
 import email.utils
 import hashlib
 import json
@@ -53,6 +61,9 @@ _SETTING_TYPES = {
     "change_after": int,
     "ignore_if_range": bool,
     "no_length": bool,
+    "announce": str,
+    "chunk_log": bool,
+    "sndbuf": int,
 }
 
 
@@ -64,7 +75,8 @@ class _State:
         self.lock = threading.Lock()
         self.settings = {"throttle": 0, "fail_first": 0, "fail_status": 500,
                          "drop_first": 0, "drop_after": 0, "no_range": False,
-                         "change_after": 0, "ignore_if_range": False, "no_length": False}
+                         "change_after": 0, "ignore_if_range": False, "no_length": False,
+                         "announce": "", "chunk_log": False, "sndbuf": 0}
         self.update(settings)
         self.reset_stats()
 
@@ -73,7 +85,8 @@ class _State:
             for k, v in settings.items():
                 if k not in _SETTING_TYPES:
                     raise ValueError(f"unknown setting {k!r}")
-                self.settings[k] = _SETTING_TYPES[k](v) if v is not None else 0
+                self.settings[k] = _SETTING_TYPES[k](v) if v is not None else \
+                    _SETTING_TYPES[k]()
             self.failed = 0
             self.dropped = 0
 
@@ -85,6 +98,7 @@ class _State:
             self.ranges = []
             self.statuses = {}
             self.paths = {}
+            self.chunks = []
             self.failed = 0
             self.dropped = 0
 
@@ -177,6 +191,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(200, self.state.snapshot())
         if path == "/_control":
             return self._send_json(200, self.state.snapshot()["settings"])
+        if path == "/_chunks":
+            with self.state.lock:
+                chunks = list(self.state.chunks)
+            return self._send_json(200, chunks)
         self._serve_file(path)
 
     # --- files -----------------------------------------------------------------------------
@@ -210,6 +228,9 @@ class _Handler(BaseHTTPRequestHandler):
         size = fst.st_size
         mtime = fst.st_mtime
         etag = '"%x-%x-%x"' % (fst.st_ino, size, fst.st_mtime_ns)
+        digest = _sha256(full) if s["announce"] else None
+        if s["announce"] == "etag":
+            etag = f'"{digest.hex()}"'
         last_modified = email.utils.formatdate(mtime, usegmt=True)
         start, end, status = 0, size - 1, 200
         range_header = self.headers.get("Range")
@@ -244,6 +265,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "none" if s["no_range"] else "bytes")
         self.send_header("ETag", etag)
         self.send_header("Last-Modified", last_modified)
+        if s["announce"] == "x-linked-etag":
+            self.send_header("X-Linked-Etag", f'"{digest.hex()}"')
+        elif s["announce"] == "repr-digest":
+            self.send_header("Repr-Digest", "sha-256=:%s:" % base64.b64encode(digest).decode())
+        elif s["announce"] == "digest":
+            self.send_header("Digest", "SHA-256=%s" % base64.b64encode(digest).decode())
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
@@ -251,9 +278,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             return
         limit = s["drop_after"] if drop else None
-        self._send_body(full, path, start, length, s["throttle"], limit)
+        if s["sndbuf"]:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, s["sndbuf"])
+        self._send_body(full, path, start, length, s["throttle"], limit, s["chunk_log"])
 
-    def _send_body(self, full, path, start, length, throttle, limit):
+    def _send_body(self, full, path, start, length, throttle, limit, chunk_log=False):
         st = self.state
         sent = 0
         began = time.monotonic()
@@ -278,6 +307,8 @@ class _Handler(BaseHTTPRequestHandler):
                         # (a reset of the stats may come while a body is still sent)
                         st.paths.setdefault(path, {"requests": 0, "bytes": 0})["bytes"] += \
                             len(data)
+                        if chunk_log:
+                            st.chunks.append([time.monotonic(), len(data), path])
                     if throttle:
                         ahead = sent / throttle - (time.monotonic() - began)
                         if ahead > 0:
@@ -292,6 +323,22 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+_digests = {}
+
+
+def _sha256(full):
+    """The SHA-256 of the file at `full` (bytes), cached by inode, size and mtime."""
+    st = os.stat(full)
+    key = (full, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _digests:
+        h = hashlib.sha256()
+        with open(full, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _digests[key] = h.digest()
+    return _digests[key]
 
 
 def _parse_range(header, size):

@@ -77,7 +77,8 @@ class DlServer:
     def defaults(self):
         """No throttle, no faults, Range honoured; counters cleared."""
         self.control(throttle=0, fail_first=0, fail_status=500, drop_first=0, drop_after=0,
-                     no_range=False, change_after=0, ignore_if_range=False, no_length=False)
+                     no_range=False, change_after=0, ignore_if_range=False, no_length=False,
+                     announce="", chunk_log=False, sndbuf=0)
         self.reset()
 
     def reset(self):
@@ -85,6 +86,10 @@ class DlServer:
 
     def stats(self):
         return request(self.port, "GET", "/_stats").json
+
+    def chunks(self):
+        """[[monotonic s, bytes, path], ...] of the body chunks sent (with chunk_log on)."""
+        return request(self.port, "GET", "/_chunks").json
 
     def path_stats(self, name):
         return self.stats()["paths"].get("/" + name, {"requests": 0, "bytes": 0})
