@@ -190,6 +190,34 @@ int registry_utf8(const char *name, char *out, size_t n) {
     return valid && !*p;
 }
 
+/* A list item without a registry entry (an unregistered file or a partial download):
+ * every field of an entry's item, null where there is nothing to say. New reference. */
+static json_t *registry_bare_item(const char *key, const char *status, const char *path,
+                                  long long size, int id_valid) {
+    return json_pack("{s:s,s:n,s:s,s:I,s:n,s:n,s:b,s:s,s:n,s:n,s:n,s:b}", "id", key, "name",
+                     "path", path, "size", (json_int_t)size, "installedAt", "backend", "active",
+                     0, "status", status, "checksum", "gallery", "verifiedAt", "id_valid",
+                     id_valid);
+}
+
+/* The item of the entry `key` (borrowed `entry`) with `status`: the entry's fields the
+ * answer shows, each present (null when the entry lacks it). New reference. */
+static json_t *registry_entry_item(const char *key, json_t *entry, const char *status) {
+    static const char *const fields[] = {"name",     "path",    "size",       "installedAt",
+                                         "backend",  "active",  "checksum",   "gallery",
+                                         "verifiedAt"};
+    json_t *item = json_pack("{s:s}", "id", key);
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        json_t *v = json_object_get(entry, fields[i]);
+        json_object_set_new(item, fields[i], v ? json_deep_copy(v) : json_null());
+    }
+    if (!json_is_boolean(json_object_get(item, "active")))
+        json_object_set_new(item, "active", json_false());
+    json_object_set_new(item, "status", json_string(status));
+    json_object_set_new(item, "id_valid", json_true());
+    return item;
+}
+
 /* The key of an unregistered file `name` in `out_models`: its stem when that is a valid id
  * not used yet, else the whole (displayable) name when not used yet. 1 and *id_valid, or 0
  * when both are taken. */
@@ -228,10 +256,7 @@ static void registry_add_unregistered(const mg_config *cfg, json_t *models, json
         if (!registry_unregistered_key(name, out_models, key, sizeof key, &id_valid)) continue;
         registry_utf8(rel, shown, sizeof shown);
         json_object_set_new(out_models, key,
-                            json_pack("{s:s,s:n,s:s,s:I,s:n,s:n,s:b,s:s,s:b}", "id", key, "name",
-                                      "path", shown, "size", (json_int_t)size, "installedAt",
-                                      "backend", "active", 0, "status", "unregistered",
-                                      "id_valid", id_valid));
+                            registry_bare_item(key, "unregistered", shown, size, id_valid));
     }
     registry_scan_free(list, n);
 }
@@ -258,10 +283,7 @@ static void registry_add_partials(const mg_config *cfg, json_t *active, json_t *
         if (registry_partial_id(name, id) == 0 && !json_object_get(out_models, id) &&
             !json_object_get(active, id) && fs_join(abs, sizeof abs, cfg->root, rel) == 0 &&
             registry_file_exists(abs, &size))
-            json_object_set_new(out_models, id,
-                                json_pack("{s:s,s:n,s:s,s:I,s:n,s:n,s:b,s:s}", "id", id, "name",
-                                          "path", rel, "size", (json_int_t)size, "installedAt",
-                                          "backend", "active", 0, "status", "partial"));
+            json_object_set_new(out_models, id, registry_bare_item(id, "partial", rel, size, 1));
         free(list[i]);
     }
     if (n >= 0) free(list);
@@ -415,11 +437,8 @@ json_t *registry_list(const mg_config *cfg, json_t *active, mg_error *err) {
         if (!json_is_object(entry)) continue;
         char abs[MG_PATH_MAX];
         int named = registry_entry_file(cfg, entry, abs);
-        json_t *copy = json_deep_copy(entry);
-        if (!json_object_get(copy, "id")) json_object_set_new(copy, "id", json_string(key));
-        json_object_set_new(copy, "status",
-                            json_string(registry_entry_status(entry, named ? abs : NULL)));
-        json_object_set_new(out_models, key, copy);
+        const char *status = registry_entry_status(entry, named ? abs : NULL);
+        json_object_set_new(out_models, key, registry_entry_item(key, entry, status));
     }
     registry_add_unregistered(cfg, models, out_models);
     registry_add_partials(cfg, active, out_models);

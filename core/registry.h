@@ -60,7 +60,9 @@ int registry_remove(const mg_config *cfg, const char *id, int *entry_removed,
  * 1 when one was removed. */
 int registry_remove_partial(const mg_config *cfg, const char *id);
 
-/* Returns a new reference to {"models": {key: {..., "status": s}}}:
+/* Returns a new reference to {"models": {key: item}}, each item {id, name, path, size,
+ * installedAt, backend, active, status, checksum, gallery, verifiedAt, id_valid} (null
+ * where there is nothing to say):
  * - every entry, status as registry_entry_status;
  * - "unregistered" for each file of models/llm/ that no entry names (dot-files never
  *   listed), whatever its name: the key is the name without its extension when that is a

@@ -32,7 +32,21 @@ export const FIXTURES = {
   spare: (s) => s.install(MODELS.spare),
   running: (s) => s.installSlowly(MODELS.slow),
   running2: (s) => s.installSlowly(MODELS.slow2),
+  running3: (s) => s.installSlowly(MODELS.pause),
+  paused: async (s) => s.pauseJob((await s.installSlowly(MODELS.resume)).job_id),
+  stale: async (s) => {
+    const job = await s.install(MODELS.update);
+    s.editEntry(MODELS.update, (e) => ({ ...e, checksum: `sha256:${'0'.repeat(64)}` }));
+    return job;
+  },
+  verifiable: (s) => s.install(MODELS.verify),
 };
+
+// before/after of a row that needs a registry entry planted for it (and removed after).
+const planted = (id, withFile = true) => ({
+  before: (s) => { s.unplant = s.plantEntry(id, withFile); },
+  after: (s) => s.unplant(),
+});
 
 // Rows that every operation gets, on top of its own table, for each shared response of the
 // document (components/responses) it lists: the status it lists it under, and this request.
@@ -89,6 +103,14 @@ export const CASES = {
     { status: 409, example: 'already_installed', given: ['installed'], params: { id: MODELS.quick }, error: { code: 'already_installed', parameter: 'id' } },
     { status: 507, example: 'insufficient_storage', params: { id: MODELS.huge }, error: { code: 'insufficient_storage', parameter: null } },
   ],
+  'get /api/models/gallery/{id}/preflight': [
+    { status: 200, example: 'preflight', params: { id: MODELS.huge },
+      check: (a) => assert.deepEqual(a.json.reasons.map((r) => r.code), ['insufficient_storage', 'too_large']) },
+    { status: 200, given: ['installed'], params: { id: MODELS.quick },
+      check: (a) => assert.equal(a.json.already_installed, true) },
+    { status: 400, params: { id: '-bad' }, error: { code: 'invalid_model_id', parameter: 'id' } },
+    { status: 404, example: 'model_not_found', params: { id: 'no-such-model' }, error: { code: 'model_not_found', parameter: 'id' } },
+  ],
   'get /api/models/jobs': [
     { status: 200, example: 'jobs', given: ['installed'], check: (a) => assert.ok(a.json.jobs.length >= 1) },
     { status: 200, query: { status: 'cancelled', limit: 1000, offset: 5 }, check: (a) => assert.deepEqual(a.json.jobs, []) },
@@ -115,6 +137,22 @@ export const CASES = {
     { status: 409, example: 'job_finished', given: ['installed'], params: { job_id: (fx) => fx.installed.job_id },
       error: { code: 'job_finished', parameter: 'job_id' } },
   ],
+  'post /api/models/jobs/{job_id}/pause': [
+    { status: 200, example: 'paused', given: ['running3'], params: { job_id: (fx) => fx.running3.job_id },
+      check: (a) => assert.equal(a.json.status, 'paused') },
+    { status: 400, params: { job_id: 'NOT-HEX' }, error: { code: 'invalid_job_id', parameter: 'job_id' } },
+    { status: 404, params: { job_id: '0000000000000000' }, error: { code: 'job_not_found', parameter: 'job_id' } },
+    { status: 409, example: 'job_finished', given: ['installed'], params: { job_id: (fx) => fx.installed.job_id },
+      error: { code: 'job_finished', parameter: 'job_id' } },
+  ],
+  'post /api/models/jobs/{job_id}/resume': [
+    { status: 202, example: 'queued', given: ['paused'], params: { job_id: (fx) => fx.paused.job_id },
+      check: (a) => assert.equal(a.json.status, 'queued') },
+    { status: 400, params: { job_id: 'NOT-HEX' }, error: { code: 'invalid_job_id', parameter: 'job_id' } },
+    { status: 404, params: { job_id: '0000000000000000' }, error: { code: 'job_not_found', parameter: 'job_id' } },
+    { status: 409, example: 'job_finished', given: ['installed'], params: { job_id: (fx) => fx.installed.job_id },
+      error: { code: 'job_finished', parameter: 'job_id' } },
+  ],
   'get /api/models/installed': [
     { status: 200, example: 'installed', given: ['installed'] },
   ],
@@ -124,6 +162,36 @@ export const CASES = {
     { status: 404, example: 'not_installed', params: { id: 'gemma-2-2b-it-q6-k' }, error: { code: 'not_found', parameter: 'id' } },
     { status: 421, example: 'wrong_node', given: ['installed'], params: { id: MODELS.quick }, error: { code: 'wrong_node', parameter: null },
       after: async (s) => assert.equal((await s.api('GET', '/api/models/installed')).json.models[MODELS.quick].status, 'installed') },
+  ],
+  'post /api/models/{id}/update': [
+    { status: 202, example: 'queued', given: ['stale'], params: { id: MODELS.update },
+      check: (a) => assert.equal(a.json.kind, 'update') },
+    { status: 400, params: { id: '..' }, error: { code: 'invalid_model_id', parameter: 'id' } },
+    { status: 404, example: 'not_installed', params: { id: 'gemma-2-2b-it-q6-k' }, error: { code: 'not_installed', parameter: 'id' } },
+    { status: 409, example: 'up_to_date', given: ['installed'], params: { id: MODELS.quick }, error: { code: 'up_to_date', parameter: 'id' } },
+    { status: 507, example: 'insufficient_storage', params: { id: MODELS.huge }, ...planted(MODELS.huge),
+      error: { code: 'insufficient_storage', parameter: null } },
+  ],
+  'post /api/models/{id}/verify': [
+    { status: 202, example: 'queued', given: ['verifiable'], params: { id: MODELS.verify },
+      check: (a) => assert.equal(a.json.kind, 'verify') },
+    { status: 400, params: { id: '..' }, error: { code: 'invalid_model_id', parameter: 'id' } },
+    { status: 404, example: 'not_installed', params: { id: 'gemma-2-2b-it-q6-k' }, error: { code: 'not_installed', parameter: 'id' } },
+    { status: 409, example: 'file_missing', params: { id: MODELS.vanished }, ...planted(MODELS.vanished, false),
+      error: { code: 'file_missing', parameter: 'id' } },
+  ],
+  'get /api/models/cleanup': [
+    { status: 200, example: 'items', before: (s) => s.writeText('models/.partial/mistral-7b-instruct-v0.2-q4-k-s.gguf.part', 'x'.repeat(1000)),
+      check: (a) => assert.ok(a.json.items.some((i) => i.kind === 'partial')) },
+  ],
+  'post /api/models/cleanup': [
+    { status: 200, example: 'removed', before: (s) => s.writeText('models/llm/My model (copy).gguf', 'x'),
+      check: (a) => assert.ok(a.json.items.some((i) => i.path === 'models/llm/My model (copy).gguf')) },
+    { status: 200, query: 'include=', check: (a) => assert.deepEqual(a.json.failed, []) },
+    { status: 400, example: 'invalid_parameter', query: { include: 'all' }, error: { code: 'invalid_parameter', parameter: 'include' } },
+  ],
+  'get /api/models/system': [
+    { status: 200, example: 'profile', check: (a) => assert.ok(a.json.ram_bytes > 0 && a.json.cpu_cores >= 1) },
   ],
   'get /api/models/health': [
     { status: 200, example: 'ok', check: (a) => assert.deepEqual(a.json.progress, { store: 'memory', status: 'ok' }) },

@@ -20,6 +20,11 @@ export const MODELS = {
   slow: 'llama-3.2-1b-instruct-q4-k-m',           // 4 MiB at SLOW_RATE: cancelled while running
   slow2: 'qwen2.5-1.5b-instruct-q8-0',            // the same: cancelled while the installer is stopped
   huge: 'meta-llama-3.1-8b-instruct-q4-k-m',      // a petabyte: 507
+  update: 'qwen3-1.7b-q4-k-m',                    // 64 KiB: installed, then its entry made stale
+  verify: 'qwen2.5-coder-1.5b-instruct-q4-k-m',   // 64 KiB: installed, then verified
+  pause: 'phi-3-mini-4k-instruct-q4',             // slow: paused while running
+  resume: 'phi-3.5-mini-instruct-q4-k-m',         // slow: paused, then resumed
+  vanished: 'gemma-3-1b-it-q4-k-m',               // an entry whose file is gone: 409
 };
 const SMALL = 65536;
 const SLOW_BYTES = 4 * 1024 * 1024;
@@ -45,7 +50,8 @@ export class ContractStack extends Stack {
     await this.startDownloads(0);
     const seed = JSON.parse(fs.readFileSync(path.join(REPO, 'config', 'models_gallery.json'), 'utf8'));
     const sizes = { [MODELS.quick]: SMALL, [MODELS.spare]: SMALL, [MODELS.client]: SMALL, [MODELS.other]: SMALL,
-      [MODELS.slow]: SLOW_BYTES, [MODELS.slow2]: SLOW_BYTES };
+      [MODELS.slow]: SLOW_BYTES, [MODELS.slow2]: SLOW_BYTES, [MODELS.update]: SMALL, [MODELS.verify]: SMALL,
+      [MODELS.pause]: SLOW_BYTES, [MODELS.resume]: SLOW_BYTES };
     for (const m of seed.models) {
       const name = `${m.id}.gguf`;
       m.downloadUrl = this.fileUrl(name);
@@ -92,6 +98,38 @@ export class ContractStack extends Stack {
     const r = await this.api('POST', `/api/models/gallery/${id}/install`);
     if (r.status !== 202) throw new Error(`install ${id}: ${r.status} ${r.body}`);
     return this.waitJob(r.json.job_id, (j) => j.status === 'installed', `${id} installed`);
+  }
+
+  readJson(rel) { return JSON.parse(fs.readFileSync(path.join(this.root, rel), 'utf8')); }
+
+  // Changes the registry entry `id` (or adds one) by `fn(entry)`; null removes it.
+  editEntry(id, fn) {
+    let reg = { models: {} };
+    try { reg = this.readJson('config/models.json'); } catch { /* none yet */ }
+    const next = fn(reg.models[id] || null);
+    if (next === null) delete reg.models[id];
+    else reg.models[id] = next;
+    this.writeJson('config/models.json', reg);
+  }
+
+  // Plants an entry of `id` with a file of three bytes and an old checksum; returns a
+  // function that removes both.
+  plantEntry(id, withFile = true) {
+    const rel = `models/llm/${id}.gguf`;
+    this.editEntry(id, () => ({ id, name: id, path: rel, size: 3, installedAt: '2026-11-28T09:58:05+00:00',
+      backend: 'gallery', active: false, checksum: `sha256:${'0'.repeat(64)}`, gallery: 'default' }));
+    if (withFile) this.writeText(rel, 'abc');
+    return () => {
+      this.editEntry(id, () => null);
+      fs.rmSync(path.join(this.root, rel), { force: true });
+    };
+  }
+
+  // Pauses job `jobId` and waits until the installer stopped it.
+  async pauseJob(jobId) {
+    const r = await this.api('POST', `/api/models/jobs/${jobId}/pause`);
+    if (r.status !== 200) throw new Error(`pause ${jobId}: ${r.status} ${r.body}`);
+    return this.waitJob(jobId, (j) => j.status === 'paused', `${jobId} paused`);
   }
 
   // Stops the installer (SIGSTOP, by its pid file) until resumeInstaller(): jobs stand still.

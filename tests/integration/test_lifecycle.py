@@ -193,7 +193,7 @@ class UpdateVerifyTest(LifecycleCase):
         self.assertIn(f"models/llm/{VER}.gguf", job["error"])
         entry = self.installed()[VER]
         self.assertEqual(entry["status"], "corrupt", entry)
-        self.assertIs(entry["corrupt"], True, entry)
+        self.assertIs(self.stack.read_json("config/models.json")["models"][VER]["corrupt"], True)
         self.assertTrue(os.path.exists(path), "a failed verification removes nothing")
 
         # the checksums agree, but the file is damaged: an update downloads it again
@@ -202,7 +202,7 @@ class UpdateVerifyTest(LifecycleCase):
         self.assertEqual(file_sha256(path), digest)
         entry = self.installed()[VER]
         self.assertEqual(entry["status"], "installed", entry)
-        self.assertNotIn("corrupt", entry)
+        self.assertNotIn("corrupt", self.stack.read_json("config/models.json")["models"][VER])
 
     def test_verify_errors(self):
         self.assertError(self.stack.post("/api/models/nothing-installed/verify"), 404,
