@@ -1,7 +1,9 @@
 // e2e.test.mjs - the web UI in headless Debian Chromium (playwright-core) against the real
 // stack (deploy/up in a temp root) and a throttled local download server: language switch,
 // filters and shareable URLs, search errors, install with a moving progress bar (across a
-// dropped WebSocket), a running job shown on page open, cancel, install errors, delete.
+// dropped WebSocket), verify (a damaged file turns the badge to damaged, Repair downloads it
+// again), a partial download and its cleanup, a running job shown on page open, cancel,
+// install errors, delete.
 // Run: node --test tests/e2e/  (MG_BIN_DIR = the CMake build; ctest sets it).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -254,6 +256,51 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     assert.match(await row.textContent(), /Alpha Chat.*installed.*2(\.00)? MB/s);
   });
 
+  step('verifies, marks a damaged file, repairs it, and cleans up a partial download', async () => {
+    const row = '#installed-content tr[data-model-id="e2e-alpha"]';
+    const status = () => page.getAttribute(row, 'data-status');
+    await open('?view=installed');
+    await page.click(`${row} .verify-btn`);
+    await until(async () => {
+      const jobs = (await api('GET', '/api/models/jobs?status=installed')).body.jobs;
+      return jobs.some((j) => j.model_id === 'e2e-alpha' && j.kind === 'verify');
+    }, 'the verification to pass', 20000);
+    await until(async () => (await status()) === 'installed' && !(await page.$(`${row} .job-note`)), 'the row after it');
+
+    const file = path.join(stack.root, 'models', 'llm', 'e2e-alpha.gguf');
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.from('XYZ'), 0, 3, 1000);
+    fs.closeSync(fd);
+    await page.click(`${row} .verify-btn`);
+    await until(async () => (await status()) === 'corrupt', 'the damaged badge', 20000);
+    assert.match(await page.textContent(`${row} .badge-corrupt`), /damaged/);
+    assert.match(await page.textContent('#banner'), /The check of Alpha Chat failed: checksum mismatch/);
+
+    fs.mkdirSync(path.join(stack.root, 'models', '.partial'), { recursive: true });
+    fs.writeFileSync(path.join(stack.root, 'models', '.partial', 'e2e-left.gguf.part'), Buffer.alloc(4096));
+    await page.click('#installed-refresh');
+    const partial = await page.waitForSelector('#installed-content tr[data-model-id="e2e-left"]');
+    assert.equal(await partial.getAttribute('data-status'), 'partial');
+    assert.match(await partial.textContent(), /partial download/);
+    await page.click('.cleanup-scan');
+    await page.waitForSelector('.cleanup-items li[data-kind="partial"]');
+    assert.match(await page.textContent('.cleanup-items'), /models\/.partial\/e2e-left\.gguf\.part/);
+    await page.click('.cleanup-run');
+    await until(async () => /Removed 1 items/.test(await page.textContent('#banner')), 'the cleanup note');
+    assert.equal(await page.$('#installed-content tr[data-model-id="e2e-left"]'), null);
+    assert.ok(!fs.existsSync(path.join(stack.root, 'models', '.partial', 'e2e-left.gguf.part')));
+
+    await stack.downloads({ throttle: 0 });
+    try {
+      assert.match(await page.textContent(`${row} .update-btn`), /Repair/);
+      await page.click(`${row} .update-btn`);
+      await until(async () => (await status()) === 'installed', 'the repaired file', 30000);
+    } finally {
+      await stack.downloads({ throttle: THROTTLE });
+    }
+    assert.equal((await api('GET', '/api/models/installed')).body.models['e2e-alpha'].status, 'installed');
+  });
+
   step('shows a job already running when the page opens, tells when its progress stops coming, and cancels it', async () => {
     const started = await api('POST', '/api/models/gallery/e2e-bravo/install');
     assert.equal(started.status, 202, JSON.stringify(started.body));
@@ -306,7 +353,7 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
 
   step('deletes an installed model after confirmation', async () => {
     await open('?view=installed');
-    const del = `#installed-content tr[data-model-id="e2e-alpha"] button`;
+    const del = `#installed-content tr[data-model-id="e2e-alpha"] .delete-btn`;
     await page.click(del);
     assert.ok(await page.isVisible('#confirm'));
     await page.click('#confirm button[value="cancel"]');
