@@ -49,7 +49,8 @@ static void ctl_search_print(json_t *body) {
         cells[i * 5 + 4] = ctl_str(m, "name", "");
     }
     if (n) ctl_table(heads, 5, cells, (int)n);
-    printf("%zu of %lld models\n", n, (long long)json_integer_value(json_object_get(body, "total")));
+    printf("%zu of %lld models\n", n,
+           (long long)json_integer_value(json_object_get(body, "total")));
     free(cells);
     free(texts);
 }
@@ -161,17 +162,21 @@ int ctl_cmd_show(const ctl *c, int argc, char **argv) {
     return CTL_OK;
 }
 
+/* The integer `key` of `obj` as a size ("1.23 GB") into out. */
+static const char *ctl_size_of(json_t *obj, const char *key, char *out, size_t n) {
+    return ctl_bytes((double)json_integer_value(json_object_get(obj, key)), out, n);
+}
+
 static void ctl_preflight_print(json_t *p) {
     char need[32], free_[32], mem[32];
     printf("%s: %s\n", ctl_str(p, "model_id", "?"),
            json_is_true(json_object_get(p, "ok")) ? "can be installed here" : "not now");
     printf("  disk   needs %s, %s free%s\n",
-           ctl_bytes((double)json_integer_value(json_object_get(p, "needs_bytes")), need, sizeof need),
-           ctl_bytes((double)json_integer_value(json_object_get(p, "free_bytes")), free_, sizeof free_),
+           ctl_size_of(p, "needs_bytes", need, sizeof need),
+           ctl_size_of(p, "free_bytes", free_, sizeof free_),
            json_is_true(json_object_get(p, "disk_ok")) ? "" : " (not enough)");
     printf("  fit    %s (needs about %s of memory%s)\n", ctl_str(p, "fit", "?"),
-           ctl_bytes((double)json_integer_value(json_object_get(p, "needs_memory_bytes")), mem,
-                     sizeof mem),
+           ctl_size_of(p, "needs_memory_bytes", mem, sizeof mem),
            json_is_true(json_object_get(p, "fit_estimated")) ? ", estimated from the size" : "");
     json_t *r;
     size_t i;
@@ -199,18 +204,15 @@ static void ctl_system_print(json_t *s) {
     char a[32], b[32];
     json_t *g, *disk = json_object_get(s, "disk");
     size_t i;
-    printf("RAM        %s (%s available)\n",
-           ctl_bytes((double)json_integer_value(json_object_get(s, "ram_bytes")), a, sizeof a),
-           ctl_bytes((double)json_integer_value(json_object_get(s, "ram_available_bytes")), b,
-                     sizeof b));
+    printf("RAM        %s (%s available)\n", ctl_size_of(s, "ram_bytes", a, sizeof a),
+           ctl_size_of(s, "ram_available_bytes", b, sizeof b));
     printf("CPU cores  %lld\n", (long long)json_integer_value(json_object_get(s, "cpu_cores")));
     if (!json_array_size(json_object_get(s, "gpus"))) printf("GPU        none\n");
     json_array_foreach(json_object_get(s, "gpus"), i, g)
         printf("GPU        %s, %s VRAM\n", ctl_str(g, "name", "?"),
-               ctl_bytes((double)json_integer_value(json_object_get(g, "vram_bytes")), a, sizeof a));
-    printf("disk       %s free of %s\n",
-           ctl_bytes((double)json_integer_value(json_object_get(disk, "free_bytes")), a, sizeof a),
-           ctl_bytes((double)json_integer_value(json_object_get(disk, "total_bytes")), b, sizeof b));
+               ctl_size_of(g, "vram_bytes", a, sizeof a));
+    printf("disk       %s free of %s\n", ctl_size_of(disk, "free_bytes", a, sizeof a),
+           ctl_size_of(disk, "total_bytes", b, sizeof b));
 }
 
 int ctl_cmd_system(const ctl *c, int argc, char **argv) {

@@ -7,7 +7,8 @@
 #include "mgctl.h"
 
 int ctl_follow(const ctl *c, json_t *accepted, const char *done) {
-    const char *job_id = ctl_str(accepted, "job_id", NULL), *model = ctl_str(accepted, "model_id", "?");
+    const char *job_id = ctl_str(accepted, "job_id", NULL);
+    const char *model = ctl_str(accepted, "model_id", "?");
     if (!job_id) {
         fprintf(stderr, "mgctl: the answer names no job\n");
         return CTL_UNREACHABLE;

@@ -96,7 +96,8 @@ static int ctl_update_all(const ctl *c) {
 
 int ctl_cmd_update(const ctl *c, int argc, char **argv) {
     if (argc == 1 && strcmp(argv[0], "--all") == 0) return ctl_update_all(c);
-    if (argc != 1 || argv[0][0] == '-') return ctl_usage_error("update takes one model id or --all");
+    if (argc != 1 || argv[0][0] == '-')
+        return ctl_usage_error("update takes one model id or --all");
     return ctl_model_job(c, argv[0], "update", "updated");
 }
 

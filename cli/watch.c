@@ -2,7 +2,8 @@
  * "data: {message}" lines) for live progress, and the job itself (GET) whenever the stream
  * has been quiet for a while or cannot be read, so a missed message never leaves mgctl
  * waiting. Only the job itself ends the wait: a final message on the stream (which replays
- * older messages first, say the "paused" before a resume) makes mgctl read the job at once. Progress is drawn on stderr: a bar that redraws itself on a terminal, or plain
+ * older messages first, say the "paused" before a resume) makes mgctl read the job at once.
+ * Progress is drawn on stderr: a bar that redraws itself on a terminal, or plain
  * lines (at most one a second, and one at each change of status). */
 #include <curl/curl.h>
 #include <stdint.h>
@@ -59,7 +60,8 @@ static void ctl_describe(json_t *m, char *out, size_t n) {
     if (json_is_number(bps) && json_number_value(bps) > 0)
         k += snprintf(out + k, n - (size_t)k, "  %s/s",
                       ctl_bytes(json_number_value(bps), speed, sizeof speed));
-    if ((size_t)k < n && json_is_integer(left) && strcmp(ctl_str(m, "status", ""), "downloading") == 0)
+    if ((size_t)k < n && json_is_integer(left) &&
+        strcmp(ctl_str(m, "status", ""), "downloading") == 0)
         snprintf(out + k, n - (size_t)k, "  %s left",
                  ctl_duration(json_integer_value(left), eta, sizeof eta));
 }

@@ -21,7 +21,12 @@
 #define CLEANUP_TEMP_AGE_S 3600 /* a temporary file this old is a leftover whoever made it */
 #define CLEANUP_NAME_MAX 1024
 
-typedef enum { CLEANUP_PARTIAL, CLEANUP_UNREGISTERED, CLEANUP_ORPHAN_META, CLEANUP_TEMP } cleanup_kind;
+typedef enum {
+    CLEANUP_PARTIAL,
+    CLEANUP_UNREGISTERED,
+    CLEANUP_ORPHAN_META,
+    CLEANUP_TEMP
+} cleanup_kind;
 
 static const char *const cleanup_kind_names[] = {"partial", "unregistered", "orphan_meta", "temp"};
 

@@ -154,7 +154,9 @@ static int header_digest_member(const char *v, size_t len, int colons, char hex[
 int header_sha256(const header_field *f, char hex[65]) {
     if (header_name_is(f, "x-linked-etag") || header_name_is(f, "etag"))
         return header_etag_sha256(f->value, f->value_len, hex);
-    if (header_name_is(f, "repr-digest")) return header_digest_member(f->value, f->value_len, 1, hex);
-    if (header_name_is(f, "digest")) return header_digest_member(f->value, f->value_len, 0, hex);
+    if (header_name_is(f, "repr-digest"))
+        return header_digest_member(f->value, f->value_len, 1, hex);
+    if (header_name_is(f, "digest"))
+        return header_digest_member(f->value, f->value_len, 0, hex);
     return 0;
 }

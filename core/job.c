@@ -396,9 +396,9 @@ static void job_model_ext(json_t *model, char ext[16]) {
     const char *path = json_string_value(json_object_get(model, "path"));
     const char *base = path ? strrchr(path, '/') : NULL;
     const char *dot = base ? strrchr(base, '.') : NULL;
-    size_t n = dot ? strlen(dot) : 0;
-    if (!url && n >= 2 && n <= 15 && strspn(dot + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                     "0123456789") == n - 1)
+    size_t n = dot ? strlen(dot) : 0, alnum = 1;
+    while (alnum < n && isalnum((unsigned char)dot[alnum])) alnum++;
+    if (!url && n >= 2 && n <= 15 && alnum == n)
         snprintf(ext, 16, "%s", dot);
     else
         gallery_model_ext(url ? url : "", ext);

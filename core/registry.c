@@ -458,9 +458,9 @@ json_t *registry_get(const mg_config *cfg, const char *id, mg_error *err) {
     return copy;
 }
 
-/* Sets the entry `id` of the registry through `fn(cfg, old, entry, ctx)` under the exclusive
- * lock (`old` borrowed, NULL when there is none; `entry` borrowed, the one to write; fn
- * returns 0 to write it, or -1 and err). 0, or -1 and err. */
+/* Changes the entry `id` through `fn(cfg, old, models, ctx, err)` under the exclusive lock:
+ * `old` is the entry (borrowed; NULL when there is none), `models` the registry's object to
+ * change; fn returns 0 to write the registry, or -1 and err. 0, or -1 and err. */
 typedef int (*registry_edit_fn)(const mg_config *cfg, json_t *old, json_t *models, void *ctx,
                                 mg_error *err);
 

@@ -229,11 +229,10 @@ static int runner_done_already(runner *r) {
     if (!runner_is(r, "update")) return registry_is_installed(&r->cfg, r->model_id);
     json_t *entry = registry_get(&r->cfg, r->model_id, NULL);
     char abs[MG_PATH_MAX];
-    int done = entry && strcmp(runner_str(entry, "checksum"), runner_str(r->job, "checksum")) == 0 &&
-               strcmp(registry_entry_status(entry, registry_entry_file(&r->cfg, entry, abs)
-                                                       ? abs
-                                                       : NULL),
-                      "installed") == 0;
+    const char *file = entry && registry_entry_file(&r->cfg, entry, abs) ? abs : NULL;
+    int done = entry &&
+               strcmp(runner_str(entry, "checksum"), runner_str(r->job, "checksum")) == 0 &&
+               strcmp(registry_entry_status(entry, file), "installed") == 0;
     json_decref(entry);
     return done;
 }

@@ -108,7 +108,8 @@ UNIT_TEST(scan_and_remove) {
     mg_config cfg;
     mg_error err;
     char job_tmp[64], live[128];
-    if (config_load(&cfg, unit_tmpdir(), &err) != 0) unit_fail(__FILE__, __LINE__, "%s", err.message);
+    if (config_load(&cfg, unit_tmpdir(), &err) != 0)
+        unit_fail(__FILE__, __LINE__, "%s", err.message);
     plant(&cfg, job_tmp);
     snprintf(live, sizeof live, "cache/gallery_cache.json.tmp.%d.1", (int)getpid());
     json_t *list = cleanup_scan(&cfg, &err);

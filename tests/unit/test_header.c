@@ -132,7 +132,8 @@ UNIT_TEST(announced_sha256) {
     /* Hugging Face names LFS files by their SHA-256 */
     CHECK_INT(announced("X-Linked-Etag: \"" SHA_HEX "\"\r\n", hex), 1);
     CHECK_STR(hex, SHA_HEX);
-    CHECK_INT(announced("ETag: W/\"E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855\"", hex), 1);
+    CHECK_INT(announced("ETag: W/\"E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA49599"
+                        "1B7852B855\"", hex), 1);
     CHECK_STR(hex, SHA_HEX);
     CHECK_INT(announced("etag: " SHA_HEX, hex), 1);
     /* RFC 9530 and RFC 3230 digests, among other algorithms */
@@ -143,7 +144,8 @@ UNIT_TEST(announced_sha256) {
     /* not a SHA-256 announcement */
     CHECK_INT(announced("ETag: \"5f3-1a2b\"", hex), 0);
     CHECK_INT(announced("ETag: \"" SHA_HEX "0\"", hex), 0);
-    CHECK_INT(announced("ETag: \"g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"", hex), 0);
+    CHECK_INT(announced("ETag: \"g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991"
+                        "b7852b855\"", hex), 0);
     CHECK_INT(announced("Repr-Digest: sha-256=" SHA_B64, hex), 0);        /* no colons */
     CHECK_INT(announced("Repr-Digest: sha-256=:47DEQpj8HBSa:", hex), 0);  /* too short */
     CHECK_INT(announced("Digest: SHA-256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSu==", hex), 0);

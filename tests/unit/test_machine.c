@@ -103,7 +103,8 @@ UNIT_TEST(gpus_from_sysfs_and_nvidia_smi) {
     CHECK_INT(m.gpus[0].vram_bytes, 17163091968LL);
 
     snprintf(bin, sizeof bin, "%s/bin", unit_tmpdir());
-    put(bin, "nvidia-smi", "#!/bin/sh\nprintf 'NVIDIA GeForce RTX 4090, 24564\\nNVIDIA T4, 15360\\n'\n");
+    put(bin, "nvidia-smi",
+        "#!/bin/sh\nprintf 'NVIDIA GeForce RTX 4090, 24564\\nNVIDIA T4, 15360\\n'\n");
     snprintf(path, sizeof path, "%s/nvidia-smi", bin);
     chmod(path, 0755);
     char *old = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
@@ -125,7 +126,8 @@ UNIT_TEST(profile_and_overrides) {
     snprintf(sys, sizeof sys, "%s/empty-sys", unit_tmpdir());
     setenv("MG_SYSFS_ROOT", sys, 1); /* no GPU here, whatever the machine has */
     setenv("PATH", "/nonexistent", 1);
-    if (config_load(&cfg, unit_tmpdir(), &err) != 0) unit_fail(__FILE__, __LINE__, "%s", err.message);
+    if (config_load(&cfg, unit_tmpdir(), &err) != 0)
+        unit_fail(__FILE__, __LINE__, "%s", err.message);
     machine_profile m;
     machine_detect(&cfg, &m);
     CHECK(m.ram_bytes > 0);
