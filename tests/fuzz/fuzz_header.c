@@ -1,10 +1,12 @@
-/* fuzz_header.c - HTTP response header lines and Content-Range (core/header.c, what the
- * installer's download runs on every header line a server sends). The input is split into
+/* fuzz_header.c - HTTP response header lines, Content-Range and announced SHA-256 digests
+ * (core/header.c, what the installer's download runs on every header line a server sends). The input is split into
  * lines as libcurl hands them over; each line, and each line's bytes taken as a bare value,
  * are parsed. Invariants: a field's name is a non-empty RFC 9110 token and its value lies
  * inside the line without surrounding blanks; a Content-Range parse never yields start > end,
  * a negative position or end >= total, prints back to text that parses to the same range,
- * and agrees with an independent regular-expression reading of the grammar. */
+ * and agrees with an independent regular-expression reading of the grammar; an announced
+ * digest comes only from the four fields that announce one, as 64 lower-case hex digits, and
+ * an entity tag's is its own digits. */
 #include <errno.h>
 #include <inttypes.h>
 #include <regex.h>
@@ -95,6 +97,20 @@ static int header_is_tchar(unsigned char c) {
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
+static void header_check_digest(const header_field *f) {
+    char hex[65];
+    if (!header_sha256(f, hex)) return;
+    int etag = header_name_is(f, "etag") || header_name_is(f, "x-linked-etag");
+    FUZZ_CHECK(etag || header_name_is(f, "repr-digest") || header_name_is(f, "digest"));
+    FUZZ_CHECK(strlen(hex) == 64 && strspn(hex, "0123456789abcdef") == 64);
+    if (!etag) return;
+    const char *v = f->value;
+    size_t n = f->value_len;
+    if (n >= 2 && (v[0] == 'W' || v[0] == 'w') && v[1] == '/') v += 2, n -= 2;
+    if (n >= 2 && v[0] == '"' && v[n - 1] == '"') v++, n -= 2;
+    FUZZ_CHECK(n == 64 && strncasecmp(v, hex, 64) == 0);
+}
+
 static void header_check_line(const char *line, size_t len) {
     header_field f;
     FUZZ_CHECK(header_is_status(line, len) == (len >= 5 && memcmp(line, "HTTP/", 5) == 0));
@@ -108,6 +124,7 @@ static void header_check_line(const char *line, size_t len) {
         FUZZ_CHECK(f.value[f.value_len - 1] != ' ' && f.value[f.value_len - 1] != '\t');
         FUZZ_CHECK(f.value[f.value_len - 1] != '\n');
     }
+    header_check_digest(&f);
     int is_cr = f.name_len == 13 && strncasecmp(line, "content-range", 13) == 0;
     FUZZ_CHECK(header_name_is(&f, "content-range") == is_cr);
     if (is_cr) header_check_range(f.value, f.value_len);
