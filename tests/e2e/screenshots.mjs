@@ -1,7 +1,8 @@
 // screenshots.mjs - takes docs/screenshot-gallery.png and docs/screenshot-installed.png from
 // the running stack: the repository's gallery, one model downloading (from a local sparse
 // file standing in for the real one, cancelled afterwards) and a registry with one model of
-// each status. Run: MG_BIN_DIR=build node tests/e2e/screenshots.mjs  (npm run screenshots)
+// each status (an update available, a file missing, a damaged one, a partial download, a
+// file not registered), the cleanup box open. Run: MG_BIN_DIR=build node tests/e2e/screenshots.mjs  (npm run screenshots)
 import fs from 'node:fs';
 import path from 'node:path';
 import { Stack, REPO } from './stack.mjs';
@@ -26,20 +27,28 @@ async function main() {
     stack.writeJson('config/models_gallery.json', seed);
     stack.writeJson('config/server.json', { allow_http: true });
 
-    const [a, b] = seed.models.filter((m) => m.id !== demo.id);
+    const [a, b, c, d] = seed.models.filter((m) => m.id !== demo.id);
     const now = Date.now();
     const iso = (msAgo) => new Date(now - msAgo).toISOString().replace(/\.\d+Z$/, '+00:00');
     stack.writeJson('config/models.json', { models: {
       [a.id]: { id: a.id, name: a.name, path: `models/llm/${a.id}.gguf`, size: a.sizeBytes || 1,
-        installedAt: iso(86400000 * 2), backend: 'gallery', active: true },
+        installedAt: iso(86400000 * 2), backend: 'gallery', active: true,
+        checksum: `sha256:${'1'.repeat(64)}`, gallery: 'default' },
+      [c.id]: { id: c.id, name: c.name, path: `models/llm/${c.id}.gguf`, size: c.sizeBytes || 1,
+        installedAt: iso(86400000 * 5), backend: 'gallery', active: false, checksum: c.checksum,
+        gallery: 'default', corrupt: true, verifiedAt: iso(3600000) },
       [b.id]: { id: b.id, name: b.name, path: `models/llm/${b.id}.gguf`, size: b.sizeBytes || 1,
         installedAt: iso(86400000 * 9), backend: 'gallery', active: false },
     } });
     const llm = path.join(stack.root, 'models', 'llm');
     fs.mkdirSync(llm, { recursive: true });
-    for (const [name, size] of [[`${a.id}.gguf`, a.sizeBytes || 1], ['my-finetune.gguf', 1234567890]]) {
-      fs.closeSync(fs.openSync(path.join(llm, name), 'w'));
-      fs.truncateSync(path.join(llm, name), size);
+    const partial = path.join(stack.root, 'models', '.partial');
+    fs.mkdirSync(partial, { recursive: true });
+    for (const [file, size] of [[path.join(llm, `${a.id}.gguf`), a.sizeBytes || 1],
+      [path.join(llm, `${c.id}.gguf`), c.sizeBytes || 1], [path.join(llm, 'my-finetune.gguf'), 1234567890],
+      [path.join(partial, `${d.id}.gguf.part`), Math.round((d.sizeBytes || 1e9) / 3)]]) {
+      fs.closeSync(fs.openSync(file, 'w'));
+      fs.truncateSync(file, size);
     }
     await stack.startStack();
 
@@ -60,6 +69,8 @@ async function main() {
     await page.click(`article[data-model-id="${demo.id}"] .install-cancel`);
     await page.click('#tab-installed');
     await page.waitForSelector('#installed-content table');
+    await page.click('.cleanup-scan');
+    await page.waitForSelector('.cleanup-items');
     await page.mouse.move(0, 0);
     await page.screenshot({ path: path.join(OUT, 'screenshot-installed.png') });
     process.stdout.write(`screenshots in ${OUT} (${frames} progress frames received)\n`);

@@ -127,7 +127,8 @@ function installed_row(entry) {
     h('td', { class: 'nowrap', 'data-label': t('installed.size'), text: Number.isFinite(entry.size) ? format_bytes(entry.size) : '–' }),
     h('td', { 'data-label': t('installed.installedAt'), text: entry.installedAt ? format_date(entry.installedAt) : '–' }),
     h('td', { 'data-label': t('installed.file') }, h('code', { text: entry.path || '–' })),
-    h('td', { class: 'row-actions', 'data-label': t('installed.actions') }, installed_actions(entry, name)));
+    h('td', { 'data-label': t('installed.actions') },
+      h('div', { class: 'row-actions' }, installed_actions(entry, name))));
 }
 
 // "Updating… 42 %" while a job of the model runs; nothing otherwise.
