@@ -287,7 +287,7 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     assert.match(await page.textContent('.cleanup-items'), /models\/.partial\/e2e-left\.gguf\.part/);
     await page.click('.cleanup-run');
     await until(async () => /Removed 1 items/.test(await page.textContent('#banner')), 'the cleanup note');
-    assert.equal(await page.$('#installed-content tr[data-model-id="e2e-left"]'), null);
+    await until(async () => !(await page.$('#installed-content tr[data-model-id="e2e-left"]')), 'the row to go');
     assert.ok(!fs.existsSync(path.join(stack.root, 'models', '.partial', 'e2e-left.gguf.part')));
 
     await stack.downloads({ throttle: 0 });
@@ -299,6 +299,9 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
       await stack.downloads({ throttle: THROTTLE });
     }
     assert.equal((await api('GET', '/api/models/installed')).body.models['e2e-alpha'].status, 'installed');
+    // the failed verification and the repair reported here, not as install errors on the card
+    assert.equal(await page.$(`${card('e2e-alpha')} [role="alert"]`), null, 'no install error on the card');
+    await until(async () => (await page.$(`${card('e2e-alpha')} .badge-installed`)) !== null, 'the card');
   });
 
   step('shows a job already running when the page opens, tells when its progress stops coming, and cancels it', async () => {

@@ -41,7 +41,8 @@ function install_drawState(area, job) {
   if (jobs_isActive(job)) return install_drawProgress(area, job);
   // Installed per the registry, or by a job that ended after the registry was read.
   const justInstalled = job && job.status === 'installed' && job.seen_at > installed_loadedAt();
-  if (installed_status(modelId) === 'installed' || justInstalled) {
+  const status = installed_status(modelId);
+  if (status === 'installed' || status === 'corrupt' || justInstalled) {
     area.el.dataset.state = 'installed';
     area.el.replaceChildren(h('p', { class: 'badge badge-installed badge-large' },
       h('span', { 'aria-hidden': 'true', text: '✓ ' }), t('install.installed')));
@@ -149,7 +150,11 @@ function install_onJob(modelId, job, { terminal, foreign }) {
   if (terminal) {
     const area = install_areas.get(modelId);
     const name = area ? area.model.name : modelId;
-    if (!foreign && job.status === 'failed') {
+    // updates and verifications report in the Installed view
+    const other = job && job.kind && job.kind !== 'install';
+    if (other) {
+      install_notes.delete(modelId);
+    } else if (!foreign && job.status === 'failed') {
       install_notes.set(modelId, { kind: 'error', text: t('install.failed', { message: job.error || t('status.failed') }) });
       announce(t('announce.failed', { name }));
     } else if (!foreign && job.status === 'cancelled') {
