@@ -116,10 +116,9 @@ static int runner_should_stop(void *ud) {
     runner_check_markers(r);
     if (atomic_load(&r->cancel)) {
         runner_cancelling(r);
-        return r->stopped_for = 1;
+        return 1;
     }
-    if (atomic_load(&r->pause) && !runner_is(r, "verify")) return r->stopped_for = 3;
-    return 0;
+    return atomic_load(&r->pause) && !runner_is(r, "verify") ? 3 : 0;
 }
 
 /* Writes the registry entry of the installed (or updated) file, with the checksum and the

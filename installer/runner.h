@@ -29,7 +29,6 @@ typedef struct runner {
     job_status status;         /* last reported status */
     progress_meter meter;
     int64_t last_save_ms, last_cancel_check_ms;
-    int stopped_for;           /* what should_stop last asked for: 1 cancel, 3 pause */
 } runner;
 
 /* Starts a thread for `job` (a claimed job, status downloading; the reference is stolen)
