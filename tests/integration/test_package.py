@@ -57,7 +57,7 @@ class PackageTest(StackTestCase):
         build = os.path.join(cls.tmp, "build")
         run(["cmake", "-S", REPO, "-B", build, "-DMG_PACKAGE=ON",
              "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON"])
-        run(["cmake", "--build", build, "-j2", "--target", "mg-fcgi", "mg-installer",
+        run(["cmake", "--build", build, "-j2", "--target", "mg-fcgi", "mg-installer", "mgctl",
              "mg_nginx_site"])
         run(["cpack", "-G", "DEB"], cwd=build)
         debs = glob.glob(os.path.join(build, "model-gallery_*.deb"))
@@ -75,7 +75,7 @@ class PackageTest(StackTestCase):
         for line in listing.splitlines():
             f = line.split()
             entries[f[-1].lstrip(".").rstrip("/") or "/"] = (f[0], f[1])
-        for p in ("/usr/sbin/mg-fcgi", "/usr/sbin/mg-installer",
+        for p in ("/usr/sbin/mg-fcgi", "/usr/sbin/mg-installer", "/usr/bin/mgctl",
                   "/usr/libexec/model-gallery/mg-prepare-root",
                   "/usr/libexec/model-gallery/mg-socket-mode"):
             self.assertIn(p, entries)
@@ -96,6 +96,10 @@ class PackageTest(StackTestCase):
                 self.assertIn(f"{SHARE}/web/{rel}", entries)
         with open(self.path("/etc/model-gallery/server.json")) as f:
             self.assertEqual(json.load(f)["allow_http"], False)
+        # the client runs from the package and names the site's default address
+        out = run([self.path("/usr/bin/mgctl"), "--help"])
+        self.assertIn("http://127.0.0.1:8080", out)
+        self.assertIn("exit codes:", out)
 
     def test_control(self):
         info = run(["dpkg-deb", "-I", self.deb])
