@@ -192,7 +192,8 @@ class RateTest(InstallCase):
         both_end = min(max(at for at, _, p in chunks if p == f"/{m}.gguf") for m in (RATE_A, RATE_B))
         mid = [c for c in chunks if start + 1 <= c[0] < both_end - 1]
         share = sum(n for _, n, p in mid if p == f"/{RATE_A}.gguf") / max(1, sum(n for _, n, _ in mid))
-        self.assertTrue(0.4 <= share <= 0.6, f"{RATE_A} got {share:.0%} of the shared rate")
+        # about half each; a loaded machine (a thread waiting for a core) gets some slack
+        self.assertTrue(0.3 <= share <= 0.7, f"{RATE_A} got {share:.0%} of the shared rate")
 
 
 if __name__ == "__main__":
