@@ -283,7 +283,10 @@ machine_need machine_need_of_model(json_t *model) {
 }
 
 machine_fit_class machine_fit(const machine_profile *m, const machine_need *need) {
-    double ram = (double)m->ram_bytes, vram = (double)m->vram_bytes;
+    return machine_class((double)m->ram_bytes, (double)m->vram_bytes, need);
+}
+
+machine_fit_class machine_class(double ram, double vram, const machine_need *need) {
     if (vram > 0) {
         if (need->vram_bytes <= vram) return MACHINE_FIT_FULL_GPU;
         return need->ram_bytes <= vram + ram ? MACHINE_FIT_PARTIAL_GPU : MACHINE_FIT_TOO_LARGE;

@@ -88,4 +88,7 @@ machine_need machine_need_of_model(json_t *model);
 /* The class of `need` on `m`. */
 machine_fit_class machine_fit(const machine_profile *m, const machine_need *need);
 
+/* The same on a machine of `ram_bytes` of RAM and `vram_bytes` of VRAM. */
+machine_fit_class machine_class(double ram_bytes, double vram_bytes, const machine_need *need);
+
 #endif

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "machine.h"
+
 #define SEARCH_LIMIT_DEFAULT 100
 #define SEARCH_LIMIT_MAX 1000
 #define SEARCH_STR2(x) #x
@@ -47,10 +49,10 @@ static char *search_unescape(const char *s, size_t len, size_t *out_len) {
 static const char *search_params[] = {"query", "category", "language", "tag", "quantization",
                                       "license", "min_rating", "min_size_gb", "max_size_gb",
                                       "max_ram_gb", "max_vram_gb", "sort", "order", "limit",
-                                      "offset", "family", NULL};
+                                      "offset", "family", "fit", NULL};
 enum { SP_QUERY, SP_CATEGORY, SP_LANGUAGE, SP_TAG, SP_QUANT, SP_LICENSE, SP_MIN_RATING,
        SP_MIN_SIZE, SP_MAX_SIZE, SP_MAX_RAM, SP_MAX_VRAM, SP_SORT, SP_ORDER, SP_LIMIT,
-       SP_OFFSET, SP_FAMILY, SP_COUNT };
+       SP_OFFSET, SP_FAMILY, SP_FIT, SP_COUNT };
 
 typedef struct { char *v[SP_COUNT]; size_t len[SP_COUNT]; } search_raw;
 
@@ -204,6 +206,21 @@ static int search_parse_sort(search_query *q, const search_raw *raw, mg_error *e
     return 0;
 }
 
+/* `fit`: a comma list of fit classes (lower-case; empty items ignored) into q->fit_mask. */
+static int search_parse_fit(search_query *q, const char *v, size_t len, mg_error *err) {
+    for (size_t i = 0; i < len;) {
+        size_t n = 0;
+        while (i + n < len && v[i + n] != ',') n++;
+        machine_fit_class c;
+        if (n && machine_fit_parse(v + i, n, &c) != 0)
+            return search_bad(err, "fit", v, len,
+                              "a comma list of full_gpu, partial_gpu, cpu, too_large");
+        if (n) q->fit_mask |= 1u << c;
+        i += n + 1;
+    }
+    return 0;
+}
+
 static int search_parse_values(search_query *q, const search_raw *raw, mg_error *err) {
     char **texts[] = {&q->terms, &q->category, &q->language, &q->tag, &q->quantization,
                       &q->license};
@@ -236,6 +253,8 @@ static int search_parse_values(search_query *q, const search_raw *raw, mg_error 
     if (raw->v[SP_OFFSET] &&
         search_parse_integer(raw->v[SP_OFFSET], raw->len[SP_OFFSET], "offset", 0,
                              1000000000L, &q->offset, err) != 0)
+        return -1;
+    if (raw->v[SP_FIT] && search_parse_fit(q, raw->v[SP_FIT], raw->len[SP_FIT], err) != 0)
         return -1;
     if (q->min_size_gb > q->max_size_gb)
         return mg_error_set(err, 400, "invalid_parameter", "min_size_gb",
@@ -272,6 +291,12 @@ void search_query_free(search_query *q) {
     free(q->family);
     q->terms = q->category = q->language = q->tag = q->quantization = q->license = NULL;
     q->family = NULL;
+}
+
+void search_query_set_machine(search_query *q, double ram_bytes, double vram_bytes) {
+    q->fit_known = 1;
+    q->ram_bytes = ram_bytes;
+    q->vram_bytes = vram_bytes;
 }
 
 int search_facet_limit_parse(const char *query_string, long *limit, mg_error *err) {

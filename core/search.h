@@ -55,22 +55,32 @@ typedef struct search_query {
     search_sort sort;
     int descending;
     long limit, offset;
+    unsigned fit_mask;    /* the `fit` filter: bit c set for machine_fit_class c; 0: none */
+    int fit_known;        /* the machine is known (search_query_set_machine): answers carry
+                             fit and fit_estimated, facets count fit */
+    double ram_bytes, vram_bytes; /* that machine's memory */
 } search_query;
 
 /* Parses a raw (URL-encoded) query string into `q` as the contract's parameter table says:
  * unknown parameters ignored, the last of a repeated parameter wins, an empty text filter
- * (query, category, language, tag, quantization, license, family) ignored; an empty numeric, paging or
- * sort value is malformed; `query` is bounded (SEARCH_TERMS_MAX, SEARCH_TERM_BYTES_MAX) and
+ * (query, category, language, tag, quantization, license, family, fit) ignored; an empty
+ * numeric, paging or sort value is malformed; `fit` is a comma list of fit classes; `query` is bounded (SEARCH_TERMS_MAX, SEARCH_TERM_BYTES_MAX) and
  * its repeated terms dropped. A malformed value: -1 and err 400 "invalid_parameter" naming
  * the parameter.
  * On success free `q` with search_query_free. */
 int search_query_parse(search_query *q, const char *query_string, mg_error *err);
 void search_query_free(search_query *q);
 
+/* The machine that fit classes are computed for (machine.h): `ram_bytes` of RAM and
+ * `vram_bytes` of VRAM. Without it answers carry no fit, the fit facet is empty, and the
+ * `fit` filter compares with a machine of no memory. */
+void search_query_set_machine(search_query *q, double ram_bytes, double vram_bytes);
+
 /* Receives pieces of an answer; returns 0, or -1 to stop. */
 typedef int (*search_write_fn)(void *ctx, const char *data, size_t len);
 
-/* Runs `q` and writes {"total":N,"offset":o,"limit":l,"models":[...]} through `write`.
+/* Runs `q` and writes {"total":N,"offset":o,"limit":l,"models":[...]} through `write`; with
+ * a machine (search_query_set_machine) each model carries "fit" and "fit_estimated" last.
  * 0, or -1 and err (out of memory, or the writer stopping). */
 int search_run(const search_index *idx, const search_query *q, search_write_fn write,
                void *ctx, mg_error *err);
@@ -95,11 +105,12 @@ extern const char *const search_facet_names[SEARCH_FACETS];
  * are search_query_parse's. 0, or -1 and err 400 "invalid_parameter" naming facet_limit. */
 int search_facet_limit_parse(const char *query_string, long *limit, mg_error *err);
 
-/* Writes {"total":N,"facets":{"category":[{"value":v,"count":c},...],...,"fit":[]}} through
- * `write`: per facet, the lower-cased values of the models that match every filter of `q`
- * except the facet's own, with how many hold each, by count descending then value, at most
- * `facet_limit` of them; `total` counts the models matching every filter. `fit` is always
- * empty (it needs the machine profile). 0, or -1 and err (the writer stopping). */
+/* Writes {"total":N,"facets":{"category":[{"value":v,"count":c},...],...,"fit":[...]}}
+ * through `write`: per facet, the lower-cased values of the models that match every filter
+ * of `q` except the facet's own, with how many hold each, by count descending then value, at
+ * most `facet_limit` of them; `total` counts the models matching every filter. `fit` counts
+ * the fit classes on the machine of `q` (empty without one). 0, or -1 and err (the writer
+ * stopping). */
 int search_facets(const search_index *idx, const search_query *q, long facet_limit,
                   search_write_fn write, void *ctx, mg_error *err);
 

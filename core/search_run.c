@@ -12,10 +12,12 @@
  *                         the candidates, which are then checked on their haystack
  *
  * Grams never cross a field, and the haystack separates fields with NUL bytes that terms
- * never hold, so a term never matches across two fields. The page is then read from the
- * permutation of the requested sort (walking it with a bit test per model), or, when the
- * matches are few, by sorting their ranks. Answers copy the model texts from the mapped
- * cache file. */
+ * never hold, so a term never matches across two fields. The `fit` filter comes last, on
+ * the models left: each one's class is computed from its indexed ramGb, vramGb and sizeGb
+ * and the machine of the query (it depends on the machine, so it is not in the index). The
+ * page is then read from the permutation of the requested sort (walking it with a bit test
+ * per model), or, when the matches are few, by sorting their ranks. Answers copy the model
+ * texts from the mapped cache file, each with its fit added before the closing brace. */
 #include "search_int.h"
 
 #include <math.h>
@@ -26,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "machine.h"
 
 #define SEARCH_LIMIT_DEFAULT 100
 #define SEARCH_OUT_MAX (4u << 20) /* answers above this go out in several writes */
@@ -125,6 +129,7 @@ typedef struct search_plan {
     int unknown[SINDEX_FIELDS];               /* the filter names a value no model holds */
     int exact_any;                            /* some exact filter is set */
     int numbers;                              /* some numeric bound is set */
+    int fit;                                  /* the fit filter is set */
     search_term *terms;
     size_t nterms;
     uint64_t *bits, *tmp;                     /* two bitsets over the models */
@@ -163,6 +168,7 @@ static int search_plan_init(search_plan *p, const search_index *idx, const searc
     }
     p->numbers = !isnan(q->min_rating) || !isnan(q->min_size_gb) || !isnan(q->max_size_gb) ||
                  !isnan(q->max_ram_gb) || !isnan(q->max_vram_gb);
+    p->fit = q->fit_mask != 0;
     if (search_plan_terms(p, q->terms) != 0) return -1;
     p->bits = malloc((2 * idx->words + 1) * sizeof *p->bits);
     p->tmp = p->bits ? p->bits + idx->words : NULL;
@@ -171,7 +177,7 @@ static int search_plan_init(search_plan *p, const search_index *idx, const searc
 
 /* 1 when the plan restricts the models at all. */
 static int search_plan_filters(const search_plan *p) {
-    return p->exact_any || p->numbers || p->nterms > 0;
+    return p->exact_any || p->numbers || p->nterms > 0 || p->fit;
 }
 
 /* ---- narrowing -------------------------------------------------------------------- */
@@ -246,6 +252,26 @@ static void search_apply_numbers(const search_index *idx, const search_query *q,
     for (size_t k = 0; k < sizeof bounds / sizeof bounds[0]; k++)
         if (!isnan(bounds[k].bound))
             search_apply_bound(idx, idx->num[bounds[k].num], bounds[k].bound, bounds[k].min, bits);
+}
+
+/* The fit class of model `m` on the machine of `q`; *estimated: from its size. */
+static machine_fit_class search_fit_of(const search_index *idx, const search_query *q,
+                                       size_t m, int *estimated) {
+    machine_need need = machine_need_of(idx->num[SN_RAM][m], idx->num[SN_VRAM][m],
+                                        idx->num[SN_SIZE][m]);
+    *estimated = need.estimated;
+    return machine_class(q->ram_bytes, q->vram_bytes, &need);
+}
+
+/* Clears the models whose fit class is not in the fit filter. */
+static void search_apply_fit(const search_index *idx, const search_query *q, uint64_t *bits) {
+    int est;
+    for (size_t w = 0; w < idx->words; w++)
+        for (uint64_t x = bits[w]; x; x &= x - 1) {
+            size_t m = w * 64 + (size_t)__builtin_ctzll(x);
+            if (!(q->fit_mask >> search_fit_of(idx, q, m, &est) & 1))
+                bits[w] &= ~((uint64_t)1 << (m & 63));
+        }
 }
 
 /* A term of 3 or more word bytes: ANDs the union of the sets of the tokens holding it. */
@@ -379,6 +405,7 @@ static size_t search_filter(const search_index *idx, const search_query *q, sear
     search_apply_exact(idx, p, -1, p->bits);
     if (p->numbers && search_bits_any(idx, p->bits)) search_apply_numbers(idx, q, p->bits);
     search_apply_terms(idx, p, p->bits);
+    if (p->fit) search_apply_fit(idx, q, p->bits);
     return search_bits_count(idx, p->bits);
 }
 
@@ -497,15 +524,35 @@ static int search_out_init(search_out *o, size_t need, search_write_fn write, vo
     return o->buf ? 0 : -1;
 }
 
+/* Writes `len` bytes of a model's text (from the mapping). */
+static int search_out_text(search_out *o, const char *text, size_t len) {
+    return o->piece ? search_out_piece(o, text, len, 1) : search_out_put(o, text, len);
+}
+
+/* Writes model `m`: its text, with ,"fit":...,"fit_estimated":... before the closing brace
+ * when the query has a machine. */
+static int search_write_model(const search_index *idx, const search_query *q, uint32_t m,
+                              search_out *o) {
+    const sindex_rec *r = &idx->recs[m];
+    const char *text = idx->text + r->text_off;
+    size_t len = r->text_len;
+    if (!q->fit_known || len < 2 || text[len - 1] != '}') return search_out_text(o, text, len);
+    int est;
+    machine_fit_class c = search_fit_of(idx, q, m, &est);
+    int rc = search_out_text(o, text, len - 1);
+    if (rc == 0)
+        rc = search_out_printf(o, "%s\"fit\":\"%s\",\"fit_estimated\":%s}",
+                               len > 2 ? "," : "", machine_fit_name(c), est ? "true" : "false");
+    return rc;
+}
+
 static int search_write_page(const search_index *idx, const search_query *q,
                              const uint32_t *hits, size_t nhits, size_t total, search_out *o) {
     int rc = search_out_printf(o, "{\"total\":%zu,\"offset\":%ld,\"limit\":%ld,\"models\":[",
                                total, q->offset, q->limit);
     for (size_t i = 0; rc == 0 && i < nhits; i++) {
-        const sindex_rec *r = &idx->recs[hits[i]];
         if (i) rc = search_out_put(o, ",", 1);
-        if (rc == 0 && o->piece) rc = search_out_piece(o, idx->text + r->text_off, r->text_len, 1);
-        else if (rc == 0) rc = search_out_put(o, idx->text + r->text_off, r->text_len);
+        if (rc == 0) rc = search_write_model(idx, q, hits[i], o);
     }
     if (rc == 0) rc = search_out_put(o, "]}", 2);
     if (rc == 0 && !o->piece) rc = search_out_flush(o);
@@ -534,7 +581,7 @@ static int search_answer(const search_index *idx, const search_query *q, search_
     }
     if (nhits != (size_t)-1 && !o->piece) {
         size_t need = 160;
-        for (size_t i = 0; i < nhits; i++) need += idx->recs[hits[i]].text_len + 1;
+        for (size_t i = 0; i < nhits; i++) need += idx->recs[hits[i]].text_len + 1 + 48;
         o->cap = need < SEARCH_OUT_MAX ? need : SEARCH_OUT_MAX;
         if (!(o->buf = malloc(o->cap))) nhits = (size_t)-1;
     }
@@ -598,18 +645,56 @@ static int search_write_facet(const search_index *idx, int d, const uint64_t *ma
 
 /* The mask of facet field `f` in `mask`: the base without the facet's own filter. NULL when
  * nothing restricts it (every model counts). */
-static const uint64_t *search_facet_mask(const search_index *idx, const search_plan *p, int f,
-                                         const uint64_t *base, uint64_t *mask) {
-    int others = 0;
+static const uint64_t *search_facet_mask(const search_index *idx, const search_plan *p,
+                                         const search_query *q, int f, const uint64_t *base,
+                                         uint64_t *mask) {
+    int others = p->fit;
     for (int g = 0; g < SINDEX_FIELDS; g++) others |= g != f && (p->exact[g] || p->unknown[g]);
     if (!others && !p->numbers && p->nterms == 0) return NULL;
     memcpy(mask, base, idx->words * sizeof *mask);
     search_apply_exact(idx, p, f, mask);
+    if (p->fit) search_apply_fit(idx, q, mask);
     return mask;
 }
 
-static int search_write_facets(const search_index *idx, search_plan *p, size_t total,
-                               size_t limit, uint64_t *mask, search_out *o) {
+/* Counts the fit classes of the models in `mask` (every model when NULL) into counts. */
+static void search_count_fit(const search_index *idx, const search_query *q,
+                             const uint64_t *mask, uint32_t counts[MACHINE_FIT_COUNT]) {
+    int est;
+    memset(counts, 0, MACHINE_FIT_COUNT * sizeof *counts);
+    if (!q->fit_known) return;
+    for (size_t w = 0; w < idx->words; w++) {
+        uint64_t x = mask ? mask[w] : ~(uint64_t)0;
+        if (!mask && idx->n - w * 64 < 64) x = ((uint64_t)1 << (idx->n - w * 64)) - 1;
+        for (; x; x &= x - 1)
+            counts[search_fit_of(idx, q, w * 64 + (size_t)__builtin_ctzll(x), &est)]++;
+    }
+}
+
+/* Writes the fit facet from `counts`: by count descending, then value; at most `limit`. */
+static int search_write_fit(const uint32_t counts[MACHINE_FIT_COUNT], size_t limit,
+                            search_out *o) {
+    int order[MACHINE_FIT_COUNT], n = 0, rc = 0;
+    for (int c = 0; c < MACHINE_FIT_COUNT; c++) {
+        if (!counts[c]) continue;
+        int at = n++;
+        while (at > 0 && (counts[order[at - 1]] < counts[c] ||
+                          (counts[order[at - 1]] == counts[c] &&
+                           strcmp(machine_fit_name(order[at - 1]), machine_fit_name(c)) > 0))) {
+            order[at] = order[at - 1];
+            at--;
+        }
+        order[at] = c;
+    }
+    for (int i = 0; rc == 0 && i < n && (size_t)i < limit; i++)
+        rc = search_out_printf(o, "%s{\"value\":\"%s\",\"count\":%u}", i ? "," : "",
+                               machine_fit_name((machine_fit_class)order[i]), counts[order[i]]);
+    return rc;
+}
+
+static int search_write_facets(const search_index *idx, search_plan *p, const search_query *q,
+                               size_t total, size_t limit, uint64_t *mask,
+                               const uint32_t fit[MACHINE_FIT_COUNT], search_out *o) {
     size_t most = 1;
     for (int f = 0; f < SINDEX_FIELDS; f++)
         if (idx->dict_n[SD_VALUES + f] > most) most = idx->dict_n[SD_VALUES + f];
@@ -617,15 +702,30 @@ static int search_write_facets(const search_index *idx, search_plan *p, size_t t
     if (!counts) return -1;
     int rc = search_out_printf(o, "{\"total\":%zu,\"facets\":{", total);
     for (int f = 0; rc == 0 && f < SINDEX_FIELDS; f++) {
-        const uint64_t *m = search_facet_mask(idx, p, f, p->bits, mask);
+        const uint64_t *m = search_facet_mask(idx, p, q, f, p->bits, mask);
         rc = search_out_printf(o, "%s\"%s\":[", f ? "," : "", search_facet_names[f]);
         if (rc == 0) rc = search_write_facet(idx, SD_VALUES + f, m, limit, counts, o);
         if (rc == 0) rc = search_out_put(o, "]", 1);
     }
     free(counts);
-    if (rc == 0) rc = search_out_printf(o, ",\"%s\":[]}}", search_facet_names[SINDEX_FIELDS]);
+    if (rc == 0) rc = search_out_printf(o, ",\"%s\":[", search_facet_names[SINDEX_FIELDS]);
+    if (rc == 0) rc = search_write_fit(fit, limit, o);
+    if (rc == 0) rc = search_out_put(o, "]}}", 3);
     if (rc == 0) rc = search_out_flush(o);
     return rc;
+}
+
+/* The models matching every filter but fit (numbers, terms, exact) into `mask`, their fit
+ * classes counted into `fit`, then the fit filter applied too. */
+static void search_facet_total(const search_index *idx, const search_query *q,
+                               search_plan *p, uint64_t *mask,
+                               uint32_t fit[MACHINE_FIT_COUNT]) {
+    search_base(idx, q, p, p->bits);
+    memcpy(mask, p->bits, idx->words * sizeof *mask);
+    search_apply_exact(idx, p, -1, mask);
+    int restricted = p->exact_any || p->numbers || p->nterms > 0;
+    search_count_fit(idx, q, restricted ? mask : NULL, fit);
+    if (p->fit) search_apply_fit(idx, q, mask);
 }
 
 int search_facets(const search_index *idx, const search_query *q, long facet_limit,
@@ -634,15 +734,14 @@ int search_facets(const search_index *idx, const search_query *q, long facet_lim
     search_out o = {0};
     size_t limit = facet_limit > 0 ? (size_t)facet_limit : SEARCH_FACET_LIMIT_DEFAULT;
     uint64_t *mask = NULL;
+    uint32_t fit[MACHINE_FIT_COUNT];
     int rc = -1;
     if (search_plan_init(&plan, idx, q) == 0 &&
         (mask = malloc((idx->words + 1) * sizeof *mask)) != NULL &&
         search_out_init(&o, 64 * 1024, write, ctx) == 0) {
-        search_base(idx, q, &plan, plan.bits);
-        memcpy(mask, plan.bits, idx->words * sizeof *mask);
-        search_apply_exact(idx, &plan, -1, mask);
+        search_facet_total(idx, q, &plan, mask, fit);
         size_t total = search_bits_count(idx, mask);
-        rc = search_write_facets(idx, &plan, total, limit, mask, &o);
+        rc = search_write_facets(idx, &plan, q, total, limit, mask, fit, &o);
     }
     search_plan_free(&plan);
     free(mask);

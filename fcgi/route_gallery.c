@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "machine.h"
 #include "router.h"
 
 /* 1 when the If-None-Match header value `inm` names `etag` (weakly) or is "*". */
@@ -98,6 +99,13 @@ static int route_gallery_piece(void *ctx, const char *data, size_t len, int stab
     return http_pieces_add(ctx, data, len, stable);
 }
 
+/* Gives `q` this machine's memory (server.json's machine, else detected), for fit. */
+static void route_gallery_machine(worker_ctx *w, search_query *q) {
+    machine_profile m;
+    machine_memory(&w->cfg, &m);
+    search_query_set_machine(q, (double)m.ram_bytes, (double)m.vram_bytes);
+}
+
 void route_gallery_search(http_req *req, worker_ctx *w, const route_seg *param) {
     (void)param;
     mg_error err;
@@ -107,6 +115,7 @@ void route_gallery_search(http_req *req, worker_ctx *w, const route_seg *param) 
         http_send_error(req, &err);
         return;
     }
+    route_gallery_machine(w, &q);
     const search_index *idx = worker_index(w, &err);
     http_pieces p;
     http_pieces_init(&p);
@@ -119,30 +128,33 @@ void route_gallery_search(http_req *req, worker_ctx *w, const route_seg *param) 
 }
 
 /* Facets: from the worker's recent answers when the same query string was answered from
- * the same index, else counted (and kept). */
+ * the same index for a machine of the same memory, else counted (and kept). */
 void route_gallery_facets(http_req *req, worker_ctx *w, const route_seg *param) {
     (void)param;
     mg_error err;
     mg_error_clear(&err);
-    const search_index *idx = worker_index(w, &err);
-    const acache_slot *hit = idx ? acache_get(&w->facets, w->idx_gen, req->query) : NULL;
-    if (hit) {
-        http_send_raw(req, 200, "application/json", hit->data, hit->len);
-        return;
-    }
     search_query q;
-    long limit;
     if (search_query_parse(&q, req->query, &err) != 0) {
         http_send_error(req, &err);
         return;
     }
+    route_gallery_machine(w, &q);
+    size_t klen = strlen(req->query) + 48;
+    char *key = malloc(klen);
+    if (key) snprintf(key, klen, "%s#%.0f:%.0f", req->query, q.ram_bytes, q.vram_bytes);
+    const search_index *idx = worker_index(w, &err);
+    const acache_slot *hit = idx && key ? acache_get(&w->facets, w->idx_gen, key) : NULL;
+    long limit;
     w->out.len = 0;
-    if (idx && search_facet_limit_parse(req->query, &limit, &err) == 0 &&
-        search_facets(idx, &q, limit, route_gallery_write, &w->out, &err) == 0) {
-        acache_put(&w->facets, w->idx_gen, req->query, w->out.data, w->out.len);
+    if (hit) {
+        http_send_raw(req, 200, "application/json", hit->data, hit->len);
+    } else if (idx && search_facet_limit_parse(req->query, &limit, &err) == 0 &&
+               search_facets(idx, &q, limit, route_gallery_write, &w->out, &err) == 0) {
+        if (key) acache_put(&w->facets, w->idx_gen, key, w->out.data, w->out.len);
         http_send_raw(req, 200, "application/json", w->out.data, w->out.len);
     } else {
         http_send_error(req, &err);
     }
+    free(key);
     search_query_free(&q);
 }

@@ -81,13 +81,19 @@ export const CASES = {
     { status: 400, query: { min_size_gb: '3', max_size_gb: '1' }, error: { code: 'invalid_parameter', parameter: 'min_size_gb' } },
     { status: 400, query: { sort: 'Rating' }, error: { code: 'invalid_parameter', parameter: 'sort' } },
     { status: 400, query: { query: 'x'.repeat(65) }, error: { code: 'invalid_parameter', parameter: 'query' } },
+    { status: 200, query: { fit: 'cpu,full_gpu,partial_gpu', limit: 1000 },
+      check: (a) => assert.ok(a.json.models.every((m) => ['cpu', 'full_gpu', 'partial_gpu'].includes(m.fit))) },
+    { status: 400, query: { fit: 'gpu' }, error: { code: 'invalid_parameter', parameter: 'fit' } },
   ],
   'get /api/models/gallery/facets': [
     { status: 200, example: 'chat', check: (a) => {
       assert.ok(a.json.total >= 1);
       assert.ok(a.json.facets.category.some((v) => v.value === 'chat'));
-      assert.deepEqual(a.json.facets.fit, []);
+      // every model matching the filters has one fit class on this machine
+      assert.equal(a.json.facets.fit.reduce((n, v) => n + v.count, 0), a.json.total);
     } },
+    { status: 200, query: { fit: 'too_large' },
+      check: (a) => assert.ok(a.json.facets.fit.length >= 1, 'its own filter does not apply to the fit facet') },
     { status: 200, query: { query: 'qwen', facet_limit: 2 },
       check: (a) => assert.ok(a.json.facets.language.length <= 2) },
     { status: 200, query: { family: 'no-such-family' }, check: (a) => assert.equal(a.json.total, 0) },

@@ -302,6 +302,8 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     // the failed verification and the repair reported here, not as install errors on the card
     assert.equal(await page.$(`${card('e2e-alpha')} [role="alert"]`), null, 'no install error on the card');
     await until(async () => (await page.$(`${card('e2e-alpha')} .badge-installed`)) !== null, 'the card');
+    // the card says how the model fits this server (from the search answer's fit)
+    assert.match(await page.textContent(card('e2e-delta')), /On this server(whole on the GPU|GPU and RAM|on the CPU|too large)/);
   });
 
   step('shows a job already running when the page opens, tells when its progress stops coming, and cancels it', async () => {

@@ -2,7 +2,8 @@
 """test_fit.py - the machine profile and how models fit it, against the real stack:
 GET /api/models/system with server.json's machine override (and the same keys read again
 after a change, no restart), the fit classes full_gpu, partial_gpu, cpu and too_large for
-models with recommendedHardware and for models without it (estimated from the size), and
+models with recommendedHardware and for models without it (estimated from the size) in
+search answers (fit, fit_estimated), the search parameter fit, the fit facet, and
 GET /api/models/gallery/{id}/preflight (disk, fit, already installed, reasons; nothing
 queued; 404 and 400)."""
 
@@ -94,6 +95,44 @@ class FitTest(SharedStackTestCase):
                     self.assertEqual(p["ok"], fit != "too_large", p)
                     codes = [r["code"] for r in p["reasons"]]
                     self.assertEqual(codes, ["too_large"] if fit == "too_large" else [], p)
+
+    def search(self, **params):
+        return self.assertJsonAnswer(self.stack.search(dict({"limit": 1000}, **params)), 200)
+
+    def test_search_answers_carry_fit(self):
+        for server, want in ((GPU, WANT_GPU), (CPU, WANT_CPU)):
+            self.use(server)
+            models = {m["id"]: m for m in self.search()["models"]}
+            for mid, (fit, estimated) in want.items():
+                with self.subTest(machine=server["machine"], model=mid):
+                    self.assertEqual((models[mid]["fit"], models[mid]["fit_estimated"]),
+                                     (fit, estimated), models[mid])
+                    self.assertEqual(models[mid]["checksum"], SHA, "the model is whole")
+            classes = sorted({f for f, _ in want.values()})
+            for fit in classes:
+                got = {m["id"] for m in self.search(fit=fit)["models"]}
+                self.assertEqual(got & set(want), {m for m, (f, _) in want.items() if f == fit})
+            both = self.search(fit=",".join(classes[:2]))
+            self.assertTrue(all(m["fit"] in classes[:2] for m in both["models"]), both)
+
+    def test_fit_parameter_errors_and_facet(self):
+        self.assertError(self.stack.search({"fit": "gpu"}), 400, "invalid_parameter", "fit")
+        self.assertError(self.stack.search({"fit": "cpu,Full_GPU"}), 400, "invalid_parameter",
+                         "fit")
+        self.assertEqual(self.search(fit="")["total"], len(MODELS))
+        facets = self.assertJsonAnswer(
+            self.stack.get("/api/models/gallery/facets?" + mgtest.qs({"fit": "too_large"})), 200)
+        self.assertEqual(facets["total"], 2)  # fit-huge and fit-est-huge
+        counts = {f["value"]: f["count"] for f in facets["facets"]["fit"]}
+        # the fit facet counts every class: its own filter does not apply to it
+        self.assertEqual(counts, {"full_gpu": 4, "partial_gpu": 2, "too_large": 2}, facets)
+        self.assertEqual([f["value"] for f in facets["facets"]["fit"]],
+                         ["full_gpu", "partial_gpu", "too_large"], "by count, then value")
+        self.assertEqual(sum(f["count"] for f in facets["facets"]["license"]), 0, facets)
+        self.use(CPU)  # another machine: other counts, not the worker's earlier answer
+        facets = self.assertJsonAnswer(self.stack.get("/api/models/gallery/facets"), 200)
+        counts = {f["value"]: f["count"] for f in facets["facets"]["fit"]}
+        self.assertEqual(counts, {"cpu": 5, "too_large": 3}, facets)
 
     def test_preflight_disk_and_installed(self):
         p = self.preflight("fit-disk")

@@ -1,6 +1,7 @@
 /* test_search.c - the search index over the cache file and the search query: every
  * parameter alone and combined, malformed values, sorting with ties and missing keys,
- * paging, and agreement with a brute-force reference on a generated gallery. */
+ * paging, fit on a given machine (fields, filter, facet), and agreement with a brute-force
+ * reference on a generated gallery. */
 #include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -788,4 +789,76 @@ UNIT_TEST(answer_in_pieces_is_the_same_answer) {
     CHECK_STR(err.code, "write_failed");
     search_query_free(&q);
     search_index_free(idx);
+}
+
+/* Runs `qs` on a machine of `ram_gb` / `vram_gb`; the parsed answer, or NULL and err. */
+static json_t *run_on(search_index *idx, const char *qs, double ram_gb, double vram_gb,
+                      int facets, mg_error *err) {
+    search_query q;
+    if (search_query_parse(&q, qs, err) != 0) return NULL;
+    search_query_set_machine(&q, ram_gb * 1e9, vram_gb * 1e9);
+    sink s = {0};
+    int rc = facets ? search_facets(idx, &q, 50, sink_write, &s, err)
+                    : search_run(idx, &q, sink_write, &s, err);
+    search_query_free(&q);
+    json_t *answer = rc == 0 ? json_loadb(s.buf, s.len, 0, NULL) : NULL;
+    CHECK(rc != 0 || answer != NULL);
+    free(s.buf);
+    return answer;
+}
+
+static const char *fit_of(json_t *answer, const char *id) {
+    json_t *m;
+    size_t i;
+    json_array_foreach(json_object_get(answer, "models"), i, m) {
+        if (strcmp(json_string_value(json_object_get(m, "id")), id) == 0)
+            return json_string_value(json_object_get(m, "fit"));
+    }
+    return NULL;
+}
+
+UNIT_TEST(fit_fields_filter_and_facet) {
+    search_index *idx = load_fixture();
+    mg_error err;
+    /* without a machine: the models as in the gallery */
+    json_t *a = run(idx, "", &err);
+    CHECK(json_object_get(json_array_get(json_object_get(a, "models"), 0), "fit") == NULL);
+    json_decref(a);
+    /* 16 GB RAM, 8 GB VRAM */
+    a = run_on(idx, "limit=1000", 16, 8, 0, &err);
+    CHECK_STR(fit_of(a, "alpha-7b"), "full_gpu");
+    CHECK_STR(fit_of(a, "beta-27b"), "too_large");
+    CHECK_STR(fit_of(a, "echo-70b"), "too_large");
+    CHECK_STR(fit_of(a, "delta-embed"), "full_gpu");
+    json_t *m;
+    size_t i;
+    json_array_foreach(json_object_get(a, "models"), i, m) {
+        int est = strcmp(json_string_value(json_object_get(m, "id")), "delta-embed") == 0;
+        CHECK(json_is_boolean(json_object_get(m, "fit_estimated")));
+        CHECK_INT(json_is_true(json_object_get(m, "fit_estimated")), est);
+        CHECK(json_object_get(m, "name") != NULL); /* the rest of the model is intact */
+    }
+    json_decref(a);
+    a = run_on(idx, "fit=too_large", 16, 8, 0, &err);
+    CHECK_INT(json_integer_value(json_object_get(a, "total")), 2);
+    json_decref(a);
+    a = run_on(idx, "fit=cpu,,too_large&sort=name", 16, 0, 0, &err);
+    CHECK_INT(json_integer_value(json_object_get(a, "total")), 6);
+    CHECK_STR(fit_of(a, "alpha-7b"), "cpu");
+    json_decref(a);
+    a = run_on(idx, "fit=", 16, 8, 0, &err); /* empty: ignored */
+    CHECK_INT(json_integer_value(json_object_get(a, "total")), 6);
+    json_decref(a);
+    /* 30 GB RAM, 4 GB VRAM: three split between GPU and RAM, three whole on the GPU */
+    a = run_on(idx, "fit=partial_gpu", 30, 4, 1, &err);
+    CHECK_INT(json_integer_value(json_object_get(a, "total")), 3);
+    char *fit = json_dumps(json_object_get(json_object_get(a, "facets"), "fit"), JSON_COMPACT);
+    CHECK_STR(fit, "[{\"value\":\"full_gpu\",\"count\":3},{\"value\":\"partial_gpu\","
+                   "\"count\":3}]");
+    free(fit);
+    json_decref(a);
+    search_index_free(idx);
+    CHECK_STR(bad_param("fit=gpu"), "fit");
+    CHECK_STR(bad_param("fit=cpu,FULL_GPU"), "fit");
+    CHECK_STR(bad_param("fit=cpu%00"), "fit");
 }

@@ -1,6 +1,7 @@
 /* test_search_index.c - a property test of the search index: on random galleries (fixed
  * seed) thousands of random queries must give exactly what a plain scan of the models gives
- * (total, ids and their order, and every facet), including unicode, punctuation, terms of
+ * (total, ids and their order, each model's fit on a random machine, the `fit` filter, and
+ * every facet, fit included), including unicode, punctuation, terms of
  * 1 and 2 bytes (below the index's trigram grain), upper case, and terms made of the end of
  * one field and the start of the next, which must never match across the two. */
 #include <math.h>
@@ -90,8 +91,12 @@ static json_t *rand_model(int i) {
     snprintf(date, sizeof date, chance(20) ? "2025-%02d-%02d" : "2025-%02d-%02dT10:00:00Z",
              1 + (int)pick(12), 1 + (int)pick(28));
     set_maybe(m, "updatedAt", json_string(chance(5) ? "someday" : date));
+    int hw = (int)pick(4);
     set_maybe(m, "recommendedHardware",
-              json_pack("{s:i, s:i}", "ramGb", 1 + (int)pick(64), "vramGb", (int)pick(25)));
+              hw == 0   ? json_pack("{s:i}", "ramGb", 1 + (int)pick(64))
+              : hw == 1 ? json_pack("{s:i}", "vramGb", (int)pick(25))
+                        : json_pack("{s:i, s:i}", "ramGb", 1 + (int)pick(64), "vramGb",
+                                    (int)pick(25)));
     return m;
 }
 
@@ -154,8 +159,36 @@ static double num_of(json_t *obj, const char *key) {
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-/* Model `m` matches every filter of `q`, except the exact filter of field `skip`. */
+/* The fit class of `m` on the machine of `q`, from the contract's words: the need is
+ * recommendedHardware (vramGb for the GPU, ramGb otherwise; either stands in for the other)
+ * or 1.2 x sizeGb + 0.5 GB; full_gpu (0) within VRAM, partial_gpu (1) within VRAM + RAM with
+ * some VRAM, cpu (2) within RAM without, too_large (3). *est: estimated. */
+static int ref_fit(json_t *m, const search_query *q, int *est) {
+    json_t *hw = json_object_get(m, "recommendedHardware");
+    double ram = num_of(hw, "ramGb"), vram = num_of(hw, "vramGb"), size = num_of(m, "sizeGb");
+    int has_ram = ram > 0, has_vram = vram > 0; /* NAN compares false */
+    double need_ram, need_vram;
+    *est = !has_ram && !has_vram;
+    if (*est) {
+        need_ram = need_vram = size > 0 ? size * 1e9 * 1.2 + 0.5e9 : 0;
+    } else {
+        need_ram = (has_ram ? ram : vram) * 1e9;
+        need_vram = (has_vram ? vram : ram) * 1e9;
+    }
+    if (q->vram_bytes > 0) {
+        if (need_vram <= q->vram_bytes) return 0;
+        return need_ram <= q->vram_bytes + q->ram_bytes ? 1 : 3;
+    }
+    return need_ram <= q->ram_bytes ? 2 : 3;
+}
+
+static const char *const ref_fit_names[] = {"full_gpu", "partial_gpu", "cpu", "too_large"};
+
+/* 1 when `m` matches every filter of `q` but the facet `skip` (0-5 the value fields, 6 fit;
+ * -1 none). */
 static int ref_match(json_t *m, const search_query *q, int skip) {
+    int est;
+    if (skip != 6 && q->fit_mask && !(q->fit_mask >> ref_fit(m, q, &est) & 1)) return 0;
     const char *exact[] = {q->category, q->language, q->tag, q->quantization, q->license, q->family};
     for (int f = 0; f < 6; f++)
         if (f != skip && exact[f] && !field_has(json_object_get(m, field_keys[f]), exact[f]))
@@ -229,8 +262,13 @@ static char *ref_search(json_t *models, const search_query *q) {
     size_t cap = 64 + 200 * (size_t)q->limit, len = 0;
     char *out = malloc(cap);
     out[0] = '\0';
-    for (size_t i = (size_t)q->offset; i < k && i < (size_t)(q->offset + q->limit); i++)
+    for (size_t i = (size_t)q->offset; i < k && i < (size_t)(q->offset + q->limit); i++) {
+        int est, c = ref_fit(rows[i].m, q, &est);
         len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? "," : "", rows[i].id);
+        if (q->fit_known)
+            len += (size_t)snprintf(out + len, cap - len, ":%s%s", ref_fit_names[c],
+                                    est ? "~" : "");
+    }
     snprintf(out + len, cap - len, "|%zu", k);
     for (size_t i = 0; i < k; i++) free(rows[i].name);
     free(rows);
@@ -260,9 +298,14 @@ static char *index_search(const search_index *idx, const search_query *q) {
     out[0] = '\0';
     json_t *m;
     size_t i;
-    json_array_foreach(json_object_get(a, "models"), i, m)
+    json_array_foreach(json_object_get(a, "models"), i, m) {
         len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? "," : "",
                                 json_string_value(json_object_get(m, "id")));
+        if (json_object_get(m, "fit"))
+            len += (size_t)snprintf(out + len, cap - len, ":%s%s",
+                                    json_string_value(json_object_get(m, "fit")),
+                                    json_is_true(json_object_get(m, "fit_estimated")) ? "~" : "");
+    }
     snprintf(out + len, cap - len, "|%lld", (long long)json_integer_value(json_object_get(a, "total")));
     json_decref(a);
     return out;
@@ -322,6 +365,33 @@ static json_t *ref_facet(json_t *models, const search_query *q, int f, size_t li
     return out;
 }
 
+/* The reference fit facet: the classes of the models matching every filter but fit, on the
+ * machine of `q` (none without one). New reference. */
+static json_t *ref_fit_facet(json_t *models, const search_query *q, size_t limit) {
+    json_t *counts = json_object(), *m;
+    size_t i;
+    json_array_foreach(models, i, m) {
+        int est;
+        if (!q->fit_known || !ref_match(m, q, 6)) continue;
+        const char *name = ref_fit_names[ref_fit(m, q, &est)];
+        json_object_set_new(counts, name,
+                            json_integer(json_integer_value(json_object_get(counts, name)) + 1));
+    }
+    size_t n = json_object_size(counts), j = 0;
+    json_t **items = calloc(n + 1, sizeof *items), *v;
+    const char *k;
+    json_object_foreach(counts, k, v) items[j++] = json_pack("{s:s, s:O}", "value", k, "count", v);
+    qsort(items, n, sizeof *items, facet_cmp);
+    json_t *out = json_array();
+    for (j = 0; j < n; j++) {
+        if (j < limit) json_array_append(out, items[j]);
+        json_decref(items[j]);
+    }
+    free(items);
+    json_decref(counts);
+    return out;
+}
+
 static int check_facets(json_t *models, const search_index *idx, const search_query *q,
                         size_t limit, const char *qs) {
     sink s = {0};
@@ -346,7 +416,17 @@ static int check_facets(json_t *models, const search_index *idx, const search_qu
         }
         json_decref(want);
     }
-    if (ok && json_array_size(json_object_get(json_object_get(a, "facets"), "fit")) != 0) ok = 0;
+    json_t *want_fit = ref_fit_facet(models, q, limit);
+    if (ok && !json_equal(want_fit, json_object_get(json_object_get(a, "facets"), "fit"))) {
+        char *w = json_dumps(want_fit, 0);
+        char *g = json_dumps(json_object_get(json_object_get(a, "facets"), "fit"), 0);
+        unit_fail(__FILE__, __LINE__, "facet fit of ?%s: %.300s, expected %.300s", qs,
+                  g ? g : "(none)", w);
+        free(w);
+        free(g);
+        ok = 0;
+    }
+    json_decref(want_fit);
     json_decref(a);
     return ok;
 }
@@ -429,6 +509,19 @@ static void rand_query(json_t *models, char *qs, size_t cap) {
     if (chance(40)) snprintf(qs + strlen(qs), cap - strlen(qs), "&order=%s", chance(50) ? "asc" : "desc");
     if (chance(50)) snprintf(qs + strlen(qs), cap - strlen(qs), "&limit=%d", 1 + (int)pick(30));
     if (chance(40)) snprintf(qs + strlen(qs), cap - strlen(qs), "&offset=%d", (int)pick(40));
+    if (chance(25)) {
+        static const char *const fits[] = {"full_gpu", "partial_gpu", "cpu", "too_large"};
+        strcat(qs, "&fit=");
+        for (int i = 0, n = 1 + (int)pick(3); i < n; i++)
+            snprintf(qs + strlen(qs), cap - strlen(qs), "%s%s", i ? "," : "", fits[pick(4)]);
+    }
+}
+
+/* A random machine for `q` most of the time: 1-64 GB of RAM, no GPU or 1-24 GB of VRAM. */
+static void rand_machine(search_query *q) {
+    if (!chance(70)) return;
+    double ram = (1 + (double)pick(64)) * 1e9;
+    search_query_set_machine(q, ram, chance(40) ? 0 : (1 + (double)pick(24)) * 1e9);
 }
 
 /* ---- the property ------------------------------------------------------------------- */
@@ -450,6 +543,7 @@ static int check_gallery(int g, size_t *queries) {
         rand_query(models, qs, sizeof qs);
         search_query q;
         if (search_query_parse(&q, qs, &err) != 0) continue; /* e.g. a term too long */
+        rand_machine(&q);
         char *want = ref_search(models, &q), *got = index_search(idx, &q);
         if (strcmp(want, got) != 0) {
             unit_fail(__FILE__, __LINE__, "gallery %d, ?%s: got %.400s, expected %.400s", g, qs,

@@ -265,6 +265,7 @@ function gallery_card(m) {
         ? t('card.contextValue', { tokens: fmtNumber(m.contextLength) }) : null),
       gallery_fact('card.license', m.license),
       gallery_fact('card.hardware', gallery_hardware(m.recommendedHardware), 'wide'),
+      m.fit ? gallery_fact('card.fit', `${t(`fit.${m.fit}`)}${m.fit_estimated ? ` ${t('fit.estimated')}` : ''}`) : null,
       gallery_fact('card.languages', gallery_list(m.languages, gallery_langName), 'wide'),
       m.updatedAt ? gallery_fact('card.updated', format_date(m.updatedAt, false)) : null),
     gallery_chips('card.categories', m.categories, 'chip-cat'),
