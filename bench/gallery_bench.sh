@@ -6,6 +6,7 @@
 #                serving the same files (the .gz with gzip_static)
 #                a search that matches nothing (the floor: one FastCGI round trip), a free-text
 #                search, a broad filtered and sorted search, facets     ours vs the FastAPI peer
+#                the broad search with the fit filter                  ours vs ours without it
 #   250k models  deploy/up on a fresh root (cache, index and .gz built), the peak memory of
 #                every process during that rebuild, the same searches and facets (p99), each
 #                worker's memory (RSS, PSS, RSS without file pages), the CPU time of single
@@ -20,6 +21,7 @@
 #   BENCH_CONNECTIONS=32, BENCH_THREADS=2               wrk -c / -t
 #   BENCH_MODELS=10000, BENCH_MODELS_LARGE=250000       gallery sizes
 #   BENCH_FREE, BENCH_BROAD, BENCH_FACETS, BENCH_NONE   the query strings
+#   BENCH_FIT=fit=cpu,full_gpu,partial_gpu               the fit filter added to the broad search
 #   BENCH_PEER_LARGE=1  also run the FastAPI peer at the large size (slow to start, ~6 GB)
 #   BENCH_CPU_SECONDS=3 wrk -c1 time for the CPU of single requests
 #   MG_BIN_DIR=<cmake build dir>                        use that build (else deploy/up builds)
@@ -40,6 +42,7 @@ Q_FREE=${BENCH_FREE:-query=qwen+coder+7b+instruct}
 Q_BROAD=${BENCH_BROAD:-category=chat&min_rating=3&sort=updated&limit=100}
 Q_FACETS=${BENCH_FACETS:-language=en&min_rating=3}
 Q_NONE=${BENCH_NONE:-query=zzzqqqxxx}
+Q_FIT=${BENCH_FIT:-fit=cpu,full_gpu,partial_gpu}   # added to the broad search (all but too_large)
 PY=/usr/bin/python3   # Debian's python: python3-fastapi and python3-uvicorn live there
 CLK_TCK=$(getconf CLK_TCK)
 [[ $SECONDS_RUN =~ ^[0-9]+$ && $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_SECONDS and BENCH_ROUNDS must be integers" >&2; exit 2; }
@@ -567,6 +570,7 @@ bench_pair broad.ours "$S_OURS?$Q_BROAD" ours_pids "" broad.peer "$S_PEER?$Q_BRO
 bench_pair facets.ours "$F_OURS?$Q_FACETS" ours_pids "" facets.peer "$F_PEER?$Q_FACETS" peer_pids ""
 bench_pair facetsv.ours "$F_OURS?$Q_FACETS" ours_pids "script:$VARY" facetsv.peer "$F_PEER?$Q_FACETS" peer_pids "script:$VARY"
 bench_pair broadgz.ours "$S_OURS?$Q_BROAD" ours_pids "$GZ" broadgz.peer "$S_PEER?$Q_BROAD" peer_pids "$GZ"
+bench_pair fit.ours "$S_OURS?$Q_BROAD&$Q_FIT" ours_pids "" broad2.ours "$S_OURS?$Q_BROAD" ours_pids ""
 
 bench_stop_pid "$PEER_PID"; PEER_PID=""
 bench_stop_pid "$STATIC_PID"; STATIC_PID=""
@@ -609,6 +613,13 @@ bench_large broad "$S_OURS?$Q_BROAD" "$S_PEER?$Q_BROAD"
 bench_large facets "$F_OURS?$Q_FACETS" ""
 bench_large facetsv "$F_OURS?$Q_FACETS" "" "script:$VARY"
 bench_stop_pid "$PEER_PID"; PEER_PID=""
+# the fit filter, each round beside the same search without it
+for ((r = 0; r < ROUNDS; r++)); do
+    bench_round Lfit.ours "$S_OURS?$Q_BROAD&$Q_FIT" ours_pids
+    bench_round Lbroad2.ours "$S_OURS?$Q_BROAD" ours_pids
+done
+bench_finish Lfit.ours
+bench_finish Lbroad2.ours
 
 # The CPU time of single expensive requests.
 TERMS32=$(printf '%s+' a b c d e f g h i j k l m n o p q r s t u v w x y z 0 1 2 3 4 5)
@@ -619,6 +630,8 @@ declare -A CPU_URL=(
     [free1]="$S_OURS?$Q_FREE"
     [punct]="$S_OURS?query=-k-+k-m-+m-0+-q4"
     [facets]="$F_OURS?facet_limit=1000&query=instruct"
+    [fitall]="$S_OURS?fit=full_gpu,partial_gpu,cpu&sort=name&limit=100"
+    [facetsall]="$F_OURS?facet_limit=1000"
 )
 declare -A CPU_LABEL=(
     [a1000]="query=a&limit=1000"
@@ -627,8 +640,10 @@ declare -A CPU_LABEL=(
     [free1]="$Q_FREE"
     [punct]="query=-k-+k-m-+m-0+-q4 (checked on the haystacks)"
     [facets]="facets?facet_limit=1000&query=instruct"
+    [fitall]="fit=full_gpu,partial_gpu,cpu&sort=name (fit of every model)"
+    [facetsall]="facets?facet_limit=1000 (no filter: fit of every model)"
 )
-CPU_ORDER=(a1000 name249k terms32 free1 punct facets)
+CPU_ORDER=(a1000 name249k terms32 free1 punct facets fitall facetsall)
 for k in "${CPU_ORDER[@]}"; do bench_cpu_one "$k" "${CPU_URL[$k]}"; done
 
 MEM_WORKER_MAX=0
@@ -679,6 +694,7 @@ bench_row "search, broad sorted" ours broad.ours; bench_row "" fastapi broad.pee
 bench_row "facets" ours facets.ours; bench_row "" fastapi facets.peer; bench_ratio_row facets.ours facets.peer
 bench_row "facets, each different" ours facetsv.ours; bench_row "" fastapi facetsv.peer; bench_ratio_row facetsv.ours facetsv.peer
 bench_row "broad sorted, gzip" ours broadgz.ours; bench_row "" fastapi broadgz.peer; bench_ratio_row broadgz.ours broadgz.peer
+bench_row "broad sorted + fit" ours fit.ours; bench_row "" "no fit" broad2.ours; bench_ratio_row fit.ours broad2.ours
 echo "$HR"
 
 printf '\n%s models (%s served, gallery file %s MiB): deploy/up on a fresh root %s s; a rebuild of\n' \
@@ -692,6 +708,7 @@ for c in none:"search, no match" free:"search, free text" broad:"search, broad s
     bench_row "${c#*:}" ours "L$k.ours"
     if [[ -n ${RES[L$k.peer.rps]:-} ]]; then bench_row "" fastapi "L$k.peer"; bench_ratio_row "L$k.ours" "L$k.peer"; fi
 done
+bench_row "broad sorted + fit" ours Lfit.ours; bench_row "" "no fit" Lbroad2.ours; bench_ratio_row Lfit.ours Lbroad2.ours
 echo "$HR"
 printf '\nCPU time of single requests (wrk -c1, none from a cache; mg-fcgi processes only), %s models\n' "$N_LARGE"
 CPU_MAX=0
@@ -719,6 +736,8 @@ for k in free broad facets facetsv; do bench_goal "$N_MODELS: $k p99" "${RES[$k.
 for k in free broad facets facetsv; do
     bench_goal "$N_LARGE: $k p99 at $CONNS connections" "${RES[L$k.ours.p99]}" "<" 10 " ms"
 done
+bench_goal "$N_MODELS: broad search with the fit filter, req/s vs without" "$(bench_x fit.ours broad2.ours)" ">=" 0.8 x
+bench_goal "$N_LARGE: broad search with the fit filter, req/s vs without" "$(bench_x Lfit.ours Lbroad2.ours)" ">=" 0.8 x
 bench_goal "$N_LARGE: largest worker RSS without file pages (PSS $(bench_mib $((MEM_WORKER_PSS * 1024))) MiB)" \
     "$(bench_mib $((MEM_WORKER_MAX * 1024)))" "<" 128 " MiB"
 PEAK_ANON=0

@@ -18,8 +18,6 @@
 
 #define MACHINE_GB 1e9
 #define MACHINE_PROBE_S 60          /* GPUs and total RAM are probed at most this often */
-#define MACHINE_EST_FACTOR 1.2      /* estimated need: factor x file size ... */
-#define MACHINE_EST_EXTRA (0.5e9)   /* ... plus this */
 
 static const char *const machine_fit_names[MACHINE_FIT_COUNT] = {"full_gpu", "partial_gpu",
                                                                  "cpu", "too_large"};
@@ -257,16 +255,10 @@ json_t *machine_json(const machine_profile *m) {
 /* ---- fit ---- */
 
 machine_need machine_need_of(double ram_gb, double vram_gb, double size_gb) {
-    machine_need n = {0, 0, 0};
-    int has_ram = isfinite(ram_gb) && ram_gb > 0, has_vram = isfinite(vram_gb) && vram_gb > 0;
-    if (has_ram || has_vram) {
-        n.ram_bytes = (has_ram ? ram_gb : vram_gb) * MACHINE_GB;
-        n.vram_bytes = (has_vram ? vram_gb : ram_gb) * MACHINE_GB;
-        return n;
-    }
-    n.estimated = 1;
-    if (isfinite(size_gb) && size_gb > 0)
-        n.ram_bytes = n.vram_bytes = size_gb * MACHINE_GB * MACHINE_EST_FACTOR + MACHINE_EST_EXTRA;
+    machine_need n;
+    machine_need_gb(ram_gb, vram_gb, size_gb, &n.ram_bytes, &n.vram_bytes, &n.estimated);
+    n.ram_bytes *= MACHINE_GB;
+    n.vram_bytes *= MACHINE_GB;
     return n;
 }
 
@@ -287,9 +279,5 @@ machine_fit_class machine_fit(const machine_profile *m, const machine_need *need
 }
 
 machine_fit_class machine_class(double ram, double vram, const machine_need *need) {
-    if (vram > 0) {
-        if (need->vram_bytes <= vram) return MACHINE_FIT_FULL_GPU;
-        return need->ram_bytes <= vram + ram ? MACHINE_FIT_PARTIAL_GPU : MACHINE_FIT_TOO_LARGE;
-    }
-    return need->ram_bytes <= ram ? MACHINE_FIT_CPU : MACHINE_FIT_TOO_LARGE;
+    return machine_class_of(need->ram_bytes, need->vram_bytes, ram, vram);
 }

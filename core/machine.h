@@ -91,4 +91,38 @@ machine_fit_class machine_fit(const machine_profile *m, const machine_need *need
 /* The same on a machine of `ram_bytes` of RAM and `vram_bytes` of VRAM. */
 machine_fit_class machine_class(double ram_bytes, double vram_bytes, const machine_need *need);
 
+/* The need in GB of a model with recommendedHardware.ramGb / vramGb and sizeGb (NAN when
+ * absent): *need_ram, *need_vram and *estimated as in machine_need. Inline: searches compute
+ * it for every model. */
+static inline void machine_need_gb(double ram_gb, double vram_gb, double size_gb,
+                                   double *need_ram, double *need_vram, int *estimated) {
+    int has_ram = ram_gb > 0 && ram_gb < 1e300, has_vram = vram_gb > 0 && vram_gb < 1e300;
+    *estimated = !has_ram && !has_vram;
+    if (*estimated) {
+        *need_ram = *need_vram = size_gb > 0 && size_gb < 1e300 ? size_gb * 1.2 + 0.5 : 0;
+    } else {
+        *need_ram = has_ram ? ram_gb : vram_gb;
+        *need_vram = has_vram ? vram_gb : ram_gb;
+    }
+}
+
+/* The class of a need (any unit) on a machine of `ram` of RAM and `vram` of VRAM (the same
+ * unit). */
+static inline machine_fit_class machine_class_of(double need_ram, double need_vram, double ram,
+                                                 double vram) {
+    if (vram > 0)
+        return need_vram <= vram         ? MACHINE_FIT_FULL_GPU
+               : need_ram <= vram + ram ? MACHINE_FIT_PARTIAL_GPU
+                                        : MACHINE_FIT_TOO_LARGE;
+    return need_ram <= ram ? MACHINE_FIT_CPU : MACHINE_FIT_TOO_LARGE;
+}
+
+/* Both in one step: the class of a model on a machine of `ram` GB and `vram` GB. */
+static inline machine_fit_class machine_class_gb(double ram_gb, double vram_gb, double size_gb,
+                                                 double ram, double vram, int *estimated) {
+    double need_ram, need_vram;
+    machine_need_gb(ram_gb, vram_gb, size_gb, &need_ram, &need_vram, estimated);
+    return machine_class_of(need_ram, need_vram, ram, vram);
+}
+
 #endif

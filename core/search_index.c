@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "gallery.h"
+#include "machine.h"
 
 /* ---- mapping ---------------------------------------------------------------------- */
 
@@ -42,6 +43,8 @@ void search_index_free(search_index *idx) {
     if (!idx) return;
     if (idx->map) munmap((void *)idx->map, idx->map_len);
     if (idx->text) munmap((void *)idx->text, idx->text_len);
+    free(idx->need_ram);
+    free(idx->need_vram);
     free(idx);
 }
 
@@ -250,6 +253,20 @@ static int search_names_cache(const sindex_header *h, const struct stat *st) {
            h->cache_mtime_ns == (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 }
 
+/* Derives each model's memory need (GB) from its ramGb, vramGb and sizeGb, so that the fit
+ * filter compares whole words of models at once. 0, or -1 when memory ran out. */
+static int search_derive_needs(search_index *idx) {
+    idx->need_ram = malloc((idx->n + 1) * sizeof *idx->need_ram);
+    idx->need_vram = malloc((idx->n + 1) * sizeof *idx->need_vram);
+    if (!idx->need_ram || !idx->need_vram) return -1;
+    for (size_t m = 0; m < idx->n; m++) {
+        int est;
+        machine_need_gb(idx->num[SN_RAM][m], idx->num[SN_VRAM][m], idx->num[SN_SIZE][m],
+                        &idx->need_ram[m], &idx->need_vram[m], &est);
+    }
+    return 0;
+}
+
 search_index *search_index_open(const char *index_path, const char *cache_path, mg_error *err) {
     search_index *idx = calloc(1, sizeof *idx);
     if (!idx) return search_fail(idx, err, 500, "out_of_memory", "out of memory", index_path);
@@ -280,6 +297,8 @@ search_index *search_index_open(const char *index_path, const char *cache_path, 
     if (why)
         return search_fail(idx, err, status, status == 409 ? "index_stale" : "index_invalid",
                            why, index_path);
+    if (search_derive_needs(idx) != 0)
+        return search_fail(idx, err, 500, "out_of_memory", "out of memory", index_path);
     return idx;
 }
 

@@ -30,6 +30,8 @@ struct search_index {
     const double *num[SINDEX_NUMS];
     const uint32_t *perm[SINDEX_PERMS];
     const uint32_t *rank[SINDEX_SORTS * 2];
+    double *need_ram, *need_vram; /* owned: each model's memory need in GB (machine.h),
+                                     derived from the numbers when the index is opened */
     const sindex_entry *dict[SD_COUNT]; /* each dict's first entry */
     size_t dict_n[SD_COUNT];
     const uint32_t *order[SD_COUNT];    /* value dicts: entries by count, then key */

@@ -13,8 +13,9 @@
  *
  * Grams never cross a field, and the haystack separates fields with NUL bytes that terms
  * never hold, so a term never matches across two fields. The `fit` filter comes last, on
- * the models left: each one's class is computed from its indexed ramGb, vramGb and sizeGb
- * and the machine of the query (it depends on the machine, so it is not in the index). The
+ * the words with models left: each model's memory need (derived from its indexed ramGb,
+ * vramGb and sizeGb when the index was opened) is compared with the machine of the query, a
+ * word of 64 models at a time (the class depends on the machine, so it is not in the index). The
  * page is then read from the permutation of the requested sort (walking it with a bit test
  * per model), or, when the matches are few, by sorting their ranks. Answers copy the model
  * texts from the mapped cache file, each with its fit added before the closing brace. */
@@ -227,18 +228,23 @@ __attribute__((target("avx2"))) static uint64_t search_bound_word_avx2(const dou
 }
 #endif
 
+/* The bits of the `count` (<= 64) numbers at `v` that are >= (min) or <= (max) `bound`: with
+ * AVX2 where the CPU has it. */
+static uint64_t search_bound(const double *v, size_t count, double bound, int min) {
+#ifdef __x86_64__
+    if (__builtin_cpu_supports("avx2")) return search_bound_word_avx2(v, count, bound, min);
+#endif
+    return search_bound_word(v, count, bound, min);
+}
+
 /* Clears the models whose number is not >= (min) or <= (max) `bound`; NAN is neither. Each
  * word with candidates is compared whole, 64 numbers in a row. */
 static void search_apply_bound(const search_index *idx, const double *num, double bound,
                                int min, uint64_t *bits) {
-    uint64_t (*word)(const double *, size_t, double, int) = search_bound_word;
-#ifdef __x86_64__
-    if (__builtin_cpu_supports("avx2")) word = search_bound_word_avx2;
-#endif
     for (size_t w = 0; w < idx->words; w++) {
         if (!bits[w]) continue;
         size_t count = idx->n - w * 64 < 64 ? idx->n - w * 64 : 64;
-        bits[w] &= word(num + w * 64, count, bound, min);
+        bits[w] &= search_bound(num + w * 64, count, bound, min);
     }
 }
 
@@ -255,23 +261,44 @@ static void search_apply_numbers(const search_index *idx, const search_query *q,
 }
 
 /* The fit class of model `m` on the machine of `q`; *estimated: from its size. */
-static machine_fit_class search_fit_of(const search_index *idx, const search_query *q,
-                                       size_t m, int *estimated) {
-    machine_need need = machine_need_of(idx->num[SN_RAM][m], idx->num[SN_VRAM][m],
-                                        idx->num[SN_SIZE][m]);
-    *estimated = need.estimated;
-    return machine_class(q->ram_bytes, q->vram_bytes, &need);
+static inline machine_fit_class search_fit_of(const search_index *idx, const search_query *q,
+                                              size_t m, int *estimated) {
+    return machine_class_gb(idx->num[SN_RAM][m], idx->num[SN_VRAM][m], idx->num[SN_SIZE][m],
+                            q->ram_bytes / 1e9, q->vram_bytes / 1e9, estimated);
+}
+
+/* The models of word `w` (bits) in each fit class on the machine of `q`, from the derived
+ * needs, with the bound compares of the numeric filters (a whole word at a time). */
+static void search_fit_word(const search_index *idx, const search_query *q, size_t w,
+                            uint64_t cls[MACHINE_FIT_COUNT]) {
+    size_t count = idx->n - w * 64 < 64 ? idx->n - w * 64 : 64;
+    uint64_t all = count == 64 ? ~(uint64_t)0 : ((uint64_t)1 << count) - 1;
+    double r = q->ram_bytes / 1e9, v = q->vram_bytes / 1e9;
+    memset(cls, 0, MACHINE_FIT_COUNT * sizeof *cls);
+    if (v > 0) {
+        uint64_t vram = search_bound(idx->need_vram + w * 64, count, v, 0);
+        uint64_t both = search_bound(idx->need_ram + w * 64, count, v + r, 0);
+        cls[MACHINE_FIT_FULL_GPU] = vram;
+        cls[MACHINE_FIT_PARTIAL_GPU] = ~vram & both & all;
+        cls[MACHINE_FIT_TOO_LARGE] = ~vram & ~both & all;
+    } else {
+        uint64_t ram = search_bound(idx->need_ram + w * 64, count, r, 0);
+        cls[MACHINE_FIT_CPU] = ram;
+        cls[MACHINE_FIT_TOO_LARGE] = ~ram & all;
+    }
 }
 
 /* Clears the models whose fit class is not in the fit filter. */
 static void search_apply_fit(const search_index *idx, const search_query *q, uint64_t *bits) {
-    int est;
-    for (size_t w = 0; w < idx->words; w++)
-        for (uint64_t x = bits[w]; x; x &= x - 1) {
-            size_t m = w * 64 + (size_t)__builtin_ctzll(x);
-            if (!(q->fit_mask >> search_fit_of(idx, q, m, &est) & 1))
-                bits[w] &= ~((uint64_t)1 << (m & 63));
-        }
+    uint64_t cls[MACHINE_FIT_COUNT];
+    for (size_t w = 0; w < idx->words; w++) {
+        if (!bits[w]) continue;
+        search_fit_word(idx, q, w, cls);
+        uint64_t keep = 0;
+        for (int c = 0; c < MACHINE_FIT_COUNT; c++)
+            if (q->fit_mask >> c & 1) keep |= cls[c];
+        bits[w] &= keep;
+    }
 }
 
 /* A term of 3 or more word bytes: ANDs the union of the sets of the tokens holding it. */
@@ -660,14 +687,14 @@ static const uint64_t *search_facet_mask(const search_index *idx, const search_p
 /* Counts the fit classes of the models in `mask` (every model when NULL) into counts. */
 static void search_count_fit(const search_index *idx, const search_query *q,
                              const uint64_t *mask, uint32_t counts[MACHINE_FIT_COUNT]) {
-    int est;
+    uint64_t cls[MACHINE_FIT_COUNT];
     memset(counts, 0, MACHINE_FIT_COUNT * sizeof *counts);
     if (!q->fit_known) return;
     for (size_t w = 0; w < idx->words; w++) {
-        uint64_t x = mask ? mask[w] : ~(uint64_t)0;
-        if (!mask && idx->n - w * 64 < 64) x = ((uint64_t)1 << (idx->n - w * 64)) - 1;
-        for (; x; x &= x - 1)
-            counts[search_fit_of(idx, q, w * 64 + (size_t)__builtin_ctzll(x), &est)]++;
+        if (mask && !mask[w]) continue;
+        search_fit_word(idx, q, w, cls);
+        for (int c = 0; c < MACHINE_FIT_COUNT; c++)
+            counts[c] += (uint32_t)__builtin_popcountll(mask ? cls[c] & mask[w] : cls[c]);
     }
 }
 
