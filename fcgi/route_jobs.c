@@ -371,7 +371,7 @@ void route_jobs_pause(http_req *req, worker_ctx *w, const route_seg *param) {
         http_error(req, 409, "job_finished", "job_id", "job '%s' ended %s before it could pause",
                    param->s, job_status_name(st));
     } else {
-        json_t *pub = job_public(job);
+        json_t *pub = job_view(&w->cfg, job);
         http_send_json(req, 200, pub);
         json_decref(pub);
     }
@@ -388,7 +388,7 @@ void route_jobs_resume(http_req *req, worker_ctx *w, const route_seg *param) {
         http_send_error(req, &err);
         return;
     }
-    json_t *pub = job_public(job);
+    json_t *pub = job_view(&w->cfg, job);
     http_add_header(req, "Location: /api/models/jobs/%s", param->s);
     http_send_json(req, 202, pub);
     json_decref(pub);

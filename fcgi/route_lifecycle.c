@@ -1,6 +1,7 @@
 /* route_lifecycle.c - what happens to installed models after the install: updates to the
  * gallery's newer file (an update job), verification of the file on disk (a verify job),
- * and the cleanup of leftovers (core/cleanup.c). The jobs run in the installer. */
+ * and the cleanup of leftovers (core/cleanup.c; the answers name this node). The jobs run in
+ * the installer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,7 @@ void route_lifecycle_cleanup_get(http_req *req, worker_ctx *w, const route_seg *
     mg_error err;
     mg_error_clear(&err);
     json_t *body = cleanup_scan(&w->cfg, &err);
+    if (body) json_object_set_new(body, "node", json_string(w->cfg.node_name));
     if (body)
         http_send_json(req, 200, body);
     else
@@ -206,6 +208,7 @@ void route_lifecycle_cleanup_post(http_req *req, worker_ctx *w, const route_seg 
     int include = route_lifecycle_include(req);
     if (include < 0) return;
     json_t *body = cleanup_run(&w->cfg, include, &err);
+    if (body) json_object_set_new(body, "node", json_string(w->cfg.node_name));
     if (body)
         http_send_json(req, 200, body);
     else

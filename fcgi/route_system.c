@@ -1,6 +1,7 @@
 /* route_system.c - the machine the models run on: its profile (GET /api/models/system) and
  * the checks before an install (GET /api/models/gallery/{id}/preflight: disk, fit, already
- * installed), which queue nothing. core/machine.c does the detection and the fit. */
+ * installed), which queue nothing. Both name this node. core/machine.c does the detection
+ * and the fit. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@ void route_system_get(http_req *req, worker_ctx *w, const route_seg *param) {
     machine_profile m;
     machine_detect(&w->cfg, &m);
     json_t *body = machine_json(&m);
+    json_object_set_new(body, "node", json_string(w->cfg.node_name));
     http_send_json(req, 200, body);
     json_decref(body);
 }
@@ -84,6 +86,7 @@ void route_system_preflight(http_req *req, worker_ctx *w, const route_seg *param
         return;
     }
     json_t *body = route_system_check(w, param->s, model);
+    json_object_set_new(body, "node", json_string(w->cfg.node_name));
     http_send_json(req, 200, body);
     json_decref(body);
     json_decref(model);

@@ -41,7 +41,7 @@ WANT_CPU = {"fit-gpu-small": ("cpu", False), "fit-gpu-split": ("too_large", Fals
             "fit-huge": ("too_large", False), "fit-est-small": ("cpu", True),
             "fit-est-mid": ("cpu", True), "fit-est-huge": ("too_large", True)}
 PREFLIGHT_KEYS = {"model_id", "ok", "needs_bytes", "free_bytes", "disk_ok", "fit",
-                  "fit_estimated", "already_installed", "reasons"}
+                  "fit_estimated", "already_installed", "reasons", "node"}
 
 
 class FitTest(SharedStackTestCase):
