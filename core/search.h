@@ -64,8 +64,9 @@ typedef struct search_query {
 /* Parses a raw (URL-encoded) query string into `q` as the contract's parameter table says:
  * unknown parameters ignored, the last of a repeated parameter wins, an empty text filter
  * (query, category, language, tag, quantization, license, family, fit) ignored; an empty
- * numeric, paging or sort value is malformed; `fit` is a comma list of fit classes; `query` is bounded (SEARCH_TERMS_MAX, SEARCH_TERM_BYTES_MAX) and
- * its repeated terms dropped. A malformed value: -1 and err 400 "invalid_parameter" naming
+ * numeric, paging or sort value is malformed; `fit` is a comma list of fit classes;
+ * `query` is bounded (SEARCH_TERMS_MAX, SEARCH_TERM_BYTES_MAX) and its repeated terms
+ * dropped. A malformed value: -1 and err 400 "invalid_parameter" naming
  * the parameter.
  * On success free `q` with search_query_free. */
 int search_query_parse(search_query *q, const char *query_string, mg_error *err);

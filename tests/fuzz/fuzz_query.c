@@ -27,7 +27,7 @@ static json_t *query_models; /* the indexed models, for the brute-force count */
 static const char *const query_params[] = {
     "query", "category", "language", "tag", "quantization", "license", "min_rating",
     "min_size_gb", "max_size_gb", "max_ram_gb", "max_vram_gb", "sort", "order", "limit",
-    "offset", NULL};
+    "offset", "family", "fit", NULL};
 static const char *const query_sorts[] = {"rating", "size", "name", "updated", NULL};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {

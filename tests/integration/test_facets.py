@@ -11,14 +11,15 @@ import random
 
 import mgtest
 from mgtest import SharedStackTestCase, StackTestCase, Stack, load_fixture
-from test_search import MODELS, ref_search
+from test_search import MODELS, ref_fit, ref_search
 
 FACETS = [("category", "categories"), ("language", "languages"), ("tag", "tags"),
           ("quantization", "quantization"), ("license", "license"), ("family", "family")]
 
 
-def ref_facets(params, limit=50, models=None):
-    """What the contract says .../facets answers for `params`."""
+def ref_facets(params, limit=50, models=None, machine=None):
+    """What the contract says .../facets answers for `params` on `machine` (its
+    GET /api/models/system answer)."""
     models = models or MODELS
     total = ref_search(dict(params, limit=1000, offset=0))["total"]
     out = {}
@@ -33,7 +34,12 @@ def ref_facets(params, limit=50, models=None):
                 counts[x] = counts.get(x, 0) + 1
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].encode()))
         out[name] = [{"value": k, "count": c} for k, c in ranked[:limit]]
-    out["fit"] = []
+    counts = {}
+    for i in ref_search(dict(params, limit=1000, offset=0))["ids"]:
+        fit = ref_fit(models[i], machine["ram_bytes"], machine["vram_bytes"])[0]
+        counts[fit] = counts.get(fit, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].encode()))
+    out["fit"] = [{"value": k, "count": c} for k, c in ranked[:limit]]
     return {"total": total, "facets": out}
 
 
@@ -47,7 +53,8 @@ class FacetsTest(SharedStackTestCase):
         if limit != 50:
             p["facet_limit"] = limit
         body = self.assertJsonAnswer(self.facets(p), 200)
-        self.assertEqual(body, ref_facets(params, limit), f"facets {p}")
+        machine = self.assertJsonAnswer(self.stack.get("/api/models/system"), 200)
+        self.assertEqual(body, ref_facets(params, limit, machine=machine), f"facets {p}")
         search = self.assertJsonAnswer(self.stack.search(dict(params, limit=1)), 200)
         self.assertEqual(body["total"], search["total"], f"facets and search totals for {params}")
         return body
@@ -59,7 +66,7 @@ class FacetsTest(SharedStackTestCase):
                          ["category", "language", "tag", "quantization", "license", "family", "fit"])
         self.assertEqual(body["facets"]["category"][:2], [{"value": "chat", "count": 10},
                                                          {"value": "code", "count": 2}])
-        self.assertEqual(body["facets"]["fit"], [])
+        self.assertEqual(sum(v["count"] for v in body["facets"]["fit"]), 15, body["facets"]["fit"])
 
     def test_own_filter_is_left_out(self):
         body = self.check({"category": "code"})

@@ -59,6 +59,28 @@ def _hw(m, key):
     return hw.get(key) if isinstance(hw, dict) else None
 
 
+def _num(v):
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e300
+    return v if ok else None
+
+
+def ref_fit(m, ram_bytes, vram_bytes):
+    """(fit, fit_estimated) of model `m` on a machine of that RAM and VRAM (contract v2)."""
+    ram, vram, size = _num(_hw(m, "ramGb")), _num(_hw(m, "vramGb")), _num(m.get("sizeGb"))
+    estimated = ram is None and vram is None
+    if estimated:
+        need_ram = need_vram = size * 1.2 + 0.5 if size is not None else 0
+    else:
+        need_ram, need_vram = ram if ram is not None else vram, vram if vram is not None else ram
+    need_ram, need_vram = need_ram * 1e9, need_vram * 1e9
+    if vram_bytes > 0:
+        fit = ("full_gpu" if need_vram <= vram_bytes else
+               "partial_gpu" if need_ram <= vram_bytes + ram_bytes else "too_large")
+    else:
+        fit = "cpu" if need_ram <= ram_bytes else "too_large"
+    return fit, estimated
+
+
 def ref_search(params):
     """What the contract says /search answers for `params` (a dict of strings)."""
     ms = [MODELS[i] for i in VALID]
@@ -110,8 +132,11 @@ class SearchTest(SharedStackTestCase):
         r = self.search(params)
         body = self.assertIds(r, ids, f"search {params}")
         self.assertEqual(body["total"], len(ids) if total is None else total, params)
-        for m in body["models"]:  # whole model objects, as in the gallery
-            self.assertEqual(m, MODELS[m["id"]], f"model {m['id']} in answer to {params}")
+        machine = self.assertJsonAnswer(self.stack.get("/api/models/system"), 200)
+        for m in body["models"]:  # whole model objects, as in the gallery, and their fit
+            fit, estimated = ref_fit(MODELS[m["id"]], machine["ram_bytes"], machine["vram_bytes"])
+            want = dict(MODELS[m["id"]], fit=fit, fit_estimated=estimated)
+            self.assertEqual(m, want, f"model {m['id']} in answer to {params}")
         return body
 
     def check_ref(self, params):
