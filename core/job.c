@@ -472,16 +472,39 @@ json_t *job_load(const mg_config *cfg, const char *job_id, mg_error *err) {
     return job_read(cfg, job_id, err);
 }
 
-int job_cancel_requested(const mg_config *cfg, const char *job_id) {
+/* ---- markers: empty files jobs/<id>.cancel and jobs/<id>.pause ---- */
+
+/* 1 when the marker `suffix` of `job_id` exists. */
+static int job_marker_exists(const mg_config *cfg, const char *job_id, const char *suffix) {
     char path[MG_PATH_MAX];
     if (!job_id || !id_job_valid(job_id)) return 0;
-    return access(job_path(cfg, path, job_id, ".cancel"), F_OK) == 0;
+    return access(job_path(cfg, path, job_id, suffix), F_OK) == 0;
+}
+
+/* Creates (`on`) or removes the marker `suffix` of `job_id` durably. 0, or -1 and err. */
+static int job_marker_set(const mg_config *cfg, const char *job_id, const char *suffix, int on,
+                          mg_error *err) {
+    char path[MG_PATH_MAX];
+    if (!job_id || !id_job_valid(job_id)) return 0;
+    job_path(cfg, path, job_id, suffix);
+    if (!on) {
+        if (fs_unlink(path, NULL) == 0) fs_sync_parent(path);
+        return 0;
+    }
+    int fd = fs_open(path, O_WRONLY | O_CREAT, 0644, err);
+    if (fd < 0) return -1;
+    fsync(fd);
+    close(fd);
+    fs_sync_parent(path);
+    return 0;
+}
+
+int job_cancel_requested(const mg_config *cfg, const char *job_id) {
+    return job_marker_exists(cfg, job_id, ".cancel");
 }
 
 void job_clear_cancel(const mg_config *cfg, const char *job_id) {
-    char path[MG_PATH_MAX];
-    if (!job_id || !id_job_valid(job_id)) return;
-    if (fs_unlink(job_path(cfg, path, job_id, ".cancel"), NULL) == 0) fs_sync_parent(path);
+    job_marker_set(cfg, job_id, ".cancel", 0, NULL);
 }
 
 int job_save(const mg_config *cfg, json_t *job, int durable, mg_error *err) {
@@ -506,18 +529,6 @@ int job_save(const mg_config *cfg, json_t *job, int durable, mg_error *err) {
     return rc;
 }
 
-/* Creates the cancel marker of `job_id` durably. 0, or -1 and err. */
-static int job_mark_cancel(const mg_config *cfg, const char *job_id, mg_error *err) {
-    char path[MG_PATH_MAX];
-    job_path(cfg, path, job_id, ".cancel");
-    int fd = fs_open(path, O_WRONLY | O_CREAT, 0644, err);
-    if (fd < 0) return -1;
-    fsync(fd);
-    close(fd);
-    fs_sync_parent(path);
-    return 0;
-}
-
 json_t *job_cancel(const mg_config *cfg, const char *job_id, mg_error *err) {
     if (!job_id || !id_job_valid(job_id)) return job_load(cfg, job_id, err);
     int fd = job_lock(cfg, err);
@@ -531,7 +542,7 @@ json_t *job_cancel(const mg_config *cfg, const char *job_id, mg_error *err) {
         rc = mg_error_set(err, 409, "job_finished", "job_id", "job '%s' has already finished (%s)",
                           job_id, job_status_name(s));
     } else {
-        rc = job_mark_cancel(cfg, job_id, err);
+        rc = job_marker_set(cfg, job_id, ".cancel", 1, err);
         if (rc == 0 && s != JOB_CANCELLING) rc = job_update(cfg, fd, job, JOB_CANCELLING, err);
     }
     fs_unlock(fd);
@@ -545,31 +556,11 @@ json_t *job_cancel(const mg_config *cfg, const char *job_id, mg_error *err) {
 /* ---- pause and resume ---- */
 
 int job_pause_requested(const mg_config *cfg, const char *job_id) {
-    char path[MG_PATH_MAX];
-    if (!job_id || !id_job_valid(job_id)) return 0;
-    return access(job_path(cfg, path, job_id, ".pause"), F_OK) == 0;
+    return job_marker_exists(cfg, job_id, ".pause");
 }
 
 void job_clear_pause(const mg_config *cfg, const char *job_id) {
-    char path[MG_PATH_MAX];
-    if (!job_id || !id_job_valid(job_id)) return;
-    if (fs_unlink(job_path(cfg, path, job_id, ".pause"), NULL) == 0) fs_sync_parent(path);
-}
-
-/* Creates (`on`) or removes the pause marker of `job_id` durably. 0, or -1 and err. */
-static int job_mark_pause(const mg_config *cfg, const char *job_id, int on, mg_error *err) {
-    char path[MG_PATH_MAX];
-    job_path(cfg, path, job_id, ".pause");
-    if (!on) {
-        if (fs_unlink(path, NULL) == 0) fs_sync_parent(path);
-        return 0;
-    }
-    int fd = fs_open(path, O_WRONLY | O_CREAT, 0644, err);
-    if (fd < 0) return -1;
-    fsync(fd);
-    close(fd);
-    fs_sync_parent(path);
-    return 0;
+    job_marker_set(cfg, job_id, ".pause", 0, NULL);
 }
 
 /* The refusal of pausing `job` (borrowed) in status `s`, or 0 when it may be paused. */
@@ -596,7 +587,7 @@ json_t *job_pause(const mg_config *cfg, const char *job_id, mg_error *err) {
     job_status s = job ? job_get_status(job) : JOB_FAILED;
     int rc = job ? 0 : -1;
     if (job && s != JOB_PAUSED) rc = job_pause_refused(job, s, job_id, err);
-    if (rc == 0 && job && s == JOB_DOWNLOADING) rc = job_mark_pause(cfg, job_id, 1, err);
+    if (rc == 0 && job && s == JOB_DOWNLOADING) rc = job_marker_set(cfg, job_id, ".pause", 1, err);
     if (rc == 0 && job && s != JOB_PAUSED) rc = job_update(cfg, fd, job, JOB_PAUSED, err);
     fs_unlock(fd);
     if (rc < 0) {
@@ -619,7 +610,7 @@ json_t *job_resume(const mg_config *cfg, const char *job_id, mg_error *err) {
     else if (job && s == JOB_CANCELLING)
         rc = mg_error_set(err, 409, "job_cancelling", "job_id", "job '%s' is being cancelled",
                           job_id);
-    else if (job && s == JOB_PAUSED && (rc = job_mark_pause(cfg, job_id, 0, err)) == 0)
+    else if (job && s == JOB_PAUSED && (rc = job_marker_set(cfg, job_id, ".pause", 0, err)) == 0)
         rc = job_update(cfg, fd, job, JOB_QUEUED, err);
     fs_unlock(fd);
     if (rc < 0) {
@@ -639,7 +630,7 @@ int job_settle_pause(const mg_config *cfg, json_t *job, mg_error *err) {
     job_status s = disk ? job_get_status(disk) : JOB_PAUSED;
     if (job_status_terminal(s) || s == JOB_DOWNLOADING || s == JOB_VERIFYING) s = JOB_PAUSED;
     json_decref(disk);
-    job_mark_pause(cfg, job_id, 0, NULL);
+    job_marker_set(cfg, job_id, ".pause", 0, NULL);
     int rc = job_update(cfg, fd, job, (int)s, err);
     fs_unlock(fd);
     return rc;

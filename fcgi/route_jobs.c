@@ -119,20 +119,8 @@ static void route_jobs_enqueue(http_req *req, worker_ctx *w, const char *id, jso
 }
 
 void route_jobs_install(http_req *req, worker_ctx *w, const route_seg *param) {
-    if (!route_model_id_ok(req, param)) return;
-    mg_error err;
-    mg_error_clear(&err);
-    const search_index *idx = worker_index(w, &err);
-    if (!idx) {
-        http_send_error(req, &err);
-        return;
-    }
-    json_t *model = search_index_get(idx, param->s);
-    if (!model) {
-        http_error(req, 404, "model_not_found", "id", "no model with id %s in the gallery",
-                   param->s);
-        return;
-    }
+    json_t *model = route_gallery_model(req, w, param);
+    if (!model) return;
     route_jobs_enqueue(req, w, param->s, model);
     json_decref(model);
 }
@@ -174,45 +162,25 @@ static int route_jobs_status(route_jobs_page *pg, const char *v, size_t len, mg_
 static const char *const route_jobs_params[] = {"status", "limit", "offset"};
 #define ROUTE_JOBS_NPARAMS 3
 
-/* The raw (still encoded) value of each known parameter: the last one given. */
-typedef struct route_jobs_raw {
-    const char *v[ROUTE_JOBS_NPARAMS];
-    size_t len[ROUTE_JOBS_NPARAMS];
-} route_jobs_raw;
-
-/* Splits `query` into `raw`; pairs whose key is not ours (or not decodable) are ignored.
- * `buf` has room for the query. */
-static void route_jobs_split(const char *query, route_jobs_raw *raw, char *buf) {
-    memset(raw, 0, sizeof *raw);
-    for (const char *p = query; *p;) {
-        size_t plen = strcspn(p, "&");
-        const char *eq = memchr(p, '=', plen);
-        size_t klen = eq ? (size_t)(eq - p) : plen, kn = 0;
-        if (percent_decode(p, klen, buf, &kn) == 0) {
-            for (int i = 0; i < ROUTE_JOBS_NPARAMS; i++) {
-                if (kn != strlen(route_jobs_params[i]) || memcmp(buf, route_jobs_params[i], kn))
-                    continue;
-                raw->v[i] = eq ? eq + 1 : "";
-                raw->len[i] = eq ? plen - klen - 1 : 0;
-            }
-        }
-        p += plen;
-        if (*p == '&') p++;
-    }
-}
-
-/* Decodes and checks parameter `i` of `raw` into `pg`. 0, or -1 and err. */
-static int route_jobs_apply(route_jobs_page *pg, const route_jobs_raw *raw, int i, char *buf,
-                            mg_error *err) {
+/* Reads parameter `i` of the query string `qs` into `pg` when given. 0, or -1 and err. */
+static int route_jobs_apply(route_jobs_page *pg, const char *qs, int i, mg_error *err) {
     const char *name = route_jobs_params[i];
-    size_t n = 0;
-    if (!raw->v[i]) return 0;
-    if (percent_decode(raw->v[i], raw->len[i], buf, &n) != 0)
+    char *v;
+    size_t n;
+    int rc = percent_query_get(qs, name, &v, &n);
+    if (rc == -2) return mg_error_set(err, 500, "internal_error", NULL, "out of memory");
+    if (rc < 0)
         return mg_error_set(err, 400, "invalid_parameter", name,
                             "%s is not valid percent-encoding", name);
-    if (i == 0) return route_jobs_status(pg, buf, n, err);
-    if (i == 1) return route_jobs_integer(name, buf, n, 1, ROUTE_JOBS_LIMIT_MAX, &pg->limit, err);
-    return route_jobs_integer(name, buf, n, 0, ROUTE_JOBS_OFFSET_MAX, &pg->offset, err);
+    if (rc == 0) return 0;
+    if (i == 0)
+        rc = route_jobs_status(pg, v, n, err);
+    else if (i == 1)
+        rc = route_jobs_integer(name, v, n, 1, ROUTE_JOBS_LIMIT_MAX, &pg->limit, err);
+    else
+        rc = route_jobs_integer(name, v, n, 0, ROUTE_JOBS_OFFSET_MAX, &pg->offset, err);
+    free(v);
+    return rc;
 }
 
 /* Parses the query string of `req` into `pg`. 0, or -1 and err. */
@@ -220,14 +188,9 @@ static int route_jobs_parse_page(const http_req *req, route_jobs_page *pg, mg_er
     pg->status = -1;
     pg->limit = ROUTE_JOBS_LIMIT_DEFAULT;
     pg->offset = 0;
-    char *buf = malloc(strlen(req->query) + 1);
-    if (!buf) return mg_error_set(err, 500, "internal_error", NULL, "out of memory");
-    route_jobs_raw raw;
-    route_jobs_split(req->query, &raw, buf);
     int rc = 0;
     for (int i = 0; i < ROUTE_JOBS_NPARAMS && rc == 0; i++)
-        rc = route_jobs_apply(pg, &raw, i, buf, err);
-    free(buf);
+        rc = route_jobs_apply(pg, req->query, i, err);
     return rc;
 }
 

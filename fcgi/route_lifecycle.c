@@ -173,27 +173,13 @@ void route_lifecycle_cleanup_get(http_req *req, worker_ctx *w, const route_seg *
 /* Reads ?include= (the last one given; empty ignored): 1 for "unregistered", 0 when
  * absent, -1 after answering 400 for anything else. */
 static int route_lifecycle_include(http_req *req) {
-    const char *value = NULL;
-    size_t vlen = 0, n;
-    char *buf = malloc(strlen(req->query) + 1);
-    for (const char *p = req->query; buf && *p;) {
-        size_t plen = strcspn(p, "&");
-        const char *eq = memchr(p, '=', plen);
-        size_t klen = eq ? (size_t)(eq - p) : plen;
-        if (percent_decode(p, klen, buf, &n) == 0 && n == 7 && memcmp(buf, "include", 7) == 0) {
-            value = eq ? eq + 1 : "";
-            vlen = eq ? plen - klen - 1 : 0;
-        }
-        p += plen + (p[plen] == '&');
-    }
-    int include = 0;
-    if (buf && value && vlen) {
-        include = percent_decode(value, vlen, buf, &n) == 0 && n == 12 &&
-                          memcmp(buf, "unregistered", 12) == 0
-                      ? 1
-                      : -1;
-    }
-    free(buf);
+    char *v;
+    size_t n;
+    int rc = percent_query_get(req->query, "include", &v, &n);
+    int include = rc == 1 && n > 0 ? (n == 12 && memcmp(v, "unregistered", 12) == 0 ? 1 : -1)
+                  : rc < 0         ? -1
+                                   : 0;
+    free(v);
     if (include >= 0) return include;
     http_error(req, 400, "invalid_parameter", "include",
                "include takes one value, \"unregistered\" (remove files of models/llm/ that no "

@@ -71,20 +71,8 @@ static json_t *route_system_check(worker_ctx *w, const char *id, json_t *model) 
 }
 
 void route_system_preflight(http_req *req, worker_ctx *w, const route_seg *param) {
-    if (!route_model_id_ok(req, param)) return;
-    mg_error err;
-    mg_error_clear(&err);
-    const search_index *idx = worker_index(w, &err);
-    if (!idx) {
-        http_send_error(req, &err);
-        return;
-    }
-    json_t *model = search_index_get(idx, param->s);
-    if (!model) {
-        http_error(req, 404, "model_not_found", "id", "no model with id %s in the gallery",
-                   param->s);
-        return;
-    }
+    json_t *model = route_gallery_model(req, w, param);
+    if (!model) return;
     json_t *body = route_system_check(w, param->s, model);
     json_object_set_new(body, "node", json_string(w->cfg.node_name));
     http_send_json(req, 200, body);

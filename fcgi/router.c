@@ -244,6 +244,20 @@ int route_model_id_ok(http_req *req, const route_seg *id) {
     return 0;
 }
 
+json_t *route_gallery_model(http_req *req, worker_ctx *w, const route_seg *id) {
+    if (!route_model_id_ok(req, id)) return NULL;
+    mg_error err;
+    mg_error_clear(&err);
+    const search_index *idx = worker_index(w, &err);
+    json_t *model = idx ? search_index_get(idx, id->s) : NULL;
+    if (!idx)
+        http_send_error(req, &err);
+    else if (!model)
+        http_error(req, 404, "model_not_found", "id", "no model with id %s in the gallery",
+                   id->s);
+    return model;
+}
+
 int route_job_id_ok(http_req *req, const route_seg *id) {
     if (id && strlen(id->s) == id->len && id_job_valid(id->s)) return 1;
     http_error(req, 400, "invalid_job_id", "job_id",

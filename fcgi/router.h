@@ -28,6 +28,9 @@ void route_dispatch(http_req *req, worker_ctx *w);
 int route_model_id_ok(http_req *req, const route_seg *id);
 /* Same for a job id (400 "invalid_job_id"). */
 int route_job_id_ok(http_req *req, const route_seg *id);
+/* The gallery model named by the path segment `id` (a new reference), or NULL after
+ * answering 400 (malformed id), 404 "model_not_found" or the gallery's own error. */
+json_t *route_gallery_model(http_req *req, worker_ctx *w, const route_seg *id);
 
 /* route_gallery.c */
 void route_gallery_get(http_req *req, worker_ctx *w, const route_seg *param);

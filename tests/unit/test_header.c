@@ -1,8 +1,10 @@
 /* test_header.c - HTTP response header lines, Content-Range and announced SHA-256 digests
- * (core/header.c) and the percent-decoding of path segments (core/percent.c): the forms
+ * (core/header.c) and the percent-decoding of path segments and query parameters
+ * (core/percent.c): the forms
  * servers and clients send, and the malformed ones that must never move a download's resume
  * point or blame the catalogue for a damaged download. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "header.h"
@@ -114,6 +116,39 @@ UNIT_TEST(percent_decoding) {
     CHECK_INT(decode("a%zz", out), -1);
     CHECK_INT(decode("%4g", out), -1);
     CHECK_INT(decode("100%", out), -1);
+}
+
+/* percent_query_get of `name` in `qs`: its return value; the value into out ("" if none). */
+static int query(const char *qs, const char *name, char out[64]) {
+    char *v = NULL;
+    size_t n = 0;
+    int rc = percent_query_get(qs, name, &v, &n);
+    out[0] = '\0';
+    if (rc == 1 && n < 64) memcpy(out, v, n + 1);
+    if (rc != 1 && v) return 99; /* *out must be NULL unless found */
+    free(v);
+    return rc;
+}
+
+UNIT_TEST(query_parameters) {
+    char out[64];
+    CHECK_INT(query("status=queued&limit=5", "limit", out), 1);
+    CHECK_STR(out, "5");
+    CHECK_INT(query("limit=1&limit=2", "limit", out), 1); /* the last one wins */
+    CHECK_STR(out, "2");
+    CHECK_INT(query("li%6dit=7", "limit", out), 1); /* keys compared decoded */
+    CHECK_STR(out, "7");
+    CHECK_INT(query("limit", "limit", out), 1); /* a key alone: the empty value */
+    CHECK_STR(out, "");
+    CHECK_INT(query("status=a%20b", "status", out), 1);
+    CHECK_STR(out, "a b");
+    CHECK_INT(query("limits=1&xlimit=2&=3", "limit", out), 0);
+    CHECK_INT(query("", "limit", out), 0);
+    CHECK_INT(query("l%zzimit=1", "limit", out), 0); /* a key that does not decode */
+    CHECK_INT(query("limit=%4", "limit", out), -1);
+    CHECK_INT(query("limit=%41&limit=%zz", "limit", out), -1); /* the last one counts */
+    CHECK_INT(query("a=1&&limit=3&", "limit", out), 1);
+    CHECK_STR(out, "3");
 }
 
 /* header_sha256 on one "Name: value" line; the digest into hex, or "" when none. */
