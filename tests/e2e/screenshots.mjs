@@ -54,6 +54,8 @@ async function main() {
 
     const ctx = await stack.browser({ locale: 'en-US', viewport: { width: 1280, height: 1240 } });
     const page = ctx.pages()[0] || await ctx.newPage();
+    page.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));
+    page.on('console', (m) => { if (m.type() === 'error') process.stderr.write(`console: ${m.text()}\n`); });
     let frames = 0;
     page.on('websocket', (ws) => ws.on('framereceived', () => { frames++; }));
     await page.goto(stack.url('/'));

@@ -28,6 +28,12 @@ function dom_append(el, children) {
   }
 }
 
+// dom_set(el, ...children): replaces the children; null/false skipped, arrays flattened.
+export function dom_set(el, ...children) {
+  el.replaceChildren();
+  dom_append(el, children);
+}
+
 export function $(selector, root = document) { return root.querySelector(selector); }
 
 // Announces text to screen readers through the page's polite live region.
@@ -44,7 +50,9 @@ export function dom_idPart(id) {
 }
 
 // Shows a message in the page's banner (role=alert); kind 'error' or 'warn' or 'info'.
-// A message with the same key replaces the earlier one; banner_clear(key) removes it.
+// A message with the same key replaces the earlier one; banner_clear(key) removes it. An
+// 'info' notice closes itself after banner_infoMs.
+export const banner_infoMs = 8000;
 export function banner(text, kind = 'error', key = text) {
   const box = document.getElementById('banner');
   if (!box) return;
@@ -55,12 +63,22 @@ export function banner(text, kind = 'error', key = text) {
       'aria-label': t('error.dismiss'), onclick: () => banner_clear(key) }, '×'));
   box.append(item);
   box.hidden = false;
+  if (kind === 'info') setTimeout(() => { if (item.isConnected) banner_remove(item); }, banner_infoMs);
+}
+
+// Removes one notice; focus inside it goes to the main area rather than the page body.
+function banner_remove(item) {
+  const box = item.parentNode;
+  const hadFocus = item.contains(document.activeElement);
+  item.remove();
+  if (box) box.hidden = !box.querySelector('.notice');
+  if (hadFocus) document.getElementById('main').focus();
 }
 
 export function banner_clear(key) {
   const box = document.getElementById('banner');
   if (!box) return;
-  for (const el of box.querySelectorAll('.notice')) if (el.dataset.key === key) el.remove();
+  for (const el of box.querySelectorAll('.notice')) if (el.dataset.key === key) banner_remove(el);
   box.hidden = !box.querySelector('.notice');
 }
 

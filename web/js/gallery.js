@@ -1,30 +1,42 @@
-// The Gallery view: search box (debounced), filters, "fits this machine", sort, paging,
-// model cards; the filter state lives in the URL so a search can be shared.
+// The Gallery view: search box (debounced), filters filled from the facets endpoint (one
+// option per value, with counts), "fits this machine", sort, numbered paging, cards or list,
+// the detail dialog. The filter state lives in the URL; every filter or page change is a
+// history entry, and Back/Forward restore it (gallery_fromHistory).
 import { api, api_paths, api_token, api_setToken } from './api.js';
-import { h, $, banner, banner_clear, dom_idPart } from './dom.js';
-import { t, tn, lang, fmtNumber } from './i18n.js';
-import { format_gb, format_date } from './format.js';
-import { install_area, install_prune } from './install.js';
+import { h, $ } from './dom.js';
+import { t, tn, fmtNumber } from './i18n.js';
+import { errors_text } from './errors.js';
+import { install_prune } from './install.js';
+import { cards_group, cards_card, cards_langName } from './cards.js';
+import { detail_open, detail_close, detail_current, detail_redraw } from './detail.js';
+import { machine_load, machine_server, machine_override, machine_saveOverride, machine_isOwn, machine_effective } from './machine.js';
+import { format_bytes } from './format.js';
 
 export const GALLERY_PAGE = 12;
 const gallery_defaults = {
-  query: '', category: '', language: '', min_rating: '', min_size_gb: '', max_size_gb: '',
-  sort: 'rating', order: '', fits: '', offset: '0', limit: String(GALLERY_PAGE),
+  query: '', category: '', language: '', quantization: '', license: '', min_rating: '',
+  min_size_gb: '', max_size_gb: '', sort: 'rating', order: '', fits: '', offset: '0',
+  limit: String(GALLERY_PAGE),
 };
-const gallery_machineKey = 'mg.machine';
+const gallery_facetFields = ['category', 'language', 'quantization', 'license'];
+const gallery_fits = 'full_gpu,partial_gpu,cpu';
 // Form fields by the API parameter they feed (to mark the one the server names in an error).
 const gallery_fieldFor = {
-  query: 'f-query', category: 'f-category', language: 'f-language', min_rating: 'f-rating',
-  min_size_gb: 'f-min-size', max_size_gb: 'f-max-size', sort: 'f-sort', order: 'f-order',
-  max_ram_gb: 'm-ram', max_vram_gb: 'm-vram',
+  query: 'f-query', category: 'f-category', language: 'f-language', quantization: 'f-quantization',
+  license: 'f-license', min_rating: 'f-rating', min_size_gb: 'f-min-size', max_size_gb: 'f-max-size',
+  sort: 'f-sort', order: 'f-order', max_ram_gb: 'm-ram', max_vram_gb: 'm-vram', fit: 'f-fits',
 };
+const gallery_layoutKey = 'mg.layout';
 
 let gallery_state = { ...gallery_defaults };
-let gallery_options = { categories: [], languages: [] };
+let gallery_facets = null;        // last facets answer's "facets"
+let gallery_facetKey = '';        // the filters that answer was for
 let gallery_last = null;          // last search answer
 let gallery_seq = 0;              // answers to older requests are dropped
 let gallery_abort = null;
 let gallery_timer = null;
+let gallery_detailPushed = false; // the open detail dialog has a history entry of its own
+let gallery_firstCards = false;
 
 // ---- state <-> URL ----
 
@@ -35,28 +47,30 @@ function gallery_fromUrl() {
   return s;
 }
 
-function gallery_toUrl() {
+// Writes the state to the URL: a new history entry when push and the URL changes.
+function gallery_toUrl(push, extra = {}) {
   const q = new URLSearchParams(location.search);
   for (const [key, def] of Object.entries(gallery_defaults)) {
     const v = gallery_state[key];
     if (v === '' || v === def) q.delete(key); else q.set(key, v);
   }
+  for (const [key, v] of Object.entries(extra)) if (v) q.set(key, v); else q.delete(key);
   const search = q.toString();
-  history.replaceState(history.state, '', `${location.pathname}${search ? `?${search}` : ''}${location.hash}`);
+  const url = `${location.pathname}${search ? `?${search}` : ''}${location.hash}`;
+  if (push && url !== `${location.pathname}${location.search}${location.hash}`) history.pushState(null, '', url);
+  else history.replaceState(history.state, '', url);
 }
 
-// ---- the machine (RAM/VRAM kept in localStorage) ----
-
-function gallery_machine() {
-  try {
-    const m = JSON.parse(localStorage.getItem(gallery_machineKey) || '{}');
-    return { ram: m.ram ?? '', vram: m.vram ?? '' };
-  } catch { return { ram: '', vram: '' }; }
-}
-
-function gallery_saveMachine() {
-  const m = { ram: $('#m-ram').value.trim(), vram: $('#m-vram').value.trim() };
-  try { localStorage.setItem(gallery_machineKey, JSON.stringify(m)); } catch { /* storage blocked */ }
+// Back/Forward: the state comes from the URL again.
+export function gallery_fromHistory() {
+  const next = gallery_fromUrl();
+  const changed = JSON.stringify(next) !== JSON.stringify(gallery_state);
+  gallery_state = next;
+  if (changed) {
+    gallery_fillForm();
+    gallery_search();
+  }
+  gallery_syncDetail();
 }
 
 // ---- the form ----
@@ -64,8 +78,7 @@ function gallery_saveMachine() {
 function gallery_fillForm() {
   const s = gallery_state;
   $('#f-query').value = s.query;
-  gallery_fillSelect($('#f-category'), gallery_options.categories.map((c) => [c, c]), s.category);
-  gallery_fillSelect($('#f-language'), gallery_options.languages.map((l) => [l, gallery_langName(l)]), s.language);
+  for (const f of gallery_facetFields) gallery_fillFacet(f);
   gallery_fillSelect($('#f-rating'), ['1', '2', '3', '4', '4.5'].map((r) =>
     [r, t('filters.ratingOption', { rating: `${fmtNumber(Number(r), 1)} ★` })]), s.min_rating);
   $('#f-min-size').value = s.min_size_gb;
@@ -73,32 +86,36 @@ function gallery_fillForm() {
   $('#f-sort').value = s.sort;
   $('#f-order').value = s.order;
   $('#f-fits').checked = s.fits === '1';
-  const m = gallery_machine();
+  const m = machine_override();
   $('#m-ram').value = m.ram;
   $('#m-vram').value = m.vram;
   $('#m-token').value = api_token();
+  gallery_activeCount();
 }
 
-// Options with an "Any" first; a value from a shared URL that is not known stays selectable.
+// One option per facet value ("chat (1,234)"); a value from a shared URL that the facets do
+// not list stays selectable.
+function gallery_fillFacet(field) {
+  const list = gallery_facets && Array.isArray(gallery_facets[field]) ? gallery_facets[field] : [];
+  const name = field === 'language' ? (v) => `${cards_langName(v)} (${v})` : (v) => v;
+  const pairs = list.filter((x) => x && typeof x.value === 'string' && x.value)
+    .map((x) => [x.value, t('filters.optionCount', { value: name(x.value), count: fmtNumber(Number(x.count) || 0) })]);
+  const sel = `#f-${field}`;
+  gallery_fillSelect($(sel), pairs, gallery_state[field].toLowerCase());
+}
+
 function gallery_fillSelect(select, pairs, value) {
   const all = [['', t('filters.any')], ...pairs];
   if (value && !pairs.some(([v]) => v === value)) all.push([value, value]);
-  select.replaceChildren(...all.map(([v, label]) => h('option', { value: v, text: label })));
+  const same = select.options.length === all.length &&
+    all.every(([v, label], i) => select.options[i].value === v && select.options[i].text === label);
+  if (!same) select.replaceChildren(...all.map(([v, label]) => h('option', { value: v, text: label })));
   select.value = value;
 }
 
-function gallery_langName(code) {
-  try {
-    const name = new Intl.DisplayNames([lang()], { type: 'language' }).of(code);
-    return name && name !== code ? `${name} (${code})` : code;
-  } catch { return code; }
-}
-
 function gallery_readForm() {
-  return {
+  const out = {
     query: $('#f-query').value.trim(),
-    category: $('#f-category').value,
-    language: $('#f-language').value,
     min_rating: $('#f-rating').value,
     min_size_gb: $('#f-min-size').value.trim(),
     max_size_gb: $('#f-max-size').value.trim(),
@@ -106,15 +123,45 @@ function gallery_readForm() {
     order: $('#f-order').value,
     fits: $('#f-fits').checked ? '1' : '',
   };
+  for (const f of gallery_facetFields) out[f] = $(`#f-${f}`).value;
+  return out;
 }
 
-// A change of the filters: back to the first page; text waits for a pause in typing.
+function gallery_activeCount() {
+  const s = gallery_state;
+  const n = [...gallery_facetFields, 'min_rating', 'min_size_gb', 'max_size_gb'].filter((k) => s[k] !== '').length;
+  $('#filters-active').textContent = n ? fmtNumber(n) : '';
+}
+
+// Filter mistakes caught before any request: a size that is not a number, or an inverted
+// range. Returns true when the form is fine; marks the fields and says why otherwise.
+function gallery_validate() {
+  const min = $('#f-min-size');
+  const max = $('#f-max-size');
+  let msg = '';
+  if (min.validity.badInput || max.validity.badInput) msg = t('err.sizeNumber');
+  else if (min.value !== '' && Number(min.value) < 0) msg = t('err.sizeNegative');
+  else if (max.value !== '' && Number(max.value) < 0) msg = t('err.sizeNegative');
+  else if (min.value !== '' && max.value !== '' && Number(min.value) > Number(max.value)) msg = t('err.sizeRange');
+  $('#size-error').textContent = msg;
+  for (const el of [min, max]) if (msg) el.setAttribute('aria-invalid', 'true'); else el.removeAttribute('aria-invalid');
+  if (msg) $('#more-filters').open = true;
+  return !msg;
+}
+
+// A change of the filters: back to the first page, a history entry; text waits for a pause.
 function gallery_changed(delay) {
-  gallery_state = { ...gallery_state, ...gallery_readForm(), offset: '0' };
-  gallery_toUrl();
   clearTimeout(gallery_timer);
-  if (delay > 0) gallery_timer = setTimeout(gallery_search, delay);
-  else gallery_search();
+  const run = () => {
+    if (!gallery_validate()) return;
+    const next = { ...gallery_state, ...gallery_readForm(), offset: '0' };
+    if (JSON.stringify(next) === JSON.stringify(gallery_state)) return;
+    gallery_state = next;
+    gallery_toUrl(true);
+    gallery_activeCount();
+    gallery_search();
+  };
+  if (delay > 0) gallery_timer = setTimeout(run, delay); else run();
 }
 
 function gallery_bindForm() {
@@ -122,25 +169,47 @@ function gallery_bindForm() {
   form.addEventListener('submit', (ev) => { ev.preventDefault(); gallery_changed(0); });
   $('#f-query').addEventListener('input', () => gallery_changed(300));
   for (const id of ['#f-min-size', '#f-max-size']) $(id).addEventListener('input', () => gallery_changed(500));
-  for (const id of ['#f-category', '#f-language', '#f-rating', '#f-sort', '#f-order', '#f-fits']) {
+  for (const id of ['#f-category', '#f-language', '#f-quantization', '#f-license', '#f-rating', '#f-sort', '#f-order', '#f-fits']) {
     $(id).addEventListener('change', () => gallery_changed(0));
   }
   for (const id of ['#m-ram', '#m-vram']) {
     $(id).addEventListener('input', () => {
-      gallery_saveMachine();
-      if ($('#f-fits').checked) gallery_changed(500);
+      machine_saveOverride($('#m-ram').value.trim(), $('#m-vram').value.trim());
+      gallery_machineBrief();
+      clearTimeout(gallery_timer);
+      gallery_timer = setTimeout(() => (gallery_state.fits === '1' ? gallery_search() : gallery_render()), 500);
     });
   }
   $('#m-token').addEventListener('change', (ev) => api_setToken(ev.target.value.trim()));
   $('#f-reset').addEventListener('click', () => {
     gallery_state = { ...gallery_defaults, limit: gallery_state.limit };
+    $('#f-min-size').value = '';
+    $('#f-max-size').value = '';
+    gallery_validate();
     gallery_fillForm();
-    gallery_toUrl();
+    gallery_toUrl(true);
     gallery_search();
     $('#f-query').focus();
   });
-  $('#pager-prev').addEventListener('click', () => gallery_page(-1));
-  $('#pager-next').addEventListener('click', () => gallery_page(1));
+  $('#pager-prev').addEventListener('click', () => gallery_page((Number(gallery_state.offset) || 0) - gallery_limit()));
+  $('#pager-next').addEventListener('click', () => gallery_page((Number(gallery_state.offset) || 0) + gallery_limit()));
+  for (const b of document.querySelectorAll('#layout button')) {
+    b.addEventListener('click', () => gallery_setLayout(b.dataset.layout));
+  }
+  const wide = window.matchMedia('(min-width: 700px)');
+  $('#more-filters').open = wide.matches;
+}
+
+function gallery_setLayout(layout) {
+  try { localStorage.setItem(gallery_layoutKey, layout); } catch { /* storage blocked */ }
+  gallery_showLayout();
+}
+
+function gallery_showLayout() {
+  let layout = 'cards';
+  try { layout = localStorage.getItem(gallery_layoutKey) === 'list' ? 'list' : 'cards'; } catch { /* storage blocked */ }
+  $('#cards').classList.toggle('list', layout === 'list');
+  for (const b of document.querySelectorAll('#layout button')) b.setAttribute('aria-pressed', String(b.dataset.layout === layout));
 }
 
 function gallery_limit() {
@@ -148,52 +217,105 @@ function gallery_limit() {
   return Number.isInteger(n) && n > 0 ? n : GALLERY_PAGE;
 }
 
-function gallery_page(step) {
-  const offset = Math.max(0, (Number(gallery_state.offset) || 0) + step * gallery_limit());
-  gallery_state = { ...gallery_state, offset: String(offset) };
-  gallery_toUrl();
+function gallery_page(offset) {
+  gallery_state = { ...gallery_state, offset: String(Math.max(0, offset)) };
+  gallery_toUrl(true);
   gallery_search().then(() => $('#results-summary').focus());
+}
+
+// ---- the machine ----
+
+function gallery_machineBrief() {
+  const eff = machine_effective();
+  const srv = machine_server();
+  $('#machine-brief').textContent = eff
+    ? t(eff.own ? 'machine.briefOwn' : 'machine.brief', { ram: fmtNumber(eff.ram, 1), vram: fmtNumber(eff.vram, 1) }) : '';
+  const fact = (key, value) => h('div', { class: 'fact' }, h('dt', { text: t(key) }), h('dd', { text: value }));
+  $('#machine-profile').replaceChildren(...(srv ? [
+    fact('machine.serverRam', format_bytes(Number(srv.ram_bytes))),
+    fact('machine.serverVram', Number(srv.vram_bytes) > 0 ? format_bytes(Number(srv.vram_bytes)) : t('machine.noGpu')),
+    fact('machine.gpus', Array.isArray(srv.gpus) && srv.gpus.length ? srv.gpus.map((g) => g.name).join(', ') : t('machine.noGpu')),
+    fact('machine.cores', fmtNumber(Number(srv.cpu_cores) || 0)),
+    fact('machine.disk', srv.disk ? t('machine.diskFree', { free: format_bytes(Number(srv.disk.free_bytes)) }) : '–'),
+  ] : []));
+  if (srv) {
+    $('#m-ram').placeholder = fmtNumber(Number(srv.ram_bytes) / 1e9, 1);
+    $('#m-vram').placeholder = fmtNumber(Number(srv.vram_bytes) / 1e9, 1);
+  }
 }
 
 // ---- searching ----
 
-function gallery_params() {
+function gallery_filterParams() {
   const s = gallery_state;
   const p = new URLSearchParams();
-  for (const key of ['query', 'category', 'language', 'min_rating', 'min_size_gb', 'max_size_gb', 'sort', 'order']) {
+  for (const key of ['query', ...gallery_facetFields, 'min_rating', 'min_size_gb', 'max_size_gb']) {
     if (s[key] !== '') p.set(key, s[key]);
   }
   const hint = $('#fits-hint');
   hint.textContent = '';
   if (s.fits === '1') {
-    const m = gallery_machine();
-    if (m.ram !== '') p.set('max_ram_gb', m.ram);
-    if (m.vram !== '') p.set('max_vram_gb', m.vram);
-    if (m.ram === '' && m.vram === '') {
-      hint.textContent = t('machine.missing');
-      $('#machine').open = true;
-    } else if (m.ram !== '' && m.vram !== '') hint.textContent = t('machine.using', m);
-    else hint.textContent = m.ram !== '' ? t('machine.usingRam', m) : t('machine.usingVram', m);
+    const eff = machine_effective();
+    if (eff && eff.own) {
+      p.set('max_ram_gb', String(eff.ram));
+      p.set('max_vram_gb', String(eff.vram));
+      hint.textContent = t('machine.usingOwn', { ram: fmtNumber(eff.ram, 1), vram: fmtNumber(eff.vram, 1) });
+    } else {
+      p.set('fit', gallery_fits);
+      if (eff) hint.textContent = t('machine.using', { ram: fmtNumber(eff.ram, 1), vram: fmtNumber(eff.vram, 1) });
+    }
   }
-  p.set('limit', s.limit || String(GALLERY_PAGE));
-  p.set('offset', s.offset || '0');
   return p;
+}
+
+function gallery_params() {
+  const p = gallery_filterParams();
+  for (const key of ['sort', 'order']) if (gallery_state[key] !== '') p.set(key, gallery_state[key]);
+  p.set('limit', gallery_state.limit || String(GALLERY_PAGE));
+  p.set('offset', gallery_state.offset || '0');
+  return p;
+}
+
+// The facets for the current filters (each counted without its own filter), fetched only
+// when the filters changed (not for another page).
+async function gallery_loadFacets(signal) {
+  const p = gallery_filterParams();
+  p.set('facet_limit', '100');
+  const key = p.toString();
+  if (key === gallery_facetKey && gallery_facets) return;
+  try {
+    const body = await api(api_paths.facets(key), { signal });
+    gallery_facets = (body && body.facets) || {};
+    gallery_facetKey = key;
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    gallery_facets = gallery_facets || {};
+  }
+  for (const f of gallery_facetFields) gallery_fillFacet(f);
+  gallery_fitsCount();
+}
+
+function gallery_fitsCount() {
+  const list = gallery_facets && Array.isArray(gallery_facets.fit) ? gallery_facets.fit : [];
+  const n = list.filter((x) => x && gallery_fits.split(',').includes(x.value)).reduce((a, x) => a + (Number(x.count) || 0), 0);
+  $('#fits-count').textContent = list.length && !machine_isOwn() ? t('filters.countOnly', { count: fmtNumber(n) }) : '';
 }
 
 export async function gallery_search() {
   clearTimeout(gallery_timer);
   if (gallery_abort) gallery_abort.abort();
   gallery_abort = new AbortController();
+  const { signal } = gallery_abort;
   const seq = ++gallery_seq;
   const cards = $('#cards');
   cards.setAttribute('aria-busy', 'true');
   $('#results-summary').textContent = t('results.loading');
   gallery_markInvalid(null);
+  const facets = gallery_loadFacets(signal);
   try {
-    const body = await api(api_paths.search(gallery_params()), { signal: gallery_abort.signal });
+    const body = await api(api_paths.search(gallery_params()), { signal });
     if (seq !== gallery_seq) return;
     gallery_last = body;
-    banner_clear('search');
     gallery_render();
   } catch (e) {
     if (e.name === 'AbortError' || seq !== gallery_seq) return;
@@ -203,18 +325,22 @@ export async function gallery_search() {
   } finally {
     if (seq === gallery_seq) cards.removeAttribute('aria-busy');
   }
+  await facets;
 }
 
 function gallery_markInvalid(parameter) {
-  document.querySelectorAll('#filters [aria-invalid], #machine [aria-invalid]').forEach((el) => el.removeAttribute('aria-invalid'));
-  const id = parameter && gallery_fieldFor[parameter];
+  document.querySelectorAll('#filters [aria-invalid]').forEach((el) => {
+    if (el.id !== 'f-min-size' && el.id !== 'f-max-size') el.removeAttribute('aria-invalid');
+  });
+  if (!parameter) { gallery_validate(); return; }
+  const id = gallery_fieldFor[parameter];
   if (id) $(`#${id}`).setAttribute('aria-invalid', 'true');
 }
 
 function gallery_renderError(e) {
   $('#results-summary').textContent = '';
   $('#cards').replaceChildren(h('div', { class: 'empty error-box', role: 'alert' },
-    h('p', { class: 'empty-title', text: t('error.search', { message: e.message }) })));
+    h('p', { class: 'empty-title', text: t('error.search', { message: errors_text(e) }) })));
   $('#pager').hidden = true;
 }
 
@@ -229,9 +355,29 @@ export function gallery_render() {
   const summary = $('#results-summary');
   summary.textContent = total === 0 ? '' : `${tn('results.summary', total)}${total > models.length
     ? ` · ${t('results.range', { from: fmtNumber(offset + 1), to: fmtNumber(offset + models.length) })}` : ''}`;
-  $('#cards').replaceChildren(...(models.length ? models.map(gallery_card) : [gallery_empty()]));
+  const cards = $('#cards');
+  const focused = document.activeElement && cards.contains(document.activeElement) ? document.activeElement : null;
+  const focusKey = focused ? gallery_focusKey(focused) : null;
+  cards.replaceChildren(...(models.length ? cards_group(models).map((g) => cards_card(g, gallery_details)) : [gallery_empty()]));
+  if (focusKey) gallery_refocus(focusKey);
   install_prune();
   gallery_renderPager(total, offset, Number(body.limit) || gallery_limit());
+  if (!gallery_firstCards && models.length) {
+    gallery_firstCards = true;
+    performance.mark('mg-first-cards');
+  }
+}
+
+// Focus survives a redraw: the same control of the same model's card.
+function gallery_focusKey(el) {
+  const card = el.closest('article');
+  return card ? { id: card.dataset.modelId, cls: el.className.split(' ').pop() } : null;
+}
+
+function gallery_refocus(key) {
+  const card = document.querySelector(`#cards article[data-model-id="${CSS.escape(key.id)}"]`);
+  const target = card && (card.querySelector(`.${CSS.escape(key.cls)}`) || card.querySelector('button'));
+  if (target) target.focus();
 }
 
 function gallery_empty() {
@@ -241,100 +387,86 @@ function gallery_empty() {
     h('button', { type: 'button', class: 'btn', onclick: () => $('#f-reset').click() }, t('filters.reset')));
 }
 
+// 1 … 4 5 6 … 834: the first, the last and two around the current page.
 function gallery_renderPager(total, offset, limit) {
-  const pages = Math.ceil(total / limit);
+  const pages = Math.max(1, Math.ceil(total / limit));
   const page = Math.floor(offset / limit) + 1;
   $('#pager').hidden = pages <= 1 && offset === 0;
-  $('#pager-status').textContent = t('pager.status', { page: fmtNumber(page), pages: fmtNumber(Math.max(pages, 1)) });
+  $('#pager-status').textContent = t('pager.status', { page: fmtNumber(page), pages: fmtNumber(pages) });
   $('#pager-prev').disabled = offset <= 0;
   $('#pager-next').disabled = offset + limit >= total;
+  const shown = [...new Set([1, page - 2, page - 1, page, page + 1, page + 2, pages])]
+    .filter((n) => n >= 1 && n <= pages).sort((a, b) => a - b);
+  const items = [];
+  let prev = 0;
+  for (const n of shown) {
+    if (n > prev + 1) items.push(h('li', { class: 'pager-gap', 'aria-hidden': 'true', text: '…' }));
+    items.push(h('li', {}, h('button', { type: 'button', class: 'btn pager-page', dataset: { page: String(n) },
+      'aria-label': t('pager.page', { page: fmtNumber(n), pages: fmtNumber(pages) }),
+      'aria-current': n === page ? 'page' : null,
+      onclick: () => gallery_page((n - 1) * limit) }, fmtNumber(n))));
+    prev = n;
+  }
+  $('#pager-pages').replaceChildren(...items);
 }
 
-function gallery_card(m) {
-  const titleId = `card-${dom_idPart(m.id)}`;
-  return h('article', { class: 'card', 'aria-labelledby': titleId, dataset: { modelId: m.id } },
-    h('header', { class: 'card-head' },
-      h('h3', { id: titleId, class: 'card-title', text: m.name }),
-      gallery_rating(m.rating)),
-    m.description ? h('p', { class: 'card-desc', text: m.description }) : null,
-    h('dl', { class: 'facts' },
-      gallery_fact('card.parameters', m.parameters),
-      gallery_fact('card.quantization', m.quantization),
-      gallery_fact('card.size', Number.isFinite(m.sizeGb) ? format_gb(m.sizeGb) : null),
-      gallery_fact('card.context', Number.isFinite(m.contextLength)
-        ? t('card.contextValue', { tokens: fmtNumber(m.contextLength) }) : null),
-      gallery_fact('card.license', m.license),
-      gallery_fact('card.hardware', gallery_hardware(m.recommendedHardware), 'wide'),
-      m.fit ? gallery_fact('card.fit', `${t(`fit.${m.fit}`)}${m.fit_estimated ? ` ${t('fit.estimated')}` : ''}`) : null,
-      gallery_fact('card.languages', gallery_list(m.languages, gallery_langName), 'wide'),
-      m.updatedAt ? gallery_fact('card.updated', format_date(m.updatedAt, false)) : null),
-    gallery_chips('card.categories', m.categories, 'chip-cat'),
-    gallery_chips('card.tags', m.tags, 'chip-tag'),
-    install_area(m));
+// ---- the detail dialog ----
+
+function gallery_details(m, opener = document.activeElement) {
+  gallery_detailPushed = true;
+  gallery_toUrl(true, { model: m.id });
+  detail_open(m, { opener, onClose: gallery_detailClosed });
 }
 
-function gallery_fact(key, value, extra = '') {
-  return h('div', { class: `fact ${extra}` },
-    h('dt', { text: t(key) }),
-    h('dd', { class: value ? '' : 'muted', text: value || t('card.unknown') }));
+function gallery_detailClosed() {
+  if (gallery_detailPushed) { gallery_detailPushed = false; history.back(); return; }
+  gallery_toUrl(false, { model: '' });
 }
 
-function gallery_list(arr, map = (x) => x) {
-  return Array.isArray(arr) && arr.length ? arr.map(map).join(', ') : null;
-}
-
-function gallery_hardware(hw) {
-  if (!hw || typeof hw !== 'object') return null;
-  const parts = [];
-  if (Number.isFinite(hw.ramGb)) parts.push(t('card.ram', { gb: fmtNumber(hw.ramGb, 1) }));
-  if (Number.isFinite(hw.vramGb)) parts.push(t('card.vram', { gb: fmtNumber(hw.vramGb, 1) }));
-  if (hw.cpu) parts.push(`CPU: ${hw.cpu}`);
-  if (hw.gpu) parts.push(`GPU: ${hw.gpu}`);
-  return parts.length ? parts.join(' · ') : null;
-}
-
-function gallery_chips(labelKey, arr, cls) {
-  if (!Array.isArray(arr) || !arr.length) return null;
-  return h('div', { class: 'chips-row' },
-    h('span', { class: 'sr-only', text: `${t(labelKey)}:` }),
-    h('ul', { class: 'chips', 'aria-label': t(labelKey) }, arr.map((x) => h('li', { class: `chip ${cls}`, text: x }))));
-}
-
-function gallery_rating(rating) {
-  if (!Number.isFinite(rating)) return h('p', { class: 'rating muted', text: t('card.noRating') });
-  const full = Math.round(rating);
-  return h('p', { class: 'rating', title: t('card.rating', { rating: fmtNumber(rating, 1) }) },
-    h('span', { class: 'stars', 'aria-hidden': 'true', text: '★'.repeat(full) + '☆'.repeat(Math.max(0, 5 - full)) }),
-    h('span', { class: 'sr-only', text: t('card.rating', { rating: fmtNumber(rating, 1) }) }),
-    h('span', { class: 'rating-num', 'aria-hidden': 'true', text: fmtNumber(rating, 1) }));
+// Opens or closes the dialog as the URL says (page open, Back/Forward).
+async function gallery_syncDetail() {
+  const id = new URLSearchParams(location.search).get('model');
+  const cur = detail_current();
+  if (!id) { gallery_detailPushed = false; if (cur) detail_close(); return; }
+  if (cur && cur.id === id) return;
+  let m = gallery_last && Array.isArray(gallery_last.models) ? gallery_last.models.find((x) => x.id === id) : null;
+  if (!m) {
+    try {
+      const body = await api(api_paths.search(new URLSearchParams({ query: id, limit: '100' })));
+      m = (body.models || []).find((x) => x.id === id) || null;
+    } catch { m = null; }
+  }
+  if (m) detail_open(m, { opener: null, onClose: gallery_detailClosed });
 }
 
 // ---- start ----
 
-// gallery_init: reads the URL, loads the filter options once (the category and language
-// facets: GET /api/models/gallery/facets, a few hundred bytes), then runs the first search.
+// gallery_init: reads the URL and runs the first search at once (the filter options come
+// from the facets answer beside it; the machine profile after it), then the detail dialog.
 export async function gallery_init() {
   gallery_state = gallery_fromUrl();
   gallery_bindForm();
+  gallery_showLayout();
   gallery_fillForm();
-  try {
-    const body = await api(api_paths.facets('facet_limit=1000'));
-    const facets = (body && body.facets) || {};
-    const values = (f) => (Array.isArray(facets[f]) ? facets[f] : [])
-      .map((x) => x && x.value).filter((v) => typeof v === 'string' && v);
-    const sort = (a, b) => a.localeCompare(b, undefined, { sensitivity: 'base' });
-    gallery_options = { categories: values('category').sort(sort), languages: values('language').sort(sort) };
-    banner_clear('gallery');
-  } catch (e) {
-    banner(t('error.galleryLoad', { message: e.message }), 'error', 'gallery');
-  }
-  gallery_fillForm();
-  await gallery_search();
+  const first = gallery_search();
+  const machine = machine_load().then(() => {
+    gallery_machineBrief();
+    if (machine_isOwn() && gallery_last) gallery_render();
+    if (gallery_state.fits === '1') gallery_filterParams();
+  });
+  await first;
+  await machine;
+  await gallery_syncDetail();
 }
 
 // After a language switch: labels of the options and the cards change.
 export function gallery_relabel() {
   gallery_fillForm();
-  gallery_params();
-  gallery_render();
+  gallery_filterParams();
+  gallery_fitsCount();
+  gallery_machineBrief();
+  gallery_validate();
+  if (gallery_last) gallery_render(); else if (gallery_state) gallery_search();
+  detail_redraw();
 }
+

@@ -24,6 +24,11 @@ export function t(key, params = {}) {
   return text.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
 }
 
+// t_has(key): whether the current language (or English) has a text for key.
+export function t_has(key) {
+  return key in i18n_tables[i18n_lang] || key in en;
+}
+
 // tn(key, count, params): picks key.one / key.other by the plural rules of the language.
 export function tn(key, count, params = {}) {
   const form = new Intl.PluralRules(i18n_lang).select(count) === 'one' ? 'one' : 'other';

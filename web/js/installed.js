@@ -3,10 +3,11 @@
 // install time, a live note while an update or verification runs, the actions update
 // (repair), verify and delete, and the cleanup of leftovers (preview, then remove).
 import { api, api_paths } from './api.js';
-import { h, $, announce, banner, banner_clear, confirm_ask } from './dom.js';
+import { h, $, announce, banner, banner_clear, confirm_ask, dom_set } from './dom.js';
 import { t, tn } from './i18n.js';
+import { errors_text, errors_jobText } from './errors.js';
 import { format_bytes, format_date, format_percent } from './format.js';
-import { jobs_apply, jobs_forModel, jobs_isActive, jobs_onChange } from './jobs.js';
+import { jobs_apply, jobs_forModel, jobs_isActive, jobs_onChange, jobs_setName } from './jobs.js';
 
 let installed_models = {};          // id -> registry item (with status)
 let installed_loaded = false;
@@ -25,17 +26,20 @@ export function installed_status(id) {
 
 export function installed_loadedAt() { return installed_stamp; }
 
-// installed_loadNames: the gallery's names, read once and only when an entry has none (an
-// unregistered file); the gallery is large, so the Gallery view never needs it.
+// installed_loadNames: names of entries that have none (unregistered files), looked up by a
+// search for each id (never the whole gallery, which is large).
 async function installed_loadNames() {
-  if (installed_galleryNames || Object.values(installed_models).every((m) => m && m.name)) return;
-  installed_galleryNames = {};
-  try {
-    const body = await api(api_paths.gallery);
-    for (const m of (Array.isArray(body && body.models) ? body.models : [])) {
-      if (m && typeof m.id === 'string' && typeof m.name === 'string') installed_galleryNames[m.id] = m.name;
-    }
-  } catch { /* the ids are shown instead */ }
+  installed_galleryNames = installed_galleryNames || {};
+  const ids = Object.entries(installed_models).filter(([id, m]) => !(m && m.name) && !(id in installed_galleryNames))
+    .map(([id]) => id).slice(0, 20);
+  await Promise.all(ids.map(async (id) => {
+    installed_galleryNames[id] = null;
+    try {
+      const body = await api(api_paths.search(new URLSearchParams({ query: id, limit: '20' })));
+      const m = (body.models || []).find((x) => x.id === id);
+      if (m) installed_galleryNames[id] = m.name;
+    } catch { /* the id is shown instead */ }
+  }));
 }
 
 // installed_refresh: reloads the registry; resolves when the view is drawn.
@@ -47,10 +51,11 @@ export async function installed_refresh() {
     installed_models = (body && body.models && typeof body.models === 'object') ? body.models : {};
     installed_node = (body && typeof body.node === 'string') ? body.node : null;
     installed_loaded = true;
+    for (const [id, m] of Object.entries(installed_models)) if (m && m.name) jobs_setName(id, m.name);
     banner_clear('installed');
     await installed_loadNames();
   } catch (e) {
-    banner(t('error.installedLoad', { message: e.message }), 'error', 'installed');
+    banner(t('error.installedLoad', { message: errors_text(e) }), 'error', 'installed');
   }
   installed_render();
   installed_listeners.forEach((fn) => fn(installed_models));
@@ -66,13 +71,13 @@ jobs_onChange((modelId, job, info) => {
     return;
   }
   const cell = document.querySelector(`#installed-content tr[data-model-id="${CSS.escape(modelId)}"] .row-job`);
-  if (cell) cell.replaceChildren(installed_jobNote(job));
+  if (cell) dom_set(cell, installed_jobNote(job));
 });
 
 function installed_jobFailed(modelId, job) {
   const name = installed_name(installed_models[modelId] || {}, modelId);
   const key = job.kind === 'verify' ? 'verify.failed' : 'update.failed';
-  banner(t(key, { name, message: job.error || job.error_code || '' }), 'error', `job:${modelId}`);
+  banner(t(key, { name, message: errors_jobText(job) }), 'error', `job:${modelId}`);
 }
 
 function installed_name(entry, id) {
@@ -171,7 +176,7 @@ async function installed_job(entry, name, action) {
     installed_render();
   } catch (e) {
     const key = e.code === 'up_to_date' ? 'update.upToDate' : action === 'verify' ? 'verify.failed' : 'update.failed';
-    banner(t(key, { name, message: e.message }), e.code === 'up_to_date' ? 'info' : 'error', `job:${entry.id}`);
+    banner(t(key, { name, message: errors_text(e) }), e.code === 'up_to_date' ? 'info' : 'error', `job:${entry.id}`);
     await installed_refresh();
   }
 }
@@ -182,11 +187,10 @@ async function installed_delete(entry, name) {
   if (!ok) return;
   try {
     await api(api_paths.model(entry.id), { method: 'DELETE', node: installed_node });
-    banner_clear(`delete:${entry.id}`);
     announce(t('announce.deleted', { name }));
-    banner(t('delete.done', { name }), 'info', `delete:${entry.id}`);
+    banner(t('delete.done', { name }), 'info', 'delete');   // one notice; it closes itself
   } catch (e) {
-    banner(t('delete.failed', { name, message: e.message }), 'error', `delete:${entry.id}`);
+    banner(t('delete.failed', { name, message: errors_text(e) }), 'error', 'delete');
   }
   await installed_refresh();
   const summary = $('#installed-summary');
@@ -226,7 +230,7 @@ async function installed_cleanupScan() {
     installed_cleanup = await api('/api/models/cleanup');
     banner_clear('cleanup');
   } catch (e) {
-    banner(t('cleanup.failed', { message: e.message }), 'error', 'cleanup');
+    banner(t('cleanup.failed', { message: errors_text(e) }), 'error', 'cleanup');
   }
   installed_render();
 }
@@ -238,7 +242,7 @@ async function installed_cleanupRun(includeUnregistered) {
     banner(text, done.failed && done.failed.length ? 'warn' : 'info', 'cleanup');
     announce(text);
   } catch (e) {
-    banner(t('cleanup.failed', { message: e.message }), 'error', 'cleanup');
+    banner(t('cleanup.failed', { message: errors_text(e) }), 'error', 'cleanup');
   }
   installed_cleanup = null;
   await installed_refresh();

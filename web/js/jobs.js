@@ -6,9 +6,11 @@
 // until messages come again. Requests about a job name its node (X-MG-Node).
 import { api, api_paths, api_token } from './api.js';
 
-const jobs_rank = { queued: 0, paused: 0, downloading: 1, verifying: 2, cancelling: 2.5, installed: 3, failed: 3, cancelled: 3 };
+// queued, paused and downloading share a rank: a job may be paused and resumed.
+const jobs_rank = { queued: 1, paused: 1, downloading: 1, verifying: 2, cancelling: 2.5, installed: 3, failed: 3, cancelled: 3 };
 const jobs_byModel = new Map();      // model_id -> job
 const jobs_finished = new Set();     // job_ids known to have ended
+const jobs_ended = new Map();        // model_id -> the newest ended job (the history)
 const jobs_listeners = new Set();    // fn(modelId, job, {terminal, fresh})
 const jobs_connListeners = new Set();
 
@@ -22,6 +24,22 @@ export function jobs_forModel(modelId) { return jobs_byModel.get(modelId) || nul
 
 export function jobs_onChange(fn) { jobs_listeners.add(fn); }
 
+// The newest job of the model that ended (installed, failed or cancelled), or null.
+export function jobs_lastEnded(modelId) { return jobs_ended.get(modelId) || null; }
+
+// Model names by id, as the cards and the registry know them (jobs carry only ids).
+const jobs_names = new Map();
+export function jobs_setName(id, name) { if (id && name) jobs_names.set(id, name); }
+export function jobs_nameOf(id) { return jobs_names.get(id) || id; }
+
+// Every job this page follows (one per model), for the downloads panel.
+export function jobs_all() { return [...jobs_byModel.values()]; }
+
+function jobs_noteEnded(job) {
+  const cur = jobs_ended.get(job.model_id);
+  if (!cur || String(job.created_at || '') >= String(cur.created_at || '')) jobs_ended.set(job.model_id, job);
+}
+
 // jobs_apply(msg): merges one job document or progress message; stale or replayed
 // messages (an ended job, a status going backwards) are ignored.
 export function jobs_apply(msg) {
@@ -32,7 +50,10 @@ export function jobs_apply(msg) {
   if (sameJob && jobs_rank[msg.status] < jobs_rank[cur.status]) return;
   if (sameJob && jobs_behind(cur, msg)) return;
   const terminal = jobs_isTerminal(msg.status);
-  if (terminal) jobs_finished.add(msg.job_id);
+  if (terminal) {
+    jobs_finished.add(msg.job_id);
+    jobs_noteEnded({ ...(sameJob ? cur : {}), ...msg });
+  }
   if (!sameJob && terminal) {
     // The end of a job this page never saw running: only tell (the registry may have changed).
     jobs_listeners.forEach((fn) => fn(msg.model_id, cur || null, { terminal: true, foreign: true }));
@@ -66,6 +87,7 @@ export async function jobs_load() {
     const cur = jobs_byModel.get(job.model_id);
     if (jobs_isTerminal(job.status) && !(cur && cur.job_id === job.job_id && jobs_isActive(cur))) {
       jobs_finished.add(job.job_id);
+      jobs_noteEnded(job);
     } else {
       jobs_apply(job);
     }
@@ -87,6 +109,9 @@ let jobs_openedAt = 0;
 let jobs_staleTimer = null;
 
 export function jobs_onConnection(fn) { jobs_connListeners.add(fn); fn(jobs_state); }
+
+// 'open', 'connecting', 'retry' or 'stale'.
+export function jobs_connState() { return jobs_state.state; }
 
 function jobs_setState(state, retryIn = 0) {
   jobs_state = { state, retryIn };
