@@ -3,13 +3,17 @@
 // filters and shareable URLs, search errors, install with a moving progress bar (across a
 // dropped WebSocket), verify (a damaged file turns the badge to damaged, Repair downloads it
 // again), a partial download and its cleanup, a running job shown on page open, cancel,
-// install errors, delete.
+// install errors in the user's words (also in German, without English or API names), a
+// failure message that survives a reload, focus after install/cancel, Back/Forward through
+// filters and pages, the detail dialog with preflight, variants, the downloads view with
+// pause/resume, the reconnect countdown, and axe-core on every view (no serious or moderate
+// violation).
 // Run: node --test tests/e2e/  (MG_BIN_DIR = the CMake build; ctest sets it).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Stack, makeFile, until } from './stack.mjs';
+import { Stack, makeFile, until, axeCheck } from './stack.mjs';
 
 const THROTTLE = 250000;                 // bytes/s per download
 const ALPHA_BYTES = 2000000;             // ~8 s at THROTTLE
@@ -171,8 +175,8 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     await page.fill('#f-max-size', '');
 
     await page.type('#f-query', 'coder', { delay: 30 });   // debounced
+    await until(async () => /query=coder/.test(page.url()), 'the query in the URL');
     await expectCards(['Bravo Coder'], 'query coder');
-    assert.match(page.url(), /query=coder/);
     await page.fill('#f-query', 'nothing-like-this');
     await until(async () => /No model matches/.test(await page.textContent('#cards')), 'the empty state');
     await page.click('#cards .empty button');                 // "Reset filters"
@@ -185,16 +189,80 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     await expectCards([...ALL].reverse(), 'name, descending');
     await page.click('#f-reset');
 
+    // fits this server (its own RAM, no GPU here): all but the giant; the count beside the box
     await page.check('#f-fits');
-    await until(async () => /Enter the RAM/.test(await page.textContent('#fits-hint')), 'the hint to enter RAM');
+    await until(async () => /Fitting this server/.test(await page.textContent('#fits-hint')), 'the hint with the server\'s figures');
+    await expectCards(['Alpha Chat', 'Bravo Coder', 'Charlie Deutsch', 'Echo Embed'], 'fits this server');
+    assert.match(page.url(), /fits=1/);
+    // the user's own figures: the badges and the filter follow them
+    await page.click('#machine summary');
+    assert.match(await page.textContent('#machine-profile'), /Server RAM.*GB/);
     await page.fill('#m-ram', '8');
     await page.fill('#m-vram', '4');
     await expectCards(['Alpha Chat', 'Bravo Coder'], 'fits 8 GB RAM / 4 GB VRAM');
-    await open('?fits=1');                                    // the machine is remembered
+    assert.equal(await page.getAttribute(`${card('e2e-alpha')} .badge-fit`, 'data-fit'), 'full_gpu');
+    await open('?fits=1');                                    // the figures are remembered
     assert.equal(await page.inputValue('#m-ram'), '8');
     await expectCards(['Alpha Chat', 'Bravo Coder'], 'fits after reload');
+    await page.click('#machine summary');
+    await page.fill('#m-ram', '');
+    await page.fill('#m-vram', '');
     await page.click('#f-reset');
     await expectCards(ALL, 'after reset');
+    await until(async () => (await page.getAttribute(`${card('e2e-delta')} .badge-fit`, 'data-fit')) === 'too_large', 'the server\'s fit again');
+  });
+
+  step('filter options come from the facets: one per value, with counts', async () => {
+    await open();
+    await until(async () => (await page.$$eval('#f-category option', (o) => o.length)) === 5, 'the category options');
+    const opts = await page.$$eval('#f-category option', (o) => o.map((x) => x.textContent));
+    assert.deepEqual(opts, ['Any', 'chat (3)', 'code (1)', 'embedding (1)', 'multilingual (1)']);
+    await page.selectOption('#f-language', 'de');
+    await expectCards(['Alpha Chat', 'Charlie Deutsch'], 'language de');
+    // the counts follow the other filters
+    await until(async () => (await page.textContent('#f-category option[value="chat"]')) === 'chat (2)', 'chat counted within German');
+    await page.click('#f-reset');
+  });
+
+  step('Back and Forward go through filter and page changes', async () => {
+    await open('?limit=2');
+    await expectCards(['Alpha Chat', 'Bravo Coder'], 'page 1');
+    await page.click('#pager-pages button[data-page="2"]');
+    await expectCards(['Charlie Deutsch', 'Delta Giant'], 'page 2 by its number');
+    assert.equal(await page.getAttribute('#pager-pages button[data-page="2"]', 'aria-current'), 'page');
+    await page.selectOption('#f-category', 'chat');
+    await expectCards(['Alpha Chat', 'Charlie Deutsch'], 'chat, page 1');
+    await page.goBack();
+    await expectCards(['Charlie Deutsch', 'Delta Giant'], 'Back: page 2 without the filter');
+    assert.equal(await page.inputValue('#f-category'), '');
+    await page.goBack();
+    await expectCards(['Alpha Chat', 'Bravo Coder'], 'Back: page 1');
+    await page.goForward();
+    await expectCards(['Charlie Deutsch', 'Delta Giant'], 'Forward: page 2');
+    await page.goForward();
+    await expectCards(['Alpha Chat', 'Charlie Deutsch'], 'Forward: chat');
+    assert.equal(await page.inputValue('#f-category'), 'chat');
+  });
+
+  step('the detail dialog shows every field and the preflight answer', async () => {
+    await open();
+    await page.click(`${card('e2e-alpha')} .details-btn`);
+    await page.waitForSelector('#detail[open]');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'detail-title');
+    assert.match(page.url(), /model=e2e-alpha/);
+    await until(async () => /Disk: needs .* free\./.test(await page.textContent('#preflight-body')), 'the preflight answer');
+    const text = await page.textContent('#detail');
+    for (const want of ['e2e-alpha', 'Q4_K_M', 'apache-2.0', 'tiny', 'English (en)', 'sha256:']) assert.ok(text.includes(want), want);
+    assert.ok(await page.$('#detail .install-btn'), 'it can be installed from the dialog');
+    await axeCheck(page, 'the detail dialog');
+    await page.goBack();                                      // Back closes it
+    await until(async () => !(await page.$('#detail[open]')), 'the dialog to close');
+    await page.goForward();
+    await page.waitForSelector('#detail[open]');
+    await page.click('#detail-close');
+    await until(async () => !(await page.$('#detail[open]')), 'the dialog to close');
+    assert.equal(await page.evaluate(() => document.activeElement.className), 'btn btn-small details-btn');
+    assert.doesNotMatch(page.url(), /model=/);
   });
 
   step('pages through the results; the page is in the URL', async () => {
@@ -213,21 +281,39 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     await expectCards(['Echo Embed'], 'page 3 from the URL');
   });
 
-  step('shows the API\'s own words when a search is refused', async () => {
+  step('says a refused search in its own words, and catches an inverted range before asking', async () => {
     const direct = await api('GET', '/api/models/gallery/search?min_size_gb=5&max_size_gb=1');
     assert.equal(direct.status, 400);
+    assert.equal(direct.body.error.parameter, 'min_size_gb');
     await open('?min_size_gb=5&max_size_gb=1');
     const alert = await page.waitForSelector('#cards [role="alert"]');
-    assert.ok((await alert.textContent()).includes(direct.body.error.message),
-      `the alert shows the server's message ${JSON.stringify(direct.body.error.message)}`);
+    assert.match(await alert.textContent(), /The search failed: The smallest size must not be above the largest size\./);
+    assert.doesNotMatch(await alert.textContent(), /max_size_gb|min_size_gb/);
     assert.equal(await page.getAttribute('#f-min-size', 'aria-invalid'), 'true');
     await page.click('#f-reset');
     await expectCards(ALL, 'after reset');
+    // typed in the form: no request goes out, the fields say why
+    const searches = [];
+    const onRequest = (r) => { if (r.url().includes('/gallery/search')) searches.push(r.url()); };
+    page.on('request', onRequest);
+    await page.fill('#f-max-size', '1');
+    await page.fill('#f-min-size', '5');
+    await until(async () => /smallest size must not be above/.test(await page.textContent('#size-error')), 'the field error');
+    await new Promise((r) => setTimeout(r, 700));
+    page.off('request', onRequest);
+    assert.ok(searches.every((u) => !u.includes('min_size_gb=5')), `no search with the inverted range: ${searches}`);
+    assert.equal(await page.getAttribute('#f-max-size', 'aria-invalid'), 'true');
+    await page.click('#f-reset');
+    await expectCards(ALL, 'after reset');
+    assert.equal(await page.textContent('#size-error'), '');
   });
 
   step('installs with a moving progress bar, survives a dropped socket, ends installed', async () => {
     await open();
-    await page.click(`${card('e2e-alpha')} .install-btn`);
+    await page.focus(`${card('e2e-alpha')} .install-btn`);
+    await page.keyboard.press('Enter');                     // focus moves to Cancel
+    await until(async () => page.evaluate(() => document.activeElement.classList.contains('install-cancel')),
+      'focus on Cancel after Install');
     const values = [];
     let dropped = false;
     await until(async () => {
@@ -242,6 +328,8 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
         assert.match(detail, /of .*·.*\/s.*left/, `progress detail: ${detail}`);
         await page.evaluate(() => window.mgDebug.dropSocket());
         await until(async () => (await page.getAttribute('#conn', 'data-state')) !== 'open', 'the socket state to drop', 3000, 20);
+        const down = await page.textContent(`${card('e2e-alpha')} .progress-detail`);
+        assert.doesNotMatch(down, /\/s|left/, `no frozen speed or time left while disconnected: ${down}`);
       }
       return (await page.$(`${card('e2e-alpha')} .badge-installed`)) !== null;
     }, 'Alpha Chat to be installed', 60000, 150);
@@ -274,7 +362,7 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     await page.click(`${row} .verify-btn`);
     await until(async () => (await status()) === 'corrupt', 'the damaged badge', 20000);
     assert.match(await page.textContent(`${row} .badge-corrupt`), /damaged/);
-    assert.match(await page.textContent('#banner'), /The check of Alpha Chat failed: checksum mismatch/);
+    assert.match(await page.textContent('#banner'), /The check of Alpha Chat failed: The downloaded file is damaged: its checksum does not match/);
 
     fs.mkdirSync(path.join(stack.root, 'models', '.partial'), { recursive: true });
     fs.writeFileSync(path.join(stack.root, 'models', '.partial', 'e2e-left.gguf.part'), Buffer.alloc(4096));
@@ -303,7 +391,7 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     assert.equal(await page.$(`${card('e2e-alpha')} [role="alert"]`), null, 'no install error on the card');
     await until(async () => (await page.$(`${card('e2e-alpha')} .badge-installed`)) !== null, 'the card');
     // the card says how the model fits this server (from the search answer's fit)
-    assert.match(await page.textContent(card('e2e-delta')), /On this server(whole on the GPU|GPU and RAM|on the CPU|too large)/);
+    assert.match(await page.textContent(`${card('e2e-delta')} .badge-fit`), /On this server: (whole on the GPU|GPU and RAM|on the CPU|too large)/);
   });
 
   step('shows a job already running when the page opens, tells when its progress stops coming, and cancels it', async () => {
@@ -324,8 +412,41 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     }
     await until(async () => (await page.getAttribute('#conn', 'data-state')) === 'open',
       'live updates again', 10000, 100);
-    await page.click(`${card('e2e-bravo')} .install-cancel`);
+    // the socket cannot come back: the countdown to the next try counts down
+    let blocked = true;
+    await page.routeWebSocket(/\/ws\/progress/, (ws) => { if (blocked) ws.close(); else ws.connectToServer(); });
+    try {
+      await page.evaluate(() => window.mgDebug.dropSocket());
+      const seconds = async () => Number((/in (\d+) s/.exec(await page.textContent('#conn')) || [])[1]);
+      await until(async () => (await seconds()) >= 3, 'a countdown of 3 s or more', 20000, 100);
+      const first = await seconds();
+      await until(async () => (await seconds()) === first - 1, `the countdown from ${first} to ${first - 1}`, 2500, 100);
+      const detail = await page.textContent(`${card('e2e-bravo')} .progress-detail`);
+      assert.doesNotMatch(detail, /\/s|left/, `no speed or time left while disconnected: ${detail}`);
+    } finally {
+      blocked = false;
+    }
+    await until(async () => (await page.getAttribute('#conn', 'data-state')) === 'open', 'live updates back', 20000, 100);
+    // the downloads view: pause and resume, focus stays on the row's button
+    await page.click('#tab-downloads');
+    const row = '#downloads-content li[data-status]';
+    await page.waitForSelector(`${row} .dl-pause`);
+    await axeCheck(page, 'the downloads view with a running job');
+    await page.focus(`${row} .dl-pause`);
+    await page.keyboard.press('Enter');
+    await until(async () => (await page.getAttribute(row, 'data-status')) === 'paused', 'paused', 10000);
+    assert.equal((await api('GET', `/api/models/jobs/${started.body.job_id}`)).body.status, 'paused');
+    await until(async () => page.evaluate(() => document.activeElement.classList.contains('dl-resume')), 'focus on Resume');
+    await page.keyboard.press('Enter');
+    await until(async () => ['queued', 'downloading'].includes(await page.getAttribute(row, 'data-status')), 'resumed', 10000);
+    await page.click('#tab-gallery');
+    // cancel with the keyboard: focus goes back to Install
+    await page.waitForSelector(`${card('e2e-bravo')} .install-cancel`);
+    await page.focus(`${card('e2e-bravo')} .install-cancel`);
+    await page.keyboard.press('Space');
     await until(async () => /cancelled/.test(await page.textContent(card('e2e-bravo'))), 'the cancelled note');
+    await until(async () => page.evaluate(() => document.activeElement.classList.contains('install-btn') &&
+      document.activeElement.closest('article').dataset.modelId === 'e2e-bravo'), 'focus on Install after Cancel');
     assert.ok(await page.$(`${card('e2e-bravo')} .install-btn`), 'the Install button is back');
     assert.equal(await page.$(`${card('e2e-bravo')} progress`), null);
     const job = await until(async () => {
@@ -335,25 +456,60 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     assert.equal(job.model_id, 'e2e-bravo');
   });
 
-  step('shows install errors in plain words: no disk space, a failed download', async () => {
+  step('shows install errors in plain words: no disk space, a failed download; the failure survives a reload', async () => {
     await open();
     const refused = await api('POST', '/api/models/gallery/e2e-delta/install');
     assert.equal(refused.status, 507, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.code, 'insufficient_storage');
     await page.click(`${card('e2e-delta')} .install-btn`);
     const alert = await page.waitForSelector(`${card('e2e-delta')} [role="alert"]`);
-    const digitless = (text) => text.replace(/\d+([.,]\d+)?/g, '#');   // free space changes
-    assert.ok(digitless(await alert.textContent()).includes(digitless(refused.body.error.message)),
-      `${await alert.textContent()} shows ${refused.body.error.message}`);
-    assert.match(await alert.textContent(), /^Could not start the install: /);
+    assert.equal(await alert.textContent(), 'Could not start the install: There is not enough free disk space for this model.');
 
     await page.click(`${card('e2e-charlie')} .install-btn`);
     const failed = await page.waitForSelector(`${card('e2e-charlie')} [role="alert"]`, { timeout: 30000 });
     const jobs = await api('GET', '/api/models/jobs');
     const job = jobs.body.jobs.find((j) => j.model_id === 'e2e-charlie');
     assert.equal(job.status, 'failed');
-    assert.ok(job.error && (await failed.textContent()).includes(job.error), await failed.textContent());
-    assert.match(await failed.textContent(), /^The install failed: /);
-    assert.match(await page.textContent(`${card('e2e-charlie')} .install-btn`), /Try again/);
+    assert.equal(job.error_code, 'http_404');
+    assert.equal(await failed.textContent(), 'The install failed: The file is not on the download server (HTTP 404).');
+    const retry = `${card('e2e-charlie')} .install-btn`;
+    assert.match(await page.textContent(retry), /Try again/);
+    assert.equal(await page.getAttribute(retry, 'aria-label'), 'Try again to install Charlie Deutsch');
+
+    await open();                                             // the message is still there
+    await until(async () => /The install failed: The file is not on the download server/.test(
+      await page.textContent(card('e2e-charlie'))), 'the failure after a reload');
+    // the downloads view lists it with its reason
+    await page.click('#tab-downloads');
+    await until(async () => /The file is not on the download server/.test(await page.textContent('#downloads-content')), 'the history');
+    await axeCheck(page, 'the downloads view with history');
+
+    // German: the same, without English words or API names
+    await page.click('#lang button[data-lang="de"]');
+    await page.click('#tab-gallery');
+    await open('?min_size_gb=5&max_size_gb=1');
+    await page.waitForSelector('#cards [role="alert"]');
+    assert.match(await page.textContent('#cards [role="alert"]'), /Die kleinste Größe darf nicht über der größten liegen/);
+    await page.click('#f-reset');
+    await expectCards(ALL, 'German, after reset');
+    await until(async () => /Installation ist fehlgeschlagen|fehlgeschlagen/.test(await page.textContent(card('e2e-charlie'))), 'the German failure');
+    await page.click(`${card('e2e-delta')} .install-btn`);
+    await until(async () => /Speicherplatz/.test(await page.textContent(card('e2e-delta'))), 'the German disk message');
+    for (const view of ['gallery', 'downloads']) {
+      await page.click(`#tab-${view}`);
+      await page.waitForTimeout(300);
+      const leftovers = await page.evaluate(() => {
+        const main = document.querySelector('main').cloneNode(true);
+        // the models' own data (names, descriptions, facts, languages of the gallery) is not UI text
+        main.querySelectorAll('.card-title, .card-desc, .card-facts, .dl-name, option, .chip').forEach((el) => el.remove());
+        const text = main.textContent.replace(/\s+/g, ' ');
+        const words = /\b(the|and|failed|could not|install|search|page|filters|rating|cancel|try again|not found|error|min_size_gb|max_size_gb|invalid_parameter|insufficient_storage|http_404)\b/gi;
+        return text.match(words) || [];
+      });
+      assert.deepEqual(leftovers, [], `English or API words in the German ${view} view`);
+    }
+    await page.click('#tab-gallery');
+    await page.click('#lang button[data-lang="en"]');
   });
 
   step('deletes an installed model after confirmation', async () => {
@@ -375,13 +531,39 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     assert.ok(await page.$(`${card('e2e-alpha')} .install-btn`), 'Alpha can be installed again');
   });
 
-  step('fits a phone screen', async () => {
+  step('fits a phone screen: cards on the first screen, no sideways scrolling, in every view', async () => {
     await page.setViewportSize({ width: 360, height: 740 });
     await open();
     await expectCards(ALL, 'phone width');
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `no sideways scrolling (${overflow}px too wide)`);
+    const firstCard = await page.$eval('#cards article', (el) => el.getBoundingClientRect().top);
+    assert.ok(firstCard < 740, `a card on the first screen (top at ${firstCard}px)`);
+    for (const view of ['gallery', 'installed', 'downloads']) {
+      await page.click(`#tab-${view}`);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${view}: no sideways scrolling (${overflow}px too wide)`);
+    }
+    await page.click('#tab-gallery');
     await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  step('has no serious or moderate axe-core violation in any view, cards or list, both languages', async () => {
+    await open();
+    await expectCards(ALL, 'the gallery');
+    await axeCheck(page, 'the gallery (cards)');
+    await page.click('#layout button[data-layout="list"]');
+    assert.ok(await page.$('#cards.list'));
+    await axeCheck(page, 'the gallery (list)');
+    await page.click('#layout button[data-layout="cards"]');
+    await page.click('#tab-installed');
+    await page.waitForSelector('#installed-content .cleanup');
+    await axeCheck(page, 'the installed view');
+    await page.click('#tab-downloads');
+    await page.waitForSelector('#dl-history-title');
+    await axeCheck(page, 'the downloads view');
+    await page.click('#lang button[data-lang="de"]');
+    await page.click('#tab-gallery');
+    await axeCheck(page, 'the German gallery');
+    await page.click('#lang button[data-lang="en"]');
   });
 
   step('violated the Content-Security-Policy nowhere in the whole session', async () => {

@@ -105,6 +105,7 @@ async function app_health() {
 }
 
 async function app_start() {
+  const gallery = gallery_init();   // first: the search request goes out at once
   i18n_apply(document);
   app_bindLang();
   app_bindTabs();
@@ -112,7 +113,6 @@ async function app_start() {
   app_showView(view);
   detail_bind();
   jobs_onConnection(app_connection);
-  const gallery = gallery_init();
   const installed = installed_refresh();
   try { await jobs_load(); } catch { /* shown by the socket state; retried on connect */ }
   install_relabel();              // a failed install's message from the job history

@@ -2,7 +2,7 @@
 // name, rating in half stars, the key facts on one line, the fit badge, the install area and
 // "Details"; models of one `family` on the page share one card with a variant picker.
 import { h, dom_idPart, dom_set } from './dom.js';
-import { t, lang, fmtNumber } from './i18n.js';
+import { t, fmtNumber, i18n_intl } from './i18n.js';
 import { format_gb } from './format.js';
 import { install_area } from './install.js';
 import { machine_fitOf } from './machine.js';
@@ -104,7 +104,7 @@ export function cards_rating(rating) {
 
 export function cards_langName(code) {
   try {
-    const name = new Intl.DisplayNames([lang()], { type: 'language' }).of(code);
+    const name = i18n_intl(Intl.DisplayNames, { type: 'language' }).of(code);
     return name && name !== code ? name : code;
   } catch { return code; }
 }

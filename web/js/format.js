@@ -1,5 +1,5 @@
 // Human-readable sizes, speeds, durations and dates, in the current language.
-import { lang, fmtNumber, t } from './i18n.js';
+import { fmtNumber, t, i18n_intl } from './i18n.js';
 
 const format_units = ['B', 'kB', 'MB', 'GB', 'TB'];
 
@@ -33,7 +33,7 @@ export function format_duration(seconds) {
 }
 
 export function format_percent(p) {
-  return new Intl.NumberFormat(lang(), { style: 'percent', maximumFractionDigits: p < 10 ? 1 : 0 })
+  return i18n_intl(Intl.NumberFormat, { style: 'percent', maximumFractionDigits: p < 10 ? 1 : 0 })
     .format((Number(p) || 0) / 100);
 }
 
@@ -41,5 +41,5 @@ export function format_date(iso, withTime = true) {
   const d = new Date(iso);
   if (!iso || Number.isNaN(d.getTime())) return '–';
   const opts = withTime ? { dateStyle: 'medium', timeStyle: 'short' } : { dateStyle: 'medium' };
-  return new Intl.DateTimeFormat(lang(), opts).format(d);
+  return i18n_intl(Intl.DateTimeFormat, opts).format(d);
 }

@@ -277,20 +277,27 @@ function gallery_params() {
 }
 
 // The facets for the current filters (each counted without its own filter), fetched only
-// when the filters changed (not for another page).
+// when the filters changed (not for another page). Resolves to a function that fills the
+// options, called after the cards are drawn (the cards come first).
 async function gallery_loadFacets(signal) {
   const p = gallery_filterParams();
   p.set('facet_limit', '100');
   const key = p.toString();
-  if (key === gallery_facetKey && gallery_facets) return;
+  if (key === gallery_facetKey && gallery_facets) return () => {};
   try {
     const body = await api(api_paths.facets(key), { signal });
-    gallery_facets = (body && body.facets) || {};
-    gallery_facetKey = key;
+    return () => {
+      gallery_facets = (body && body.facets) || {};
+      gallery_facetKey = key;
+      gallery_fillFacets();
+    };
   } catch (e) {
-    if (e.name === 'AbortError') return;
-    gallery_facets = gallery_facets || {};
+    if (e.name === 'AbortError') return () => {};
+    return () => { gallery_facets = gallery_facets || {}; gallery_fillFacets(); };
   }
+}
+
+function gallery_fillFacets() {
   for (const f of gallery_facetFields) gallery_fillFacet(f);
   gallery_fitsCount();
 }
@@ -325,7 +332,8 @@ export async function gallery_search() {
   } finally {
     if (seq === gallery_seq) cards.removeAttribute('aria-busy');
   }
-  await facets;
+  const fill = await facets;
+  if (seq === gallery_seq) fill();
 }
 
 function gallery_markInvalid(parameter) {
@@ -441,14 +449,14 @@ async function gallery_syncDetail() {
 
 // ---- start ----
 
-// gallery_init: reads the URL and runs the first search at once (the filter options come
+// gallery_init: reads the URL and sends the first search at once (the filter options come
 // from the facets answer beside it; the machine profile after it), then the detail dialog.
 export async function gallery_init() {
   gallery_state = gallery_fromUrl();
-  gallery_bindForm();
   gallery_showLayout();
+  const first = gallery_search();   // the requests go out before anything else is set up
+  gallery_bindForm();
   gallery_fillForm();
-  const first = gallery_search();
   const machine = machine_load().then(() => {
     gallery_machineBrief();
     if (machine_isOwn() && gallery_last) gallery_render();

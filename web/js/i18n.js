@@ -31,7 +31,7 @@ export function t_has(key) {
 
 // tn(key, count, params): picks key.one / key.other by the plural rules of the language.
 export function tn(key, count, params = {}) {
-  const form = new Intl.PluralRules(i18n_lang).select(count) === 'one' ? 'one' : 'other';
+  const form = i18n_intl(Intl.PluralRules).select(count) === 'one' ? 'one' : 'other';
   return t(`${key}.${form}`, { count: fmtNumber(count), ...params });
 }
 
@@ -57,6 +57,16 @@ export function i18n_apply(root) {
   }
 }
 
+// i18n_intl(kind, options): an Intl formatter for the current language, made once (making
+// one costs far more than using it).
+const i18n_intlCache = new Map();
+export function i18n_intl(Kind, options = {}) {
+  const key = `${Kind.name}|${i18n_lang}|${JSON.stringify(options)}`;
+  let f = i18n_intlCache.get(key);
+  if (!f) { f = new Kind(i18n_lang, options); i18n_intlCache.set(key, f); }
+  return f;
+}
+
 export function fmtNumber(n, digits = 0) {
-  return new Intl.NumberFormat(i18n_lang, { maximumFractionDigits: digits }).format(n);
+  return i18n_intl(Intl.NumberFormat, { maximumFractionDigits: digits }).format(n);
 }
