@@ -148,6 +148,9 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     await open();
     await expectCards(ALL, 'no filter (rating, descending; unrated last)');
     assert.doesNotMatch(await page.textContent('#cards'), /\b(null|undefined|NaN)\b/);
+    // a 4.5 rating: four full stars and a half
+    assert.deepEqual(await page.$$eval(`${card('e2e-alpha')} .star`, (els) => els.map((e) => e.className.replace('star star-', ''))),
+      ['full', 'full', 'full', 'full', 'half']);
     const cats = await page.$$eval('#f-category option', (o) => o.map((x) => x.value));
     assert.deepEqual(cats, ['', 'chat', 'code', 'embedding', 'multilingual']);
 
@@ -475,6 +478,11 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     const retry = `${card('e2e-charlie')} .install-btn`;
     assert.match(await page.textContent(retry), /Try again/);
     assert.equal(await page.getAttribute(retry, 'aria-label'), 'Try again to install Charlie Deutsch');
+    await page.focus(retry);                                 // Try again: focus stays in the card
+    await page.keyboard.press('Enter');
+    await until(async () => /The install failed/.test(await page.textContent(card('e2e-charlie'))) &&
+      page.evaluate(() => document.activeElement.closest('article')?.dataset.modelId === 'e2e-charlie'),
+    'focus in the card after Try again', 30000);
 
     await open();                                             // the message is still there
     await until(async () => /The install failed: The file is not on the download server/.test(
@@ -523,12 +531,14 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     await page.click(del);
     await page.click('#confirm button[value="ok"]');
     await until(async () => /No model is installed yet/.test(await page.textContent('#installed-content')), 'the empty state');
+    assert.match(await page.textContent('#banner'), /Alpha Chat was deleted/);
     const reg = await api('GET', '/api/models/installed');
     assert.deepEqual(Object.keys(reg.body.models), []);
     await page.focus('#tab-installed');                      // keyboard: arrows move between tabs
     await page.keyboard.press('ArrowLeft');
     assert.ok(await page.isVisible('#panel-gallery'));
     assert.ok(await page.$(`${card('e2e-alpha')} .install-btn`), 'Alpha can be installed again');
+    await until(async () => !/was deleted/.test(await page.textContent('#banner')), 'the delete notice to close itself', 12000, 200);
   });
 
   step('fits a phone screen: cards on the first screen, no sideways scrolling, in every view', async () => {

@@ -1,13 +1,15 @@
-// screenshots.mjs - takes docs/screenshot-gallery.png and docs/screenshot-installed.png from
-// the running stack: the repository's gallery, one model downloading (from a local sparse
-// file standing in for the real one, cancelled afterwards) and a registry with one model of
-// each status (an update available, a file missing, a damaged one, a partial download, a
-// file not registered), the cleanup box open. Run: MG_BIN_DIR=build node tests/e2e/screenshots.mjs  (npm run screenshots)
+// screenshots.mjs - takes docs/screenshots/<view>-<desktop|phone>.png of every view (gallery
+// cards and list, the detail dialog, installed, downloads) from the running stack: the
+// repository's gallery, one model downloading (from a local sparse file standing in for the
+// real one, cancelled afterwards), one failed download (a missing file), and a registry with
+// one model of each status (an update available, a file missing, a damaged one, a partial
+// download, a file not registered), the cleanup box open. Run: MG_BIN_DIR=build node tests/e2e/screenshots.mjs  (npm run screenshots)
 import fs from 'node:fs';
 import path from 'node:path';
 import { Stack, REPO } from './stack.mjs';
 
-const OUT = process.env.MG_SCREENSHOT_DIR || path.join(REPO, 'docs');
+const OUT = process.env.MG_SCREENSHOT_DIR || path.join(REPO, 'docs', 'screenshots');
+const WIDTHS = { desktop: { width: 1280, height: 900 }, phone: { width: 390, height: 844 } };
 
 function firstInDefaultOrder(models) {
   const rating = (m) => (Number.isFinite(m.rating) ? m.rating : -Infinity);
@@ -24,10 +26,8 @@ async function main() {
     fs.truncateSync(path.join(stack.files, 'demo.gguf'), bytes);  // sparse: no disk used
     await stack.startDownloads(Math.round(bytes / 80));             // ~80 s for the whole file
     demo.downloadUrl = stack.fileUrl('demo.gguf');
-    stack.writeJson('config/models_gallery.json', seed);
-    stack.writeJson('config/server.json', { allow_http: true });
-
-    const [a, b, c, d] = seed.models.filter((m) => m.id !== demo.id);
+    const [a, b, c, d, e] = seed.models.filter((m) => m.id !== demo.id);
+    e.downloadUrl = stack.fileUrl('missing.gguf');                  // fails: the history shows why
     const now = Date.now();
     const iso = (msAgo) => new Date(now - msAgo).toISOString().replace(/\.\d+Z$/, '+00:00');
     stack.writeJson('config/models.json', { models: {
@@ -40,6 +40,8 @@ async function main() {
       [b.id]: { id: b.id, name: b.name, path: `models/llm/${b.id}.gguf`, size: b.sizeBytes || 1,
         installedAt: iso(86400000 * 9), backend: 'gallery', active: false },
     } });
+    stack.writeJson('config/models_gallery.json', seed);
+    stack.writeJson('config/server.json', { allow_http: true });
     const llm = path.join(stack.root, 'models', 'llm');
     fs.mkdirSync(llm, { recursive: true });
     const partial = path.join(stack.root, 'models', '.partial');
@@ -52,12 +54,14 @@ async function main() {
     }
     await stack.startStack();
 
-    const ctx = await stack.browser({ locale: 'en-US', viewport: { width: 1280, height: 1240 } });
+    fs.mkdirSync(OUT, { recursive: true });
+    const ctx = await stack.browser({ locale: 'en-US', viewport: WIDTHS.desktop });
     const page = ctx.pages()[0] || await ctx.newPage();
-    page.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));
+    page.on('pageerror', (err) => process.stderr.write(`page error: ${err.message}\n`));
     page.on('console', (m) => { if (m.type() === 'error') process.stderr.write(`console: ${m.text()}\n`); });
     let frames = 0;
     page.on('websocket', (ws) => ws.on('framereceived', () => { frames++; }));
+    await fetch(stack.url(`/api/models/gallery/${encodeURIComponent(e.id)}/install`), { method: 'POST' });
     await page.goto(stack.url('/'));
     await page.waitForSelector('body[data-ready="true"]');
     await page.click(`article[data-model-id="${demo.id}"] .install-btn`);
@@ -65,16 +69,41 @@ async function main() {
       const bar = document.querySelector(`article[data-model-id="${id}"] progress`);
       return bar && bar.value > 15;
     }, demo.id, { timeout: 30000 });
-    await page.mouse.move(0, 0);
-    await page.evaluate(() => { document.activeElement.blur(); window.scrollTo(0, 0); });
-    await page.screenshot({ path: path.join(OUT, 'screenshot-gallery.png') });
+    const shot = async (name) => {
+      await page.mouse.move(0, 0);
+      await page.evaluate(() => { if (!document.querySelector('dialog[open]')) document.activeElement.blur(); window.scrollTo(0, 0); });
+      await page.waitForTimeout(200);
+      const file = path.join(OUT, name);
+      await page.screenshot({ path: file });
+      return file;
+    };
+    for (const [width, viewport] of Object.entries(WIDTHS)) {
+      await page.setViewportSize(viewport);
+      await page.goto(stack.url('/'));                        // as a phone opens it: filters folded
+      await page.waitForSelector('body[data-ready="true"]');
+      await page.waitForSelector(`article[data-model-id="${demo.id}"] progress`);
+      await page.click('#layout button[data-layout="cards"]');
+      await shot(`gallery-${width}.png`);
+      await page.click('#layout button[data-layout="list"]');
+      await shot(`list-${width}.png`);
+      await page.click('#layout button[data-layout="cards"]');
+      await page.click(`article[data-model-id="${demo.id}"] .details-btn`);
+      await page.waitForFunction(() => /Disk:/.test(document.querySelector('#preflight-body')?.textContent || ''));
+      await shot(`detail-${width}.png`);
+      await page.click('#detail-close');
+      await page.click('#tab-downloads');
+      await page.waitForSelector('#downloads-content .dl-history li');
+      await shot(`downloads-${width}.png`);
+      await page.click('#tab-installed');
+      await page.waitForSelector('#installed-content table');
+      if (!(await page.$('.cleanup-items'))) {
+        await page.click('.cleanup-scan');
+        await page.waitForSelector('.cleanup-items');
+      }
+      await shot(`installed-${width}.png`);
+    }
+    await page.click('#tab-gallery');
     await page.click(`article[data-model-id="${demo.id}"] .install-cancel`);
-    await page.click('#tab-installed');
-    await page.waitForSelector('#installed-content table');
-    await page.click('.cleanup-scan');
-    await page.waitForSelector('.cleanup-items');
-    await page.mouse.move(0, 0);
-    await page.screenshot({ path: path.join(OUT, 'screenshot-installed.png') });
     process.stdout.write(`screenshots in ${OUT} (${frames} progress frames received)\n`);
   } finally {
     await stack.stop();
