@@ -36,7 +36,8 @@ export async function api(path, { method = 'GET', signal, node } = {}) {
   if (typeof node === 'string' && node) headers['X-MG-Node'] = node;
   let res;
   try {
-    res = await fetch(path, { method, headers, signal, cache: 'no-cache' }); // revalidates (ETag)
+    res = await ((method === 'GET' && api_preloaded(path)) ||
+      fetch(path, { method, headers, signal, cache: 'no-cache' })); // revalidates (ETag)
   } catch (e) {
     if (e.name === 'AbortError') throw e;
     throw new ApiError(0, 'network', t('error.network'));
@@ -46,6 +47,14 @@ export async function api(path, { method = 'GET', signal, node } = {}) {
   try { body = text ? JSON.parse(text) : null; } catch { body = null; }
   if (!res.ok) throw api_errorFrom(res.status, body);
   return body;
+}
+
+// The answer boot.js asked for before the UI loaded, taken once when the path is the same.
+function api_preloaded(path) {
+  const pre = window.mgPreload;
+  if (!pre || pre.path !== path) return null;
+  window.mgPreload = null;
+  return pre.res;
 }
 
 function api_errorFrom(status, body) {

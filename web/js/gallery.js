@@ -11,15 +11,11 @@ import { cards_group, cards_card, cards_langName } from './cards.js';
 import { detail_open, detail_close, detail_current, detail_redraw } from './detail.js';
 import { machine_load, machine_server, machine_override, machine_saveOverride, machine_isOwn, machine_effective } from './machine.js';
 import { format_bytes } from './format.js';
+import { QUERY_PAGE, query_defaults, query_facetFields, query_fits, query_fromUrl, query_filters, query_search, query_searchPath } from './query.js';
 
-export const GALLERY_PAGE = 12;
-const gallery_defaults = {
-  query: '', category: '', language: '', quantization: '', license: '', min_rating: '',
-  min_size_gb: '', max_size_gb: '', sort: 'rating', order: '', fits: '', offset: '0',
-  limit: String(GALLERY_PAGE),
-};
-const gallery_facetFields = ['category', 'language', 'quantization', 'license'];
-const gallery_fits = 'full_gpu,partial_gpu,cpu';
+const gallery_defaults = query_defaults;
+const gallery_facetFields = query_facetFields;
+const gallery_fits = query_fits;
 // Form fields by the API parameter they feed (to mark the one the server names in an error).
 const gallery_fieldFor = {
   query: 'f-query', category: 'f-category', language: 'f-language', quantization: 'f-quantization',
@@ -40,12 +36,7 @@ let gallery_firstCards = false;
 
 // ---- state <-> URL ----
 
-function gallery_fromUrl() {
-  const q = new URLSearchParams(location.search);
-  const s = { ...gallery_defaults };
-  for (const key of Object.keys(gallery_defaults)) if (q.has(key)) s[key] = q.get(key);
-  return s;
-}
+function gallery_fromUrl() { return query_fromUrl(location.search); }
 
 // Writes the state to the URL: a new history entry when push and the URL changes.
 function gallery_toUrl(push, extra = {}) {
@@ -214,7 +205,7 @@ function gallery_showLayout() {
 
 function gallery_limit() {
   const n = Number(gallery_state.limit);
-  return Number.isInteger(n) && n > 0 ? n : GALLERY_PAGE;
+  return Number.isInteger(n) && n > 0 ? n : QUERY_PAGE;
 }
 
 function gallery_page(offset) {
@@ -246,34 +237,22 @@ function gallery_machineBrief() {
 
 // ---- searching ----
 
+// The filters of the current state; says under the "fits" box which figures it uses.
 function gallery_filterParams() {
   const s = gallery_state;
-  const p = new URLSearchParams();
-  for (const key of ['query', ...gallery_facetFields, 'min_rating', 'min_size_gb', 'max_size_gb']) {
-    if (s[key] !== '') p.set(key, s[key]);
-  }
+  const eff = machine_effective();
   const hint = $('#fits-hint');
   hint.textContent = '';
-  if (s.fits === '1') {
-    const eff = machine_effective();
-    if (eff && eff.own) {
-      p.set('max_ram_gb', String(eff.ram));
-      p.set('max_vram_gb', String(eff.vram));
-      hint.textContent = t('machine.usingOwn', { ram: fmtNumber(eff.ram, 1), vram: fmtNumber(eff.vram, 1) });
-    } else {
-      p.set('fit', gallery_fits);
-      if (eff) hint.textContent = t('machine.using', { ram: fmtNumber(eff.ram, 1), vram: fmtNumber(eff.vram, 1) });
-    }
+  if (s.fits === '1' && eff) {
+    hint.textContent = t(eff.own ? 'machine.usingOwn' : 'machine.using',
+      { ram: fmtNumber(eff.ram, 1), vram: fmtNumber(eff.vram, 1) });
   }
-  return p;
+  return query_filters(s, eff);
 }
 
 function gallery_params() {
-  const p = gallery_filterParams();
-  for (const key of ['sort', 'order']) if (gallery_state[key] !== '') p.set(key, gallery_state[key]);
-  p.set('limit', gallery_state.limit || String(GALLERY_PAGE));
-  p.set('offset', gallery_state.offset || '0');
-  return p;
+  gallery_filterParams();
+  return query_search(gallery_state, machine_effective());
 }
 
 // The facets for the current filters (each counted without its own filter), fetched only
@@ -320,7 +299,7 @@ export async function gallery_search() {
   gallery_markInvalid(null);
   const facets = gallery_loadFacets(signal);
   try {
-    const body = await api(api_paths.search(gallery_params()), { signal });
+    const body = await api(query_searchPath(gallery_params()), { signal });
     if (seq !== gallery_seq) return;
     gallery_last = body;
     gallery_render();

@@ -4,8 +4,8 @@
 // the search answer's fit for the server's machine, the same rule as the server's
 // (core/machine.h) for the user's own figures.
 import { api } from './api.js';
+import { query_ownFigures, query_saveOwnFigures } from './query.js';
 
-const machine_key = 'mg.machine';
 let machine_profile = null;       // the last GET /api/models/system answer, or null
 
 export async function machine_load() {
@@ -16,16 +16,9 @@ export async function machine_load() {
 export function machine_server() { return machine_profile; }
 
 // The user's figures in GB as typed ('' when empty).
-export function machine_override() {
-  try {
-    const m = JSON.parse(localStorage.getItem(machine_key) || '{}');
-    return { ram: m.ram ?? '', vram: m.vram ?? '' };
-  } catch { return { ram: '', vram: '' }; }
-}
+export function machine_override() { return query_ownFigures(); }
 
-export function machine_saveOverride(ram, vram) {
-  try { localStorage.setItem(machine_key, JSON.stringify({ ram, vram })); } catch { /* storage blocked */ }
-}
+export function machine_saveOverride(ram, vram) { query_saveOwnFigures(ram, vram); }
 
 export function machine_isOwn() {
   const o = machine_override();
