@@ -19,6 +19,7 @@
 
 #include "fuzz.h"
 #include "gallery.h"
+#include "machine.h"
 #include "search.h"
 
 static search_index *query_idx;
@@ -249,12 +250,29 @@ static int query_in_bound(json_t *num, double bound, int is_min) {
 }
 
 /* 1 when `m` satisfies every filter of `q` except the free-text terms. */
-static int query_model_matches(const search_query *q, json_t *m) {
-    const char *keys[] = {"categories", "languages", "tags", "quantization", "license"};
-    const char *vals[] = {q->category, q->language, q->tag, q->quantization, q->license};
+/* The number `key` of `obj`, or NAN. */
+static double query_number(json_t *obj, const char *key) {
+    json_t *v = json_object_get(obj, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* The fit class of model `m` on the query's machine (none: no memory at all). */
+static machine_fit_class query_fit(const search_query *q, json_t *m) {
     json_t *hw = json_object_get(m, "recommendedHardware");
-    for (int i = 0; i < 5; i++)
+    int estimated;
+    return machine_class_gb(query_number(hw, "ramGb"), query_number(hw, "vramGb"),
+                            query_number(m, "sizeGb"), (double)q->ram_bytes / 1e9,
+                            (double)q->vram_bytes / 1e9, &estimated);
+}
+
+static int query_model_matches(const search_query *q, json_t *m) {
+    const char *keys[] = {"categories", "languages", "tags", "quantization", "license", "family"};
+    const char *vals[] = {q->category, q->language,     q->tag,
+                          q->quantization, q->license, q->family};
+    json_t *hw = json_object_get(m, "recommendedHardware");
+    for (int i = 0; i < 6; i++)
         if (vals[i] && !query_has_value(json_object_get(m, keys[i]), vals[i])) return 0;
+    if (q->fit_mask && !(q->fit_mask >> query_fit(q, m) & 1)) return 0;
     return query_in_bound(json_object_get(m, "rating"), q->min_rating, 1) &&
            query_in_bound(json_object_get(m, "sizeGb"), q->min_size_gb, 1) &&
            query_in_bound(json_object_get(m, "sizeGb"), q->max_size_gb, 0) &&
