@@ -282,6 +282,30 @@ static int config_apply_jobs(mg_config *cfg, json_t *doc, const char *path, mg_e
     return 0;
 }
 
+/* url_rewrites: at most CONFIG_LIST_MAX {prefix, replace} objects, both strings of 1 to
+ * CONFIG_URL_MAX characters; replace an absolute http(s) URL prefix. */
+static int config_url_rewrites(mg_config *cfg, json_t *doc, const char *path, mg_error *err) {
+    json_t *v = json_object_get(doc, "url_rewrites"), *entry;
+    size_t i;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_array(v) || json_array_size(v) > CONFIG_LIST_MAX)
+        return config_bad(err, path, "url_rewrites", "null or an array of at most 64 rewrites");
+    json_array_foreach(v, i, entry) {
+        json_t *prefix = json_object_get(entry, "prefix"), *repl = json_object_get(entry, "replace");
+        const char *r = json_string_value(repl);
+        char key[48];
+        snprintf(key, sizeof key, "url_rewrites[%zu]", i);
+        if (!json_is_object(entry) || !config_text_ok(prefix, CONFIG_URL_MAX) ||
+            !config_text_ok(repl, CONFIG_URL_MAX) ||
+            (strncmp(r, "http://", 7) != 0 && strncmp(r, "https://", 8) != 0))
+            return config_bad(err, path, key,
+                              "{\"prefix\": \"...\", \"replace\": \"http(s)://...\"} with both "
+                              "1 to 2048 characters");
+    }
+    cfg->url_rewrites = json_deep_copy(v);
+    return 0;
+}
+
 /* Several nodes: node_name and redis_url. */
 static int config_apply_nodes(mg_config *cfg, json_t *doc, const char *path, mg_error *err) {
     json_t *v;
@@ -347,6 +371,7 @@ static int config_read_file(mg_config *cfg, mg_error *err) {
              (rc = config_apply_jobs(cfg, doc, path, err)) == 0)
         rc = config_apply_machine(cfg, doc, path, err);
     if (rc == 0 && json_is_object(doc)) rc = config_apply_nodes(cfg, doc, path, err);
+    if (rc == 0 && json_is_object(doc)) rc = config_url_rewrites(cfg, doc, path, err);
     json_decref(doc);
     return rc;
 }
@@ -440,7 +465,8 @@ int config_copy(mg_config *dst, const mg_config *src) {
     dst->galleries = src->galleries ? json_deep_copy(src->galleries) : NULL;
     dst->server_names = json_deep_copy(src->server_names);
     dst->allowed_origins = json_deep_copy(src->allowed_origins);
-    if ((src->gallery_url && !dst->gallery_url) || (src->api_token && !dst->api_token) ||
+    dst->url_rewrites = src->url_rewrites ? json_deep_copy(src->url_rewrites) : NULL;
+    if ((src->url_rewrites && !dst->url_rewrites) || (src->gallery_url && !dst->gallery_url) || (src->api_token && !dst->api_token) ||
         (src->redis_url && !dst->redis_url) ||
         (src->galleries && !dst->galleries) || (src->server_names && !dst->server_names) ||
         (src->allowed_origins && !dst->allowed_origins)) {
@@ -457,6 +483,8 @@ void config_free(mg_config *cfg) {
     json_decref(cfg->galleries);
     json_decref(cfg->server_names);
     json_decref(cfg->allowed_origins);
+    json_decref(cfg->url_rewrites);
+    cfg->url_rewrites = NULL;
     cfg->gallery_url = cfg->api_token = cfg->redis_url = NULL;
     cfg->galleries = cfg->server_names = cfg->allowed_origins = NULL;
 }

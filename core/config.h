@@ -52,6 +52,8 @@ typedef struct mg_config {
     double machine_ram_gb;    /* machine.ram_gb: RAM this machine offers models (GB = 1e9
                                  bytes), overriding detection; NAN: detect */
     double machine_vram_gb;   /* machine.vram_gb: VRAM, likewise; NAN: detect */
+    json_t *url_rewrites;     /* owned: array of {prefix, replace} (both non-empty strings of
+                                 up to 2048 characters), or NULL */
 } mg_config;
 
 /* Returns the data root: `override` if not NULL, else $MG_ROOT, else the build's repository.

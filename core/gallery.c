@@ -126,6 +126,16 @@ static int gallery_hardware_valid(json_t *hw, char *reason, size_t len) {
     return 1;
 }
 
+/* mirrors: absent, null, or an array of at most GALLERY_MIRRORS_MAX absolute http(s) URLs. */
+static int gallery_mirrors_valid(json_t *model) {
+    json_t *m = json_object_get(model, "mirrors"), *url;
+    size_t i;
+    if (!m || json_is_null(m)) return 1;
+    if (!json_is_array(m) || json_array_size(m) > GALLERY_MIRRORS_MAX) return 0;
+    json_array_foreach(m, i, url) if (!gallery_url_valid(url)) return 0;
+    return 1;
+}
+
 static int gallery_optional_valid(json_t *model, char *reason, size_t len) {
     static const char *strings[] = {"parameters", "license", "description", "quantization",
                                     "updatedAt", "family", NULL};
@@ -143,6 +153,9 @@ static int gallery_optional_valid(json_t *model, char *reason, size_t len) {
         }
     if (!gallery_opt_number(model, "rating", 0, 5))
         return gallery_reason(reason, len, "rating must be a number from 0 to 5");
+    if (!gallery_mirrors_valid(model))
+        return gallery_reason(reason, len, "mirrors must be an array of at most 16 absolute "
+                                           "http(s) URLs");
     json_t *ctx = json_object_get(model, "contextLength");
     if (ctx && !json_is_null(ctx) && !(json_is_integer(ctx) && json_integer_value(ctx) >= 1))
         return gallery_reason(reason, len, "contextLength must be an integer >= 1");

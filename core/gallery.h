@@ -26,6 +26,8 @@
 #include "config.h"
 #include "mg_error.h"
 
+#define GALLERY_MIRRORS_MAX 16 /* most URLs a model's mirrors array may hold */
+
 /* Parses `len` bytes of gallery text; `source` names it in messages (a path or URL).
  * Returns a new reference to {version, generatedAt, models:[valid models]} and, when
  * `invalid` is not NULL, a new reference in *invalid to [{index, id, reason}, ...].

@@ -422,6 +422,9 @@ static json_t *job_new(const mg_config *cfg, json_t *model, const char *kind, mg
         job_now_ns());
     json_t *gallery = json_object_get(model, "gallery");
     json_t *path = json_object_get(model, "path");
+    json_t *mirrors = json_object_get(model, "mirrors");
+    if (job && json_is_array(mirrors) && json_array_size(mirrors) > 0)
+        json_object_set(job, "mirrors", mirrors);
     if (job && json_is_string(gallery)) json_object_set(job, "gallery", gallery);
     if (job && json_is_string(path) && strcmp(kind, "verify") == 0)
         json_object_set(job, "path", path);
@@ -717,7 +720,7 @@ int job_claim(const mg_config *cfg, json_t *job, mg_error *err) {
 json_t *job_public(json_t *job) {
     static const char *const fields[] = {
         "job_id", "model_id", "kind",       "status",    "progress",   "downloaded",
-        "total",  "error",    "error_code", "diagnosis", "created_at", "updated_at"};
+        "total",  "error",    "error_code", "diagnosis", "created_at", "updated_at", "source_url"};
     json_t *out = json_object();
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         json_t *v = json_object_get(job, fields[i]);

@@ -17,6 +17,7 @@
 #include "header.h"
 #include "log.h"
 #include "metrics.h"
+#include "mirror.h"
 #include "partial.h"
 #include "progress.h"
 #include "ratelimit.h"
@@ -38,6 +39,12 @@ typedef enum {
 typedef struct download_state {
     const download_spec *spec;
     const download_hooks *hooks;
+    const char *const *urls; /* borrowed: the job's URLs (spec->urls, or spec->url alone) */
+    int n_urls;
+    int cur;              /* the URL of the current attempt */
+    const char *url;      /* urls[cur] */
+    char dead[MIRROR_URLS_MAX]; /* 1: the URL failed for good (404, ...) in this download */
+    int reported;         /* the URL last reported through hooks->source, -1 none */
     CURL *curl;
     CURLM *multi;
     struct curl_slist *headers; /* If-Range of the current attempt */
@@ -165,6 +172,11 @@ static const char *download_validator(const download_state *st) {
     return st->modified;
 }
 
+/* 1 when the partial's validator came from the URL of the current attempt. */
+static int download_same_source(const download_state *st) {
+    return strcmp(st->part.source, st->url) == 0;
+}
+
 /* Empties the partial and restarts hashing from byte 0. 0, or -1 with st->why. */
 static int download_rewind(download_state *st) {
     hashpipe_cancel(&st->hp);
@@ -207,7 +219,8 @@ static int download_check_range(download_state *st) {
         return -1;
     }
     const char *v = download_validator(st);
-    if (st->part.validator[0] && v[0] && strcmp(v, st->part.validator) != 0) {
+    if (download_same_source(st) && st->part.validator[0] && v[0] &&
+        strcmp(v, st->part.validator) != 0) {
         download_fail(st, "bad_response", "the file changed upstream (validator %s, was %s)", v,
                       st->part.validator);
         st->fail = ATTEMPT_REWIND;
@@ -228,12 +241,15 @@ static int download_check(download_state *st) {
     }
     if (st->offset > 0 && code == 206 && download_check_range(st) < 0) return -1;
     if (st->offset > 0 && code != 206 && download_restart_whole(st) < 0) return -1;
-    if (st->offset == 0 &&
-        partial_set_validator(&st->part, download_validator(st), st->why, sizeof st->why) < 0) {
+    if ((st->offset == 0 || !download_same_source(st)) &&
+        partial_set_validator(&st->part, download_validator(st), st->url, st->why,
+                              sizeof st->why) < 0) {
         snprintf(st->code, sizeof st->code, "io_error");
         st->fail = ATTEMPT_FAIL;
         return -1;
     }
+    if (st->reported != st->cur && st->hooks->source) st->hooks->source(st->hooks->ud, st->url);
+    st->reported = st->cur;
     curl_easy_getinfo(st->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
     if (cl >= 0) st->total = st->offset + cl;
     if (cl >= 0 && st->total > st->limit) {
@@ -321,7 +337,6 @@ static int download_setup(download_state *st) {
     st->multi = curl_multi_init();
     if (!c || !st->multi) return -1;
     long speed = st->min_speed > 1L << 30 ? 1L << 30 : (long)st->min_speed;
-    curl_easy_setopt(c, CURLOPT_URL, st->spec->url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols);
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
@@ -355,7 +370,7 @@ static int download_stalled(download_state *st) {
     }
     if (now - st->moved_ms < st->stall_s * 1000) return 0;
     download_fail(st, "stalled", "download stalled: no data for %ld s from %s", st->stall_s,
-                  st->spec->url);
+                  st->url);
     st->fail = ATTEMPT_RETRY;
     return 1;
 }
@@ -405,17 +420,17 @@ static attempt_result download_curl_error(download_state *st, CURLcode rc) {
     const char *detail = st->errbuf[0] ? st->errbuf : curl_easy_strerror(rc);
     if (rc == CURLE_OPERATION_TIMEDOUT && strstr(detail, "too slow"))
         download_fail(st, "stalled", "download stalled: under %lld bytes/s for %ld s (%s) from %s",
-                      st->min_speed, st->stall_s, detail, st->spec->url);
+                      st->min_speed, st->stall_s, detail, st->url);
     else if (rc == CURLE_UNSUPPORTED_PROTOCOL)
         download_fail(st, "url_refused",
                       "download failed: %s leads to a protocol that is not allowed (%s)%s",
-                      st->spec->url, detail,
+                      st->url, detail,
                       st->spec->cfg->allow_http ? "" : "; plain http needs allow_http");
     else if (rc == CURLE_TOO_MANY_REDIRECTS)
         download_fail(st, "network_error", "download failed: more than 5 redirects from %s",
-                      st->spec->url);
+                      st->url);
     else
-        download_fail(st, "network_error", "download failed: %s (%s)", detail, st->spec->url);
+        download_fail(st, "network_error", "download failed: %s (%s)", detail, st->url);
     return download_transient(rc) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
 }
 
@@ -440,7 +455,7 @@ static attempt_result download_classify(download_state *st, CURLcode rc) {
     if (code >= 200 && code < 300) return ATTEMPT_DONE;
     char http[32];
     snprintf(http, sizeof http, "http_%ld", code);
-    download_fail(st, http, "download failed: HTTP %ld from %s", code, st->spec->url);
+    download_fail(st, http, "download failed: HTTP %ld from %s", code, st->url);
     return (code >= 500 || code == 408 || code == 429) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
 }
 
@@ -449,7 +464,7 @@ static attempt_result download_classify(download_state *st, CURLcode rc) {
 static void download_headers(download_state *st) {
     curl_slist_free_all(st->headers);
     st->headers = NULL;
-    if (st->offset > 0 && st->part.validator[0]) {
+    if (st->offset > 0 && st->part.validator[0] && download_same_source(st)) {
         char line[PARTIAL_VALIDATOR_MAX + 16];
         snprintf(line, sizeof line, "If-Range: %s", st->part.validator);
         st->headers = curl_slist_append(NULL, line);
@@ -465,6 +480,8 @@ static attempt_result download_attempt(download_state *st) {
     st->errbuf[0] = '\0';
     st->moved_pos = st->pos;
     st->moved_ms = progress_now_ms();
+    st->url = st->urls[st->cur];
+    curl_easy_setopt(st->curl, CURLOPT_URL, st->url);
     /* CURLOPT_RANGE rather than RESUME_FROM: a 200 answer (Range ignored, or If-Range saw a
      * changed file) is then taken as the whole file instead of failing the attempt. */
     char range[32];
@@ -472,7 +489,8 @@ static attempt_result download_attempt(download_state *st) {
     curl_easy_setopt(st->curl, CURLOPT_RANGE, st->offset > 0 ? range : NULL);
     download_headers(st);
     if (st->offset > 0)
-        log_info("%s: resuming at byte %lld", st->spec->model_id, (long long)st->offset);
+        log_info("%s: resuming at byte %lld from %s", st->spec->model_id, (long long)st->offset,
+                 st->url);
     CURLcode rc = download_perform(st);
     return download_classify(st, rc);
 }
@@ -516,50 +534,105 @@ static download_outcome download_stopped(const download_state *st) {
                            : DOWNLOAD_STOPPED;
 }
 
+/* The URLs not failed for good in this download. */
+static int download_live(const download_state *st) {
+    int n = 0;
+    for (int i = 0; i < st->n_urls; i++) n += !st->dead[i];
+    return n;
+}
+
+/* Moves to the next live URL after the current one, preferring a host that is not being
+ * skipped (mirror.h). 1 when the URL changed, 0 when no other is left. */
+static int download_switch(download_state *st) {
+    int pick = -1;
+    for (int pass = 0; pass < 2 && pick < 0; pass++)
+        for (int k = 1; k < st->n_urls && pick < 0; k++) {
+            int i = (st->cur + k) % st->n_urls;
+            if (!st->dead[i] && (pass == 1 || !mirror_host_skipped(st->urls[i]))) pick = i;
+        }
+    if (pick < 0) return 0;
+    log_warn("%s: %s; going on with %s from byte %lld", st->spec->model_id, st->why,
+             st->urls[pick], (long long)st->pos);
+    st->cur = pick;
+    st->url = st->urls[pick];
+    return 1;
+}
+
+/* The first URL to try: the first whose host is not being skipped, else the first. */
+static void download_first_url(download_state *st) {
+    st->cur = 0;
+    for (int i = 0; i < st->n_urls; i++)
+        if (!mirror_host_skipped(st->urls[i])) {
+            st->cur = i;
+            break;
+        }
+    st->url = st->urls[st->cur];
+}
+
+/* 1 when a permanent failure belongs to the URL (an HTTP error, a network error), so that
+ * a mirror may still serve the file. */
+static int download_url_failure(const download_state *st) {
+    return strncmp(st->code, "http_", 5) == 0 || strcmp(st->code, "network_error") == 0;
+}
+
 /* Transfers until the partial holds the whole body (DOWNLOAD_OK; the hashing thread is still
- * running), or another outcome with st->why. */
+ * running), or another outcome with st->why. A failed URL hands over to the next mirror,
+ * which resumes the partial; the retry budget is MG_RETRY_MAX attempts per live URL, and the
+ * backoff runs once every URL failed in turn. */
 static download_outcome download_transfer(download_state *st) {
     int failures = 0, rewinds = 0;
     st->transient = 0;
     for (;;) {
         int64_t before = st->pos, t0 = progress_now_ms();
         attempt_result r = download_attempt(st);
-        if (r == ATTEMPT_DONE) return DOWNLOAD_OK;
+        if (r == ATTEMPT_DONE) {
+            mirror_host_ok(st->url);
+            return DOWNLOAD_OK;
+        }
         if (r == ATTEMPT_STOP) return download_stopped(st);
-        if (r == ATTEMPT_FAIL) return DOWNLOAD_FAILED;
+        if (r == ATTEMPT_FAIL) {
+            if (!download_url_failure(st)) return DOWNLOAD_FAILED;
+            mirror_host_failed(st->url);
+            st->dead[st->cur] = 1;
+            if (!download_switch(st)) return DOWNLOAD_FAILED;
+            continue;
+        }
         if (r == ATTEMPT_REWIND) {
             log_info("%s: %s; starting again from byte 0", st->spec->model_id, st->why);
             if (++rewinds > DOWNLOAD_MAX_REWINDS || download_rewind(st) < 0)
                 return DOWNLOAD_FAILED;
             continue;
         }
+        mirror_host_failed(st->url);
+        int live = download_live(st), was = st->cur;
         if (download_progressed(st, before, t0)) failures = 0; /* a fresh series */
-        if (++failures >= st->retry_max) return download_give_up(st, failures);
+        if (++failures >= st->retry_max * live) return download_give_up(st, failures);
+        if (download_switch(st) && st->cur > was) continue; /* the next mirror, at once */
         log_warn("%s: %s; retry %d of %d", st->spec->model_id, st->why, failures,
-                 st->retry_max - 1);
-        if (download_backoff(st, failures)) return download_stopped(st);
+                 st->retry_max * live - 1);
+        if (download_backoff(st, (failures + live - 1) / live)) return download_stopped(st);
     }
 }
 
 /* ---- the whole download ---- */
 
 /* Refuses URLs that are not http(s), and http without allow_http. 0, or -1 with st->why. */
-static int download_check_url(download_state *st) {
+static int download_check_url(download_state *st, const char *url) {
     CURLU *u = curl_url();
     char *scheme = NULL;
     int rc = 0;
-    if (!u || curl_url_set(u, CURLUPART_URL, st->spec->url, 0) != CURLUE_OK ||
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
-        download_fail(st, "url_refused", "invalid download URL: %s", st->spec->url);
+        download_fail(st, "url_refused", "invalid download URL: %s", url);
         rc = -1;
     } else if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0) {
-        download_fail(st, "url_refused", "download URL must be http(s): %s", st->spec->url);
+        download_fail(st, "url_refused", "download URL must be http(s): %s", url);
         rc = -1;
     } else if (strcmp(scheme, "http") == 0 && !st->spec->cfg->allow_http) {
         download_fail(st, "url_refused",
                       "plain http download refused: %s (set allow_http in config/server.json "
                       "to permit it)",
-                      st->spec->url);
+                      url);
         rc = -1;
     }
     curl_free(scheme);
@@ -643,6 +716,11 @@ static void download_init(download_state *st, const download_spec *spec,
     memset(st, 0, sizeof *st);
     st->spec = spec;
     st->hooks = hooks;
+    st->urls = spec->n_urls > 0 ? spec->urls : &spec->url;
+    st->n_urls = spec->n_urls > 0 ? spec->n_urls : 1;
+    if (st->n_urls > MIRROR_URLS_MAX) st->n_urls = MIRROR_URLS_MAX;
+    st->url = st->urls[0];
+    st->reported = -1;
     st->part.fd = -1;
     st->total = spec->expected_size > 0 ? spec->expected_size : 0;
     st->limit = download_limit(spec->expected_size);
@@ -662,7 +740,9 @@ static void download_init(download_state *st, const download_spec *spec,
 
 /* Opens the partial and runs the download into it; the file is in models/llm/ when OK. */
 static download_outcome download_into_partial(download_state *st) {
-    if (download_check_url(st) < 0) return DOWNLOAD_FAILED;
+    for (int i = 0; i < st->n_urls; i++)
+        if (download_check_url(st, st->urls[i]) < 0) return DOWNLOAD_FAILED;
+    download_first_url(st);
     if (download_setup(st) < 0) {
         download_fail(st, "internal_error", "cannot start libcurl");
         return DOWNLOAD_FAILED;

@@ -33,12 +33,17 @@ typedef struct download_hooks {
     /* Returns 0 to go on, 1 to cancel the job, 2 to stop for a shutdown, 3 to pause the job.
      * Called often. */
     int (*should_stop)(void *ud);
+    /* Called (may be NULL) when a URL starts to serve bytes: `url` is borrowed. */
+    void (*source)(void *ud, const char *url);
 } download_hooks;
 
 typedef struct download_spec {
     const mg_config *cfg;     /* borrowed: data root and allow_http */
     const char *model_id;     /* a valid model id */
-    const char *url;          /* the gallery's downloadUrl */
+    const char *url;          /* the gallery's downloadUrl: names the partial */
+    const char *const *urls;  /* borrowed: the URLs to fetch from, in order (downloadUrl and
+                                 mirrors after url_rewrites, mirror.h); NULL: url alone */
+    int n_urls;
     const char *checksum;     /* "sha256:<64 hex>" */
     const char *ext;          /* a valid extension, see partial_ext_valid */
     int64_t expected_size;    /* bytes the gallery announces; 0: unknown */
@@ -55,7 +60,9 @@ typedef struct download_result {
     int recovered;            /* 1: a verified earlier download was taken, nothing fetched */
 } download_result;
 
-/* Runs the whole download (blocking). server.json's min_download_speed (cfg) is the speed an
+/* Runs the whole download (blocking). A URL that fails (connection, 5xx, 404, stall) hands
+ * over to the next of spec->urls, which resumes the partial (the checksum verifies the
+ * whole). server.json's min_download_speed (cfg) is the speed an
  * attempt must average to count as progress: attempts that stay below it (or are cut off
  * by libcurl's low-speed limit at that speed) use up the MG_RETRY_MAX attempts and the job
  * fails "stalled"; trickling bytes do not restart the series. Under max_download_rate

@@ -48,11 +48,12 @@ static json_t *partial_meta_load(const partial *p) {
     return meta;
 }
 
-/* Writes the meta {url, checksum, validator, verified} (`verified` borrowed, may be NULL)
- * durably. 0, or -1 with a message in why. */
+/* Writes the meta {url, checksum, validator, source, verified} (`verified` borrowed, may be
+ * NULL) durably. 0, or -1 with a message in why. */
 static int partial_meta_write(const partial *p, json_t *verified, char *why, size_t n) {
-    json_t *meta = json_pack("{s:s,s:s,s:s,s:O*}", "url", p->url, "checksum", p->checksum,
-                             "validator", p->validator, "verified", verified);
+    json_t *meta = json_pack("{s:s,s:s,s:s,s:s,s:O*}", "url", p->url, "checksum", p->checksum,
+                             "validator", p->validator, "source",
+                             p->source[0] ? p->source : p->url, "verified", verified);
     char *text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
     json_decref(meta);
     mg_error err;
@@ -85,7 +86,9 @@ int partial_open(partial *p, const char *url, const char *checksum, char *why, s
     int same = partial_meta_matches(meta, url, checksum) &&
                !json_is_object(json_object_get(meta, "verified"));
     const char *v = json_string_value(json_object_get(meta, "validator"));
+    const char *src = json_string_value(json_object_get(meta, "source"));
     snprintf(p->validator, sizeof p->validator, "%s", same && v ? v : "");
+    snprintf(p->source, sizeof p->source, "%s", same && src ? src : url);
     json_decref(meta);
     if (!same) {
         fs_unlink(p->part, NULL);
@@ -108,9 +111,11 @@ int partial_open(partial *p, const char *url, const char *checksum, char *why, s
     return 0;
 }
 
-int partial_set_validator(partial *p, const char *validator, char *why, size_t n) {
-    if (strcmp(p->validator, validator) == 0) return 0;
+int partial_set_validator(partial *p, const char *validator, const char *source, char *why,
+                          size_t n) {
+    if (strcmp(p->validator, validator) == 0 && strcmp(p->source, source) == 0) return 0;
     snprintf(p->validator, sizeof p->validator, "%s", validator);
+    snprintf(p->source, sizeof p->source, "%s", source);
     return partial_meta_write(p, NULL, why, n);
 }
 

@@ -2,8 +2,10 @@
  * sidecar .part.meta that says which download the bytes belong to. Only the model id and the
  * extension from the job file make these paths; never the URL.
  *
- * The meta is {url, checksum, validator, verified}: `validator` is the strong ETag (else the
- * Last-Modified date) of the response the bytes came from, sent as If-Range when resuming;
+ * The meta is {url, checksum, validator, source, verified}: `validator` is the strong ETag
+ * (else the Last-Modified date) of the response the bytes came from, sent as If-Range when
+ * resuming from `source`, the URL that answered it (the job's url or a mirror; a meta
+ * without it means url);
  * `verified` ({size, ino, mtime_ns}) is written, durably, once the whole file matched its
  * checksum and just before it is renamed to models/llm/. The meta stays until the registry
  * entry is written, so a file whose registration failed, or that a crash left unregistered,
@@ -29,6 +31,7 @@ typedef struct partial {
     char url[2048];          /* what the meta names (set by partial_open) */
     char checksum[80];
     char validator[PARTIAL_VALIDATOR_MAX]; /* "" when unknown */
+    char source[4096];       /* the URL the validator came from */
 } partial;
 
 /* 1 when `ext` is a safe extension: a dot and 1-15 letters or digits. */
@@ -42,9 +45,10 @@ void partial_paths(partial *p, const mg_config *cfg, const char *id, const char 
  * p->validator. Sets p->fd and p->size. 0, or -1 with a message in why. */
 int partial_open(partial *p, const char *url, const char *checksum, char *why, size_t n);
 
-/* Records `validator` (may be "") as the one the partial's bytes came with. 0, or -1 with a
- * message in why. */
-int partial_set_validator(partial *p, const char *validator, char *why, size_t n);
+/* Records `validator` (may be "") as the one the partial's bytes came with from `source`
+ * (a URL). 0, or -1 with a message in why. */
+int partial_set_validator(partial *p, const char *validator, const char *source, char *why,
+                          size_t n);
 
 /* Empties the open partial. 0, or -1 with a message in why. */
 int partial_truncate(partial *p, char *why, size_t n);

@@ -48,12 +48,13 @@ json_t *progress_message(const progress_state *ps) {
     if (progress < 0) progress = 0;
     if (progress > 100) progress = 100;
     progress = (double)(int64_t)(progress * 10 + 0.5) / 10; /* one decimal */
-    return json_pack("{s:s,s:s,s:s,s:s,s:f,s:I,s:I,s:I,s:o,s:s?,s:s?}", "model_id",
+    return json_pack("{s:s,s:s,s:s,s:s,s:f,s:I,s:I,s:I,s:o,s:s?,s:s?,s:s?}", "model_id",
                      ps->model_id, "job_id", ps->job_id, "kind", ps->kind ? ps->kind : "install",
                      "status", ps->status, "progress", progress, "downloaded",
                      (json_int_t)ps->downloaded, "total", (json_int_t)ps->total,
                      "bytes_per_second", (json_int_t)ps->bytes_per_second, "eta_s",
-                     progress_eta(ps), "error", ps->error, "error_code", ps->error_code);
+                     progress_eta(ps), "error", ps->error, "error_code", ps->error_code,
+                     "source_url", ps->source_url);
 }
 
 json_t *progress_message_of(json_t *pub) {
@@ -66,7 +67,8 @@ json_t *progress_message_of(json_t *pub) {
         .downloaded = json_integer_value(json_object_get(pub, "downloaded")),
         .total = json_integer_value(json_object_get(pub, "total")),
         .error = json_string_value(json_object_get(pub, "error")),
-        .error_code = json_string_value(json_object_get(pub, "error_code"))};
+        .error_code = json_string_value(json_object_get(pub, "error_code")),
+        .source_url = json_string_value(json_object_get(pub, "source_url"))};
     if (!ps.model_id || !ps.job_id || !ps.status) return NULL;
     return progress_message(&ps);
 }

@@ -71,9 +71,11 @@ typedef struct progress_state {
     double progress;
     int64_t downloaded, total, bytes_per_second;
     const char *error, *error_code; /* NULL: null */
+    const char *source_url;         /* the URL serving the bytes (redacted); NULL: null */
 } progress_state;
 
-/* Returns a new progress message (contract format plus kind, eta_s and error_code): eta_s is
+/* Returns a new progress message (contract format plus kind, eta_s, error_code and
+ * source_url): eta_s is
  * the seconds left at the current rate while downloading, 0 once installed, else null. */
 json_t *progress_message(const progress_state *ps);
 

@@ -13,6 +13,7 @@
 
 #include "download.h"
 #include "log.h"
+#include "mirror.h"
 #include "metrics.h"
 #include "partial.h"
 #include "redact.h"
@@ -46,7 +47,8 @@ static void runner_publish(runner *r, int64_t bps) {
         .total = json_integer_value(json_object_get(job, "total")),
         .bytes_per_second = bps,
         .error = json_string_value(json_object_get(job, "error")),
-        .error_code = json_string_value(json_object_get(job, "error_code"))};
+        .error_code = json_string_value(json_object_get(job, "error_code")),
+        .source_url = json_string_value(json_object_get(job, "source_url"))};
     progress_send(progress_message(&ps));
 }
 
@@ -107,6 +109,14 @@ static void runner_check_markers(runner *r) {
     if (job_cancel_requested(&r->cfg, r->job_id)) atomic_store(&r->cancel, 1);
     if (!atomic_load(&r->pause) && job_pause_requested(&r->cfg, r->job_id))
         atomic_store(&r->pause, 1);
+}
+
+/* download hook: `url` serves the bytes from now on; the job says so (redacted). */
+static void runner_source(void *ud, const char *url) {
+    runner *r = ud;
+    char shown[MIRROR_URL_MAX];
+    json_object_set_new(r->job, "source_url", json_string(redact_text(shown, sizeof shown, url)));
+    log_info("job %s: %s comes from %s", r->job_id, r->model_id, shown);
 }
 
 /* download hook: 1 cancel, 2 shutdown, 3 pause, 0 go on. */
@@ -267,10 +277,20 @@ static void runner_download(runner *r) {
         runner_finish(r, JOB_INSTALLED, spec.expected_size, NULL, NULL);
         return;
     }
-    log_info("job %s: %s %s from %s", r->job_id, runner_is(r, "update") ? "updating" : "installing",
-             r->model_id, spec.url);
-    download_hooks hooks = {r, runner_report, runner_should_stop};
-    switch (download_run(&spec, &hooks, &res)) {
+    mirror_list urls;
+    if (mirror_list_build(&urls, &r->cfg, spec.url, json_object_get(r->job, "mirrors"), why,
+                          sizeof why) < 0) {
+        runner_finish(r, JOB_FAILED, 0, why, "invalid_job");
+        return;
+    }
+    spec.urls = (const char *const *)urls.urls;
+    spec.n_urls = urls.n;
+    log_info("job %s: %s %s from %s (%d URLs)", r->job_id,
+             runner_is(r, "update") ? "updating" : "installing", r->model_id, spec.url, urls.n);
+    download_hooks hooks = {r, runner_report, runner_should_stop, runner_source};
+    download_outcome o = download_run(&spec, &hooks, &res);
+    mirror_list_free(&urls);
+    switch (o) {
     case DOWNLOAD_OK:
         if (!res.recovered) runner_test_kill_after_rename();
         runner_install(r, &spec, &res);
@@ -330,7 +350,7 @@ static void runner_verify(runner *r) {
         return;
     }
     log_info("job %s: verifying %s (%s)", r->job_id, r->model_id, runner_str(r->job, "path"));
-    download_hooks hooks = {r, runner_report, runner_should_stop};
+    download_hooks hooks = {r, runner_report, runner_should_stop, NULL};
     verify_result res;
     verify_outcome o = verify_run(abs, checksum, &hooks, &res);
     runner_verified(r, o, &res, runner_str(r->job, "path"));

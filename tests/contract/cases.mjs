@@ -126,6 +126,8 @@ export const CASES = {
   'get /api/models/jobs/{job_id}': [
     { status: 200, example: 'installed', given: ['installed'], params: { job_id: (fx) => fx.installed.job_id } },
     { status: 200, given: ['installed'], params: { job_id: (fx) => fx.installed.job_id },
+      check: (a) => assert.match(a.json.source_url, /^https?:\/\/127\.0\.0\.1:\d+\/.+/) },
+    { status: 200, given: ['installed'], params: { job_id: (fx) => fx.installed.job_id },
       headers: { 'X-MG-Node': (fx) => fx.installed.node }, check: (a, fx) => assert.equal(a.json.node, fx.installed.node) },
     { status: 421, example: 'wrong_node', given: ['installed'], params: { job_id: (fx) => fx.installed.job_id },
       error: { code: 'wrong_node', parameter: null } },

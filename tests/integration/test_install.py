@@ -30,9 +30,9 @@ MiB = 1024 * 1024
 TERMINAL = ("installed", "failed", "cancelled")
 ISO_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$")
 PROGRESS_KEYS = {"model_id", "job_id", "kind", "status", "progress", "downloaded", "total",
-                 "bytes_per_second", "eta_s", "error", "error_code", "node"}
+                 "bytes_per_second", "eta_s", "error", "error_code", "node", "source_url"}
 JOB_KEYS = {"job_id", "model_id", "kind", "status", "progress", "downloaded", "total", "error",
-            "error_code", "diagnosis", "created_at", "updated_at", "node"}
+            "error_code", "diagnosis", "created_at", "updated_at", "node", "source_url"}
 # Short retry and stall times for the daemon (it inherits deploy/up's environment).
 FAST_ENV = {"MG_RETRY_BASE_MS": "100", "MG_RETRY_MAX": "4", "MG_STALL_SECONDS": "3"}
 # ASan builds are slower: every wait is generous, the assertions are about content.

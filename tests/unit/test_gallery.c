@@ -188,6 +188,32 @@ UNIT_TEST(model_valid_alone) {
     CHECK_INT(gallery_model_valid(NULL, reason, sizeof reason), 0);
 }
 
+UNIT_TEST(mirrors_are_urls) {
+    char reason[160];
+    json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:f, s:[s,s]}", "id", "x", "name", "X",
+                          "checksum",
+                          "sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+                          "downloadUrl", "https://example.com/x", "sizeGb", 0.001, "mirrors",
+                          "https://a.example/x", "http://b.example:8081/x");
+    CHECK_INT(gallery_model_valid(m, reason, sizeof reason), 1);
+    json_object_set_new(m, "mirrors", json_null());
+    CHECK_INT(gallery_model_valid(m, reason, sizeof reason), 1);
+    const char *bad[] = {"\"https://a.example/x\"", "[\"ftp://a.example/x\"]", "[1]",
+                         "[\"https://a.example/x y\"]", "{}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_object_set_new(m, "mirrors", json_loads(bad[i], JSON_DECODE_ANY, NULL));
+        CHECK_INT(gallery_model_valid(m, reason, sizeof reason), 0);
+        CHECK_STR(reason, "mirrors must be an array of at most 16 absolute http(s) URLs");
+    }
+    json_t *many = json_array();
+    for (int i = 0; i < 17; i++) json_array_append_new(many, json_string("https://a.example/x"));
+    json_object_set_new(m, "mirrors", many);
+    CHECK_INT(gallery_model_valid(m, reason, sizeof reason), 0);
+    json_array_remove(many, 0);
+    CHECK_INT(gallery_model_valid(m, reason, sizeof reason), 1);
+    json_decref(m);
+}
+
 UNIT_TEST(model_ext_from_url_path) {
     char ext[16];
     gallery_model_ext("https://h/a/model.Q4_K_M.gguf", ext);

@@ -299,13 +299,15 @@ UNIT_TEST(public_fields) {
     json_t *p = job_public(a);
     const char *want[] = {"job_id",     "model_id",  "kind",       "status",
                           "progress",   "downloaded", "total",     "error",
-                          "error_code", "diagnosis", "created_at", "updated_at"};
-    CHECK_INT(json_object_size(p), 12);
+                          "error_code", "diagnosis", "created_at", "updated_at",
+                          "source_url"};
+    CHECK_INT(json_object_size(p), 13);
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         CHECK(json_object_get(p, want[i]) != NULL);
     CHECK_STR(str(p, "kind"), "install");
     CHECK(json_is_null(json_object_get(p, "error_code")));
     CHECK(json_is_null(json_object_get(p, "diagnosis")));
+    CHECK(json_is_null(json_object_get(p, "source_url")));
     CHECK(json_object_get(p, "url") == NULL);
     CHECK(json_object_get(p, "checksum") == NULL);
     json_decref(p);
@@ -671,5 +673,25 @@ UNIT_TEST(pause_and_resume) {
     CHECK_INT(err.status, 400);
     json_decref(b);
     json_decref(a);
+    config_free(&cfg);
+}
+
+UNIT_TEST(mirrors_go_with_the_job) {
+    mg_config cfg;
+    mg_error err;
+    setup(&cfg);
+    json_t *m = model("mirrored");
+    json_object_set_new(m, "mirrors", json_pack("[s,s]", "https://a.example/m.gguf",
+                                                "https://b.example/m.gguf"));
+    json_t *job = job_enqueue(&cfg, m, NULL, &err);
+    CHECK(job != NULL);
+    json_t *mirrors = json_object_get(job, "mirrors");
+    CHECK_INT(json_array_size(mirrors), 2);
+    CHECK_STR(json_string_value(json_array_get(mirrors, 1)), "https://b.example/m.gguf");
+    json_t *p = job_public(job);
+    CHECK(json_object_get(p, "mirrors") == NULL);
+    json_decref(p);
+    json_decref(job);
+    json_decref(m);
     config_free(&cfg);
 }
