@@ -35,6 +35,8 @@ static const struct {
      "remove leftovers: partial downloads without a job, temporary files"},
     {"system", ctl_cmd_system, "", "RAM, CPU cores, GPUs and free disk of the server"},
     {"preflight", ctl_cmd_preflight, "ID", "would an install work here? (nothing is queued)"},
+    {"gallery", ctl_cmd_gallery, "sign --key KEY.pem FILE [--out SIG] | keygen KEY.pem",
+     "sign a gallery file (Ed25519; FILE.sig), or make a signing key (no server needed)"},
 };
 
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])

@@ -100,6 +100,7 @@ int ctl_cmd_rm(const ctl *c, int argc, char **argv);
 int ctl_cmd_update(const ctl *c, int argc, char **argv);
 int ctl_cmd_verify(const ctl *c, int argc, char **argv);
 int ctl_cmd_cleanup(const ctl *c, int argc, char **argv);
+int ctl_cmd_gallery(const ctl *c, int argc, char **argv);
 
 /* The value of option `name` at argv[*i] ("--name=v" or "--name v", moving *i past it):
  * 1 and *value, 0 when argv[*i] is not that option, -1 when its value is missing. */

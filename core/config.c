@@ -14,6 +14,7 @@
 
 #include "fs.h"
 #include "log.h"
+#include "signature.h"
 
 #ifndef MG_DEFAULT_ROOT
 #define MG_DEFAULT_ROOT "."
@@ -168,6 +169,10 @@ static int config_galleries(json_t *v, const char *path, mg_error *err) {
             return config_bad(err, path, key, "a source whose url is 1 to 2048 characters");
         if (json_is_string(p) && !config_text_ok(p, CONFIG_PATH_MAX))
             return config_bad(err, path, key, "a source whose path is 1 to 1024 characters");
+        json_t *sig = json_object_get(entry, "signature_url");
+        if (json_is_string(sig) && !config_text_ok(sig, CONFIG_URL_MAX))
+            return config_bad(err, path, key,
+                              "a source whose signature_url is 1 to 2048 characters");
     }
     return 0;
 }
@@ -209,7 +214,26 @@ static int config_redis_url_ok(const char *s) {
 
 /* ---- server.json -------------------------------------------------------------------- */
 
-/* The settings of earlier versions: gallery source, cache, downloads, token. */
+/* gallery_public_key and gallery_signature_url: gallery_url's signature. */
+static int config_apply_signed(mg_config *cfg, json_t *doc, const char *path, mg_error *err) {
+    json_t *v;
+    unsigned char key[SIGNATURE_KEY_BYTES];
+    if ((v = json_object_get(doc, "gallery_public_key")) && !json_is_null(v)) {
+        if (!json_is_string(v) || signature_key_decode(json_string_value(v), key) != 0)
+            return config_bad(err, path, "gallery_public_key",
+                              "null or base64 of a 32-byte Ed25519 public key (44 characters)");
+        cfg->gallery_public_key = strdup(json_string_value(v));
+    }
+    if ((v = json_object_get(doc, "gallery_signature_url")) && !json_is_null(v)) {
+        if (!config_text_ok(v, CONFIG_URL_MAX))
+            return config_bad(err, path, "gallery_signature_url",
+                              "null or a URL of up to 2048 characters");
+        cfg->gallery_signature_url = strdup(json_string_value(v));
+    }
+    return 0;
+}
+
+/* The gallery source: gallery_url and its signature. */
 static int config_apply_basic(mg_config *cfg, json_t *doc, const char *path, mg_error *err) {
     json_t *v;
     if ((v = json_object_get(doc, "gallery_url")) && !json_is_null(v)) {
@@ -217,6 +241,12 @@ static int config_apply_basic(mg_config *cfg, json_t *doc, const char *path, mg_
             return config_bad(err, path, "gallery_url", "null or a URL of up to 2048 characters");
         if (json_string_length(v)) cfg->gallery_url = strdup(json_string_value(v));
     }
+    return config_apply_signed(cfg, doc, path, err);
+}
+
+/* The settings of earlier versions, continued: cache, downloads, token, sources. */
+static int config_apply_more(mg_config *cfg, json_t *doc, const char *path, mg_error *err) {
+    json_t *v;
     if ((v = json_object_get(doc, "gallery_cache_ttl_s")) && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
             json_integer_value(v) > 366L * 86400)
@@ -367,6 +397,7 @@ static int config_read_file(mg_config *cfg, mg_error *err) {
     if (!json_is_object(doc))
         rc = mg_error_set(err, 500, "invalid_config", NULL, "%s: not a JSON object", path);
     else if ((rc = config_apply_basic(cfg, doc, path, err)) == 0 &&
+             (rc = config_apply_more(cfg, doc, path, err)) == 0 &&
              (rc = config_apply_access(cfg, doc, path, err)) == 0 &&
              (rc = config_apply_jobs(cfg, doc, path, err)) == 0)
         rc = config_apply_machine(cfg, doc, path, err);
@@ -460,13 +491,17 @@ static char *config_strdup_or_null(const char *s) { return s ? strdup(s) : NULL;
 int config_copy(mg_config *dst, const mg_config *src) {
     *dst = *src;
     dst->gallery_url = config_strdup_or_null(src->gallery_url);
+    dst->gallery_public_key = config_strdup_or_null(src->gallery_public_key);
+    dst->gallery_signature_url = config_strdup_or_null(src->gallery_signature_url);
     dst->api_token = config_strdup_or_null(src->api_token);
     dst->redis_url = config_strdup_or_null(src->redis_url);
     dst->galleries = src->galleries ? json_deep_copy(src->galleries) : NULL;
     dst->server_names = json_deep_copy(src->server_names);
     dst->allowed_origins = json_deep_copy(src->allowed_origins);
     dst->url_rewrites = src->url_rewrites ? json_deep_copy(src->url_rewrites) : NULL;
-    if ((src->url_rewrites && !dst->url_rewrites) || (src->gallery_url && !dst->gallery_url) || (src->api_token && !dst->api_token) ||
+    if ((src->url_rewrites && !dst->url_rewrites) ||
+        (src->gallery_public_key && !dst->gallery_public_key) ||
+        (src->gallery_signature_url && !dst->gallery_signature_url) || (src->gallery_url && !dst->gallery_url) || (src->api_token && !dst->api_token) ||
         (src->redis_url && !dst->redis_url) ||
         (src->galleries && !dst->galleries) || (src->server_names && !dst->server_names) ||
         (src->allowed_origins && !dst->allowed_origins)) {
@@ -478,6 +513,9 @@ int config_copy(mg_config *dst, const mg_config *src) {
 
 void config_free(mg_config *cfg) {
     free(cfg->gallery_url);
+    free(cfg->gallery_public_key);
+    free(cfg->gallery_signature_url);
+    cfg->gallery_public_key = cfg->gallery_signature_url = NULL;
     free(cfg->api_token);
     free(cfg->redis_url);
     json_decref(cfg->galleries);

@@ -31,6 +31,8 @@ typedef enum {
 typedef struct mg_config {
     char root[MG_PATH_MAX];   /* absolute data root, no trailing slash */
     char *gallery_url;        /* owned; NULL: the local config/models_gallery.json */
+    char *gallery_public_key; /* owned: gallery_url's Ed25519 key (base64), or NULL */
+    char *gallery_signature_url; /* owned: where its signature is, NULL: gallery_url + .sig */
     long gallery_cache_ttl_s; /* default 3600 */
     int allow_http;           /* default 0 */
     char *api_token;          /* owned; NULL: no token needed */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fs.h"
 #include "gallery.h"
 
 /* ---- options and results ---------------------------------------------------------- */
@@ -256,10 +257,30 @@ json_t *fetch_gallery(const char *url, const fetch_options *opt, fetch_result *r
     res->invalid = NULL;
     char *body = fetch_body(url, opt, res, &len, err);
     if (!body) return NULL;
+    if (opt && opt->check_body && opt->check_body(opt->check_ud, body, len, err) != 0) {
+        free(body);
+        return NULL;
+    }
     json_t *g = gallery_parse(body, len, url, &res->invalid, err);
     free(body);
     if (!g && err) err->status = 502;
     return fetch_require_models(g, url, err);
+}
+
+/* Reads the gallery file at `path`, has opt->check_body judge its bytes, then parses them.
+ * New reference, or NULL and err. */
+static json_t *fetch_checked_file(const char *path, const fetch_options *opt, fetch_result *r,
+                                  mg_error *err) {
+    size_t len = 0;
+    json_decref(r->invalid);
+    r->invalid = NULL;
+    char *text = fs_read_all(path, &len, err);
+    if (!text) return NULL;
+    json_t *g = NULL;
+    if (opt->check_body(opt->check_ud, text, len, err) == 0)
+        g = fetch_require_models(gallery_parse(text, len, path, &r->invalid, err), path, err);
+    free(text);
+    return g;
 }
 
 json_t *load_gallery(const char *path_or_url, const fetch_options *opt, fetch_result *res,
@@ -270,6 +291,8 @@ json_t *load_gallery(const char *path_or_url, const fetch_options *opt, fetch_re
     json_t *g;
     if (fetch_is_url(path_or_url)) {
         g = fetch_gallery(path_or_url, opt, r, err);
+    } else if (opt && opt->check_body) {
+        g = fetch_checked_file(path_or_url, opt, r, err);
     } else {
         json_decref(r->invalid);
         r->invalid = NULL;

@@ -33,6 +33,11 @@ typedef struct fetch_options {
     long max_redirects;         /* default 5; 0 follows none */
     long long max_bytes;        /* body cap; default 64 MiB (env MG_FETCH_MAX_BYTES) */
     const atomic_int *cancel;   /* borrowed or NULL: nonzero stops the transfer */
+    /* NULL, or called with the exact bytes of a gallery (fetched, or read from a path)
+     * before they are parsed: 0 to take them, -1 with err to refuse them (a signature that
+     * does not verify). */
+    int (*check_body)(void *ud, const char *body, size_t len, mg_error *err);
+    void *check_ud;
 } fetch_options;
 
 typedef struct fetch_result {

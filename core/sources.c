@@ -31,6 +31,32 @@ static void sources_set_url(const mg_config *cfg, gallery_source *s, const char 
         memcpy(s->error, uerr.message, sizeof s->error);
 }
 
+/* Takes the public key `key` (base64) and the signature's place `sig` (may be NULL: the
+ * source's url or path + ".sig"; a relative path is from the data root) for `s`. */
+static void sources_set_key(const mg_config *cfg, gallery_source *s, const char *key,
+                            const char *sig) {
+    char abs[MG_PATH_MAX];
+    if (signature_key_decode(key, s->key) != 0) {
+        snprintf(s->error, sizeof s->error,
+                 "public_key must be base64 of a 32-byte Ed25519 public key (44 characters)");
+        return;
+    }
+    s->is_signed = 1;
+    snprintf(s->key_b64, sizeof s->key_b64, "%s", key);
+    if (sig && !fetch_is_url(sig) && sig[0] != '/') sig = config_path(cfg, abs, sig);
+    if (sig) {
+        s->signature = strdup(sig);
+    } else {
+        const char *base = s->url ? s->url : s->path;
+        size_t n = strlen(base) + 5;
+        if ((s->signature = malloc(n))) snprintf(s->signature, n, "%s.sig", base);
+    }
+    mg_error uerr;
+    if (s->signature && fetch_is_url(s->signature) &&
+        fetch_url_check(s->signature, cfg->allow_http, &uerr) != 0)
+        snprintf(s->error, sizeof s->error, "signature_url: %.480s", uerr.message);
+}
+
 static int sources_name_taken(const sources_list *list, const char *name) {
     for (size_t i = 0; i < list->count; i++)
         if (strcmp(list->items[i].name, name) == 0) return 1;
@@ -63,11 +89,13 @@ static void sources_from_entry(const mg_config *cfg, const sources_list *list, j
         snprintf(s->error, sizeof s->error, "exactly one of url and path must be a string");
         return;
     }
-    if (has_path) {
-        sources_set_path(cfg, s, json_string_value(path));
-        return;
-    }
-    sources_set_url(cfg, s, json_string_value(url));
+    if (has_path) sources_set_path(cfg, s, json_string_value(path));
+    else sources_set_url(cfg, s, json_string_value(url));
+    json_t *key = json_object_get(entry, "public_key"), *sig = json_object_get(entry,
+                                                                             "signature_url");
+    if (!s->error[0] && key && !json_is_null(key))
+        sources_set_key(cfg, s, json_is_string(key) ? json_string_value(key) : "",
+                        json_string_value(sig));
 }
 
 int sources_load(const mg_config *cfg, sources_list *out, mg_error *err) {
@@ -84,6 +112,8 @@ int sources_load(const mg_config *cfg, sources_list *out, mg_error *err) {
             return 0;
         }
         sources_set_url(cfg, s, cfg->gallery_url);
+        if (!s->error[0] && cfg->gallery_public_key)
+            sources_set_key(cfg, s, cfg->gallery_public_key, cfg->gallery_signature_url);
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
@@ -98,6 +128,7 @@ void sources_free(sources_list *list) {
     for (size_t i = 0; list->items && i < list->count; i++) {
         free(list->items[i].url);
         free(list->items[i].path);
+        free(list->items[i].signature);
     }
     free(list->items);
     list->items = NULL;
@@ -160,11 +191,11 @@ json_t *sources_merge(json_t *parts, json_t **clashes) {
 
 json_t *sources_status_entry(const gallery_source *s) {
     return json_pack("{s:s, s:s?, s:s?, s:n, s:n, s:n, s:n, s:n, s:n, s:[], s:s?, s:n, s:n, "
-                     "s:n, s:[]}",
+                     "s:n, s:[], s:n}",
                      "name", s->name, "url", s->url, "path", s->path, "last_attempt",
                      "last_success", "etag", "last_modified", "http_status", "model_count",
                      "invalid", "error", s->error[0] ? s->error : NULL, "last_error",
-                     "last_error_at", "last_change", "clashes");
+                     "last_error_at", "last_change", "clashes", "signature");
 }
 
 /* Local mode: the single source's state is the cache meta's. */

@@ -1,8 +1,10 @@
 /* sources.h - the gallery sources of a data root, merging them, and the refresh status.
  *
- * Sources come from config/server.json: `galleries` [{name, url | path}] when it is a
- * non-empty array, else the single source "default": gallery_url (or MG_GALLERY_URL), else
- * config/models_gallery.json. In "local" mode (no gallery_url and no galleries key) the cache
+ * Sources come from config/server.json: `galleries` [{name, url | path, public_key,
+ * signature_url}] when it is a non-empty array, else the single source "default":
+ * gallery_url (or MG_GALLERY_URL; gallery_public_key, gallery_signature_url), else
+ * config/models_gallery.json. A source with a public key is used only with a valid Ed25519
+ * signature (signature.h) of its exact bytes; its status entry says "signature". In "local" mode (no gallery_url and no galleries key) the cache
  * follows config/models_gallery.json through gallery_cache_ensure; in "remote" mode the
  * installer's refresher (installer/refresh.c) fetches the sources and writes the cache.
  *
@@ -20,6 +22,7 @@
 #include "config.h"
 #include "id.h"
 #include "mg_error.h"
+#include "signature.h"
 
 #define SOURCES_STATUS_REL "cache/gallery_status.json"
 #define SOURCES_REQUEST_REL "cache/refresh.request"
@@ -32,6 +35,11 @@ typedef struct gallery_source {
     char *url;                   /* owned, or NULL */
     char *path;                  /* owned absolute path, or NULL */
     char error[512];             /* why the entry is unusable, "" when it is usable */
+    int is_signed;               /* 1: public_key given; the gallery needs its signature */
+    unsigned char key[SIGNATURE_KEY_BYTES];
+    char key_b64[SIGNATURE_KEY_B64];
+    char *signature;             /* owned, when is_signed: the signature's URL or absolute
+                                    path (signature_url, default url or path + ".sig") */
 } gallery_source;
 
 typedef struct sources_list {
@@ -63,7 +71,7 @@ char *sources_store_path(const mg_config *cfg, const char *name, char *out);
 
 /* A status entry for `s` with nothing attempted yet: {name, url, path, last_attempt,
  * last_success, etag, last_modified, http_status, model_count, invalid, error, last_error,
- * last_error_at, last_change, clashes}, url or path null, error the configuration problem or
+ * last_error_at, last_change, clashes, signature}, url or path null, signature null, error the configuration problem or
  * null. New reference. */
 json_t *sources_status_entry(const gallery_source *s);
 

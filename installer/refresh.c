@@ -26,6 +26,7 @@
 #include "job.h"
 #include "log.h"
 #include "metrics.h"
+#include "signature.h"
 #include "sources.h"
 
 #define REFRESH_RETRY_S 60L  /* next attempt after a failure, when the TTL is longer */
@@ -83,7 +84,10 @@ static json_t *refresh_store_load(refresh_cycle *c, const gallery_source *s) {
     json_t *st = json_load_file(sources_store_path(&c->cfg, s->name, path), 0, NULL);
     const char *url = json_string_value(json_object_get(st, "url"));
     const char *file = json_string_value(json_object_get(st, "path"));
+    const char *key = json_string_value(json_object_get(st, "public_key"));
     int same = s->url ? url && strcmp(url, s->url) == 0 : file && strcmp(file, s->path) == 0;
+    if (s->is_signed && (!key || strcmp(key, s->key_b64) != 0))
+        same = 0; /* not verified with this key: never served as verified */
     if (!same || !json_is_object(json_object_get(st, "gallery"))) {
         json_decref(st);
         return NULL;
@@ -91,7 +95,8 @@ static json_t *refresh_store_load(refresh_cycle *c, const gallery_source *s) {
     return st;
 }
 
-/* Stores `g` (borrowed) as the last good gallery of `s`. New reference to the record. */
+/* Stores `g` (borrowed) as the last good gallery of `s` (with the public key that verified
+ * it, when signed). New reference to the record. */
 static json_t *refresh_store_save(refresh_cycle *c, const gallery_source *s, json_t *g,
                                   json_t *invalid, const char *etag, const char *lm,
                                   json_t *stat_rec) {
@@ -102,6 +107,7 @@ static json_t *refresh_store_save(refresh_cycle *c, const gallery_source *s, jso
                             refresh_json_str(lm), "stat", stat_rec ? stat_rec : json_null(),
                             "fetched_at", c->now, "gallery", g, "invalid",
                             invalid ? json_incref(invalid) : json_array());
+    json_object_set_new(rec, "public_key", refresh_json_str(s->is_signed ? s->key_b64 : NULL));
     mg_error err;
     char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
     config_path(&c->cfg, path, SOURCES_STORE_REL);
@@ -138,6 +144,66 @@ static json_t *refresh_accept(refresh_cycle *c, const gallery_source *s, json_t 
     return rec;
 }
 
+/* ---- signatures ------------------------------------------------------------------- */
+
+/* What the signature check of one source needs (borrowed). */
+typedef struct refresh_sig {
+    refresh_cycle *c;
+    const gallery_source *s;
+    json_t *entry;
+} refresh_sig;
+
+/* The text of the signature of `s` (fetched from its URL, or read from its path): malloc'd,
+ * or NULL with err when there is none to be had. */
+static char *refresh_signature_text(refresh_cycle *c, const gallery_source *s, size_t *len,
+                                    mg_error *err) {
+    if (!fetch_is_url(s->signature)) return fs_read_all(s->signature, len, err);
+    fetch_options opt;
+    fetch_result res;
+    fetch_options_init(&opt, c->cfg.allow_http);
+    opt.cancel = c->cancel;
+    opt.max_bytes = 4096;
+    fetch_result_init(&res);
+    char *text = fetch_body(s->signature, &opt, &res, len, err);
+    fetch_result_clear(&res);
+    return text;
+}
+
+/* fetch check_body of a signed source: the exact bytes of the gallery must carry a valid
+ * Ed25519 signature by the source's key. Sets the entry's "signature". 0, or -1 and err. */
+static int refresh_check_signature(void *ud, const char *body, size_t len, mg_error *err) {
+    refresh_sig *rs = ud;
+    size_t sig_len = 0;
+    mg_error serr;
+    mg_error_clear(&serr);
+    char *sig = refresh_signature_text(rs->c, rs->s, &sig_len, &serr);
+    int found = sig != NULL, ok = found && signature_verify(rs->s->key, body, len, sig, sig_len);
+    free(sig);
+    json_object_set_new(rs->entry, "signature",
+                        json_string(ok ? "valid" : found ? "invalid" : "missing"));
+    if (ok) return 0;
+    if (!found)
+        return mg_error_set(err, 502, "signature_missing", NULL,
+                            "no signature for the gallery (%.300s); it is not used and the "
+                            "last verified gallery stays", serr.message);
+    return mg_error_set(err, 502, "signature_invalid", NULL,
+                        "the signature at %.300s does not verify the gallery with its "
+                        "public_key; it is not used and the last verified gallery stays",
+                        rs->s->signature);
+}
+
+/* Sets the signature check of signed source `s` on `opt`, with `rs` (filled here) as its
+ * state. */
+static void refresh_sig_options(refresh_cycle *c, const gallery_source *s, json_t *entry,
+                                fetch_options *opt, refresh_sig *rs) {
+    if (!s->is_signed) return;
+    rs->c = c;
+    rs->s = s;
+    rs->entry = entry;
+    opt->check_body = refresh_check_signature;
+    opt->check_ud = rs;
+}
+
 /* Fetches URL source `s`. Returns a new reference to its good record (new or stored) or NULL. */
 static json_t *refresh_url_source(refresh_cycle *c, const gallery_source *s, json_t *entry) {
     json_t *stored = refresh_store_load(c, s);
@@ -149,6 +215,8 @@ static json_t *refresh_url_source(refresh_cycle *c, const gallery_source *s, jso
     opt.cancel = c->cancel;
     opt.etag = json_string_value(json_object_get(stored, "etag"));
     opt.last_modified = json_string_value(json_object_get(stored, "last_modified"));
+    refresh_sig rs;
+    refresh_sig_options(c, s, entry, &opt, &rs);
     fetch_result_init(&res);
     json_t *g = fetch_gallery(s->url, &opt, &res, &err);
     json_object_set_new(entry, "http_status",
@@ -190,8 +258,12 @@ static json_t *refresh_path_source(refresh_cycle *c, const gallery_source *s, js
         return stored;
     }
     fetch_result res;
+    fetch_options opt;
+    refresh_sig rs;
+    fetch_options_init(&opt, c->cfg.allow_http);
+    refresh_sig_options(c, s, entry, &opt, &rs);
     fetch_result_init(&res);
-    json_t *g = now_stat ? load_gallery(s->path, NULL, &res, &err) : NULL;
+    json_t *g = now_stat ? load_gallery(s->path, &opt, &res, &err) : NULL;
     if (!now_stat)
         mg_error_set(&err, 500, "io_error", NULL, "%s: %s", s->path, strerror(errno));
     if (g) {
@@ -218,7 +290,12 @@ static void refresh_source(refresh_cycle *c, const gallery_source *s, json_t *en
         return;
     }
     json_object_set_new(entry, "last_attempt", json_string(c->now));
+    /* signed: "valid" stands for an unchanged verified copy; a check overwrites it */
+    json_object_set_new(entry, "signature", s->is_signed ? json_string("valid") : json_null());
     json_t *rec = s->url ? refresh_url_source(c, s, entry) : refresh_path_source(c, s, entry);
+    if (s->is_signed && !rec && json_is_string(json_object_get(entry, "error")) &&
+        strcmp(json_string_value(json_object_get(entry, "signature")), "valid") == 0)
+        json_object_set_new(entry, "signature", json_null()); /* no gallery came to check */
     json_t *g = json_object_get(rec, "gallery");
     const char *result = !json_is_null(json_object_get(entry, "error")) ? "error"
                          : json_integer_value(json_object_get(entry, "http_status")) == 304

@@ -67,6 +67,7 @@ export const CASES = {
   ],
   'get /api/models/gallery/status': [
     { status: 200, example: 'local' },
+    { status: 200, check: (a) => assert.equal(a.json.sources[0].signature, null) },
   ],
   'post /api/models/gallery/refresh': [
     { status: 202, example: 'accepted' },
