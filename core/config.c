@@ -67,6 +67,8 @@ static void config_defaults(mg_config *cfg) {
     config_default_node(cfg->node_name);
     cfg->gallery_cache_ttl_s = 3600;
     cfg->max_parallel_downloads = 2;
+    cfg->download_segments = 4;
+    cfg->segment_min_bytes = 256LL << 20;
     cfg->server_names = json_array();
     cfg->allowed_origins = json_array();
     cfg->job_history = CONFIG_JOB_HISTORY;
@@ -286,6 +288,24 @@ static int config_apply_access(mg_config *cfg, json_t *doc, const char *path, mg
                             &cfg->allowed_origins, path, err);
 }
 
+/* Parallel segments: download_segments and segment_min_bytes. */
+static int config_apply_segments(mg_config *cfg, json_t *doc, const char *path, mg_error *err) {
+    json_t *v;
+    if ((v = json_object_get(doc, "download_segments")) && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 16)
+            return config_bad(err, path, "download_segments", "an integer from 1 to 16");
+        cfg->download_segments = (int)json_integer_value(v);
+    }
+    if ((v = json_object_get(doc, "segment_min_bytes")) && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > (1LL << 50))
+            return config_bad(err, path, "segment_min_bytes",
+                              "an integer number of bytes from 1 to 2^50");
+        cfg->segment_min_bytes = (long long)json_integer_value(v);
+    }
+    return 0;
+}
+
 /* The queue and the downloads: job_history and min_download_speed. */
 static int config_apply_jobs(mg_config *cfg, json_t *doc, const char *path, mg_error *err) {
     json_t *v;
@@ -309,7 +329,7 @@ static int config_apply_jobs(mg_config *cfg, json_t *doc, const char *path, mg_e
                               "null or an integer number of bytes per second from 1 to 2^40");
         cfg->max_download_rate = (long long)json_integer_value(v);
     }
-    return 0;
+    return config_apply_segments(cfg, doc, path, err);
 }
 
 /* url_rewrites: at most CONFIG_LIST_MAX {prefix, replace} objects, both strings of 1 to

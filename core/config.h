@@ -54,6 +54,8 @@ typedef struct mg_config {
     double machine_ram_gb;    /* machine.ram_gb: RAM this machine offers models (GB = 1e9
                                  bytes), overriding detection; NAN: detect */
     double machine_vram_gb;   /* machine.vram_gb: VRAM, likewise; NAN: detect */
+    int download_segments;    /* concurrent ranged requests of one large file, 1..16, default 4 */
+    long long segment_min_bytes; /* smallest file fetched in segments, default 256 MiB */
     json_t *url_rewrites;     /* owned: array of {prefix, replace} (both non-empty strings of
                                  up to 2048 characters), or NULL */
 } mg_config;

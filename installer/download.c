@@ -1,7 +1,7 @@
 /* download.c - one model download (see download.h): a libcurl transfer per attempt into the
  * partial file, the hashing thread following it, retries with exponential backoff, then the
  * checksum comparison and the move into models/llm/. */
-#include "download.h"
+#include "download_int.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -21,62 +21,11 @@
 #include "partial.h"
 #include "progress.h"
 #include "ratelimit.h"
+#include "segments.h"
 
-#define DOWNLOAD_BUFFER (512L * 1024)
 #define DOWNLOAD_TICK_MS 50
 #define DOWNLOAD_MAX_REWINDS 3
-#define DOWNLOAD_ANNOUNCED_MAX 4 /* SHA-256 digests one response may announce */
 
-typedef enum {
-    ATTEMPT_DONE,    /* the partial holds the whole body */
-    ATTEMPT_RETRY,   /* transient: back off and resume */
-    ATTEMPT_FAIL,    /* permanent: st->why says why */
-    ATTEMPT_STOP,    /* cancel or shutdown (st->stop) */
-    ATTEMPT_REWIND,  /* start again from byte 0 at once */
-    ATTEMPT_HTTP     /* an error status: classified after the transfer */
-} attempt_result;
-
-typedef struct download_state {
-    const download_spec *spec;
-    const download_hooks *hooks;
-    const char *const *urls; /* borrowed: the job's URLs (spec->urls, or spec->url alone) */
-    int n_urls;
-    int cur;              /* the URL of the current attempt */
-    const char *url;      /* urls[cur] */
-    char dead[MIRROR_URLS_MAX]; /* 1: the URL failed for good (404, ...) in this download */
-    int reported;         /* the URL last reported through hooks->source, -1 none */
-    CURL *curl;
-    CURLM *multi;
-    struct curl_slist *headers; /* If-Range of the current attempt */
-    partial part;
-    hashpipe hp;
-    int64_t pos;          /* bytes in the partial */
-    int64_t offset;       /* bytes in the partial when the attempt started */
-    int64_t total;        /* expected size of the whole file; 0 unknown */
-    int64_t limit;        /* largest body accepted */
-    int64_t range_start;  /* Content-Range of the last response: first byte, or -1 */
-    int64_t range_total;  /* its complete length, or -1 */
-    char etag[PARTIAL_VALIDATOR_MAX];  /* validators of the last response, "" when absent */
-    char modified[PARTIAL_VALIDATOR_MAX];
-    char announced[DOWNLOAD_ANNOUNCED_MAX][65]; /* SHA-256s the last response announced */
-    int n_announced;
-    int checked;          /* the status of the response was checked */
-    attempt_result fail;  /* set by a callback that stopped the transfer, else DONE */
-    int stop;             /* 1 cancel, 2 shutdown, 3 pause */
-    int transient;        /* the last failure was a transient one */
-    int64_t last_tick;
-    int64_t t_start, t_transferred, t_hashed; /* phase times (ms), for the log */
-    int64_t moved_ms;     /* when the partial last grew (stall detection) */
-    int64_t moved_pos;
-    long retry_base_ms, stall_s;
-    long long min_speed;  /* bytes per second an attempt must average */
-    int retry_max;
-    char why[512];
-    char code[32];        /* error code of the last failure */
-    char diagnosis[24];   /* of a checksum mismatch */
-    long long rate;       /* max_download_rate when the download started; 0 unlimited */
-    char errbuf[CURL_ERROR_SIZE];
-} download_state;
 
 static long download_env(const char *name, long def, long min, long max) {
     const char *v = getenv(name);
@@ -87,9 +36,7 @@ static long download_env(const char *name, long def, long min, long max) {
 }
 
 /* Writes the error code and the reason of a failure into st->code and st->why. */
-static void download_fail(download_state *st, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void download_fail(download_state *st, const char *code, const char *fmt, ...) {
+void download_fail(download_state *st, const char *code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(st->why, sizeof st->why, fmt, ap);
@@ -106,7 +53,7 @@ int64_t download_limit(int64_t expected_size) {
 
 /* Calls the hooks: stop check always, progress report at most every DOWNLOAD_TICK_MS.
  * Returns 1 when the job must stop. */
-static int download_tick(download_state *st, job_status status, int force) {
+int download_tick(download_state *st, job_status status, int force) {
     int s = st->hooks->should_stop(st->hooks->ud);
     if (s) {
         st->stop = s;
@@ -129,7 +76,7 @@ static void download_header_copy(const header_field *f, char *out, size_t n) {
 }
 
 /* Keeps the SHA-256 the header field `f` announces, once each. */
-static void download_announced(download_state *st, const header_field *f) {
+void download_announced(download_state *st, const header_field *f) {
     char hex[65];
     if (st->n_announced >= DOWNLOAD_ANNOUNCED_MAX || !header_sha256(f, hex)) return;
     for (int i = 0; i < st->n_announced; i++)
@@ -173,13 +120,14 @@ static const char *download_validator(const download_state *st) {
 }
 
 /* 1 when the partial's validator came from the URL of the current attempt. */
-static int download_same_source(const download_state *st) {
+int download_same_source(const download_state *st) {
     return strcmp(st->part.source, st->url) == 0;
 }
 
 /* Empties the partial and restarts hashing from byte 0. 0, or -1 with st->why. */
-static int download_rewind(download_state *st) {
+int download_rewind(download_state *st) {
     hashpipe_cancel(&st->hp);
+    segments_reset(st);
     if (partial_truncate(&st->part, st->why, sizeof st->why) < 0) {
         snprintf(st->code, sizeof st->code, "io_error");
         return -1;
@@ -229,6 +177,18 @@ static int download_check_range(download_state *st) {
     return 0;
 }
 
+/* A 206 to "Range: bytes=0-" for a large file: the download goes on in segments (the
+ * first answer is dropped before its body). 0 to go on, -1 with st->fail. */
+static int download_check_split(download_state *st, long code) {
+    if (st->offset != 0 || code != 206 || st->range_start != 0 || st->range_total <= 0 ||
+        !segments_wanted(st))
+        return 0;
+    int planned = segments_plan(st, st->range_total);
+    if (planned == 0) return 0;
+    st->fail = planned > 0 ? ATTEMPT_SPLIT : ATTEMPT_FAIL;
+    return -1;
+}
+
 /* Checks the response before its first body byte is stored. 0 to go on, -1 with st->fail. */
 static int download_check(download_state *st) {
     long code = 0;
@@ -261,14 +221,13 @@ static int download_check(download_state *st) {
         st->fail = ATTEMPT_FAIL;
         return -1;
     }
-    return 0;
+    return download_check_split(st, code);
 }
 
-/* Writes `len` bytes at st->pos. 0, or -1 with st->fail. */
-static int download_store(download_state *st, const char *data, size_t len) {
+int download_store_at(download_state *st, const char *data, size_t len, int64_t off) {
     size_t done = 0;
     while (done < len) {
-        ssize_t w = pwrite(st->part.fd, data + done, len - done, st->pos + (int64_t)done);
+        ssize_t w = pwrite(st->part.fd, data + done, len - done, off + (int64_t)done);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
             if (w == 0 || errno == ENOSPC || errno == EDQUOT)
@@ -286,7 +245,7 @@ static int download_store(download_state *st, const char *data, size_t len) {
 }
 
 /* ratelimit_take's stop check while a buffer waits for its share: the hooks as usual. */
-static int download_rate_wait(void *ud) {
+int download_rate_wait(void *ud) {
     download_state *st = ud;
     return download_tick(st, JOB_DOWNLOADING, 0);
 }
@@ -304,7 +263,7 @@ static size_t download_on_body(char *data, size_t size, size_t n, void *ud) {
         st->fail = ATTEMPT_FAIL;
         return 0;
     }
-    if (download_store(st, data, len) < 0) return 0;
+    if (download_store_at(st, data, len, st->pos) < 0) return 0;
     st->pos += (int64_t)len;
     metrics_add("mg_download_bytes_total", (uint64_t)len);
     hashpipe_feed(&st->hp, st->pos);
@@ -331,11 +290,8 @@ static long download_buffer_size(const download_state *st) {
     return b < 16384 ? 16384 : b > DOWNLOAD_BUFFER ? DOWNLOAD_BUFFER : (long)b;
 }
 
-static int download_setup(download_state *st) {
+void download_handle_setup(download_state *st, CURL *c) {
     const char *protocols = st->spec->cfg->allow_http ? "http,https" : "https";
-    CURL *c = st->curl = curl_easy_init();
-    st->multi = curl_multi_init();
-    if (!c || !st->multi) return -1;
     long speed = st->min_speed > 1L << 30 ? 1L << 30 : (long)st->min_speed;
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols);
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
@@ -352,6 +308,13 @@ static int download_setup(download_state *st) {
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, st->stall_s);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "mg-installer/1.0");
+}
+
+static int download_setup(download_state *st) {
+    CURL *c = st->curl = curl_easy_init();
+    st->multi = curl_multi_init();
+    if (!c || !st->multi) return -1;
+    download_handle_setup(st, c);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, st->errbuf);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, download_on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, st);
@@ -361,7 +324,7 @@ static int download_setup(download_state *st) {
 }
 
 /* 1 when no byte arrived for the stall time: the attempt ends and is retried. */
-static int download_stalled(download_state *st) {
+int download_stalled(download_state *st) {
     int64_t now = progress_now_ms();
     if (st->pos != st->moved_pos) {
         st->moved_pos = st->pos;
@@ -416,7 +379,7 @@ static int download_transient(CURLcode rc) {
 }
 
 /* Turns a libcurl failure into an attempt result and a message in st->why. */
-static attempt_result download_curl_error(download_state *st, CURLcode rc) {
+attempt_result download_curl_error(download_state *st, CURLcode rc) {
     const char *detail = st->errbuf[0] ? st->errbuf : curl_easy_strerror(rc);
     if (rc == CURLE_OPERATION_TIMEDOUT && strstr(detail, "too slow"))
         download_fail(st, "stalled", "download stalled: under %lld bytes/s for %ld s (%s) from %s",
@@ -438,7 +401,8 @@ static attempt_result download_curl_error(download_state *st, CURLcode rc) {
 static attempt_result download_classify(download_state *st, CURLcode rc) {
     long code = 0;
     if (st->stop) return ATTEMPT_STOP;
-    if (st->fail == ATTEMPT_FAIL || st->fail == ATTEMPT_REWIND || st->fail == ATTEMPT_RETRY)
+    if (st->fail == ATTEMPT_FAIL || st->fail == ATTEMPT_REWIND || st->fail == ATTEMPT_RETRY ||
+        st->fail == ATTEMPT_SPLIT)
         return st->fail;
     if (rc == CURLE_RANGE_ERROR) {
         download_fail(st, "bad_response", "the server does not resume downloads (no byte ranges)");
@@ -481,12 +445,14 @@ static attempt_result download_attempt(download_state *st) {
     st->moved_pos = st->pos;
     st->moved_ms = progress_now_ms();
     st->url = st->urls[st->cur];
+    if (st->seg_n > 0) return segments_attempt(st);
     curl_easy_setopt(st->curl, CURLOPT_URL, st->url);
     /* CURLOPT_RANGE rather than RESUME_FROM: a 200 answer (Range ignored, or If-Range saw a
      * changed file) is then taken as the whole file instead of failing the attempt. */
     char range[32];
     snprintf(range, sizeof range, "%lld-", (long long)st->offset);
-    curl_easy_setopt(st->curl, CURLOPT_RANGE, st->offset > 0 ? range : NULL);
+    curl_easy_setopt(st->curl, CURLOPT_RANGE,
+                     st->offset > 0 || segments_wanted(st) ? range : NULL);
     download_headers(st);
     if (st->offset > 0)
         log_info("%s: resuming at byte %lld from %s", st->spec->model_id, (long long)st->offset,
@@ -590,6 +556,7 @@ static download_outcome download_transfer(download_state *st) {
             return DOWNLOAD_OK;
         }
         if (r == ATTEMPT_STOP) return download_stopped(st);
+        if (r == ATTEMPT_SPLIT) continue; /* the next attempt runs the segments */
         if (r == ATTEMPT_FAIL) {
             if (!download_url_failure(st)) return DOWNLOAD_FAILED;
             mirror_host_failed(st->url);
@@ -673,7 +640,8 @@ static download_outcome download_mismatch(download_state *st, const char *want,
 static download_outcome download_verified(download_state *st) {
     int resumed = st->pos > 0;
     for (;;) {
-        if (hashpipe_start(&st->hp, st->part.fd, st->pos) < 0) {
+        if (hashpipe_start(&st->hp, st->part.fd, st->seg_n ? segments_prefix(st) : st->pos) <
+            0) {
             download_fail(st, "internal_error", "cannot start hashing: %s", strerror(errno));
             return DOWNLOAD_FAILED;
         }
@@ -698,6 +666,7 @@ static download_outcome download_verified(download_state *st) {
         log_warn("%s: the resumed download does not match its checksum; downloading it again",
                  st->spec->model_id);
         resumed = 0;
+        segments_reset(st);
         if (partial_truncate(&st->part, st->why, sizeof st->why) < 0) return DOWNLOAD_FAILED;
         st->pos = 0;
         st->total = st->spec->expected_size;
@@ -706,6 +675,7 @@ static download_outcome download_verified(download_state *st) {
 
 static void download_release(download_state *st) {
     hashpipe_cancel(&st->hp);
+    segments_release(st);
     if (st->multi) curl_multi_cleanup(st->multi);
     if (st->curl) curl_easy_cleanup(st->curl);
     curl_slist_free_all(st->headers);
@@ -753,6 +723,15 @@ static download_outcome download_into_partial(download_state *st) {
         return DOWNLOAD_FAILED;
     }
     st->pos = st->part.size;
+    if (segments_load(st) < 0) {
+        log_warn("%s: the meta's segments are not sane; downloading from the start",
+                 st->spec->model_id);
+        if (partial_truncate(&st->part, st->why, sizeof st->why) < 0) {
+            snprintf(st->code, sizeof st->code, "io_error");
+            return DOWNLOAD_FAILED;
+        }
+        st->pos = 0;
+    }
     st->t_start = progress_now_ms();
     download_tick(st, JOB_DOWNLOADING, 1);
     download_outcome o = download_verified(st);

@@ -51,9 +51,10 @@ static json_t *partial_meta_load(const partial *p) {
 /* Writes the meta {url, checksum, validator, source, verified} (`verified` borrowed, may be
  * NULL) durably. 0, or -1 with a message in why. */
 static int partial_meta_write(const partial *p, json_t *verified, char *why, size_t n) {
-    json_t *meta = json_pack("{s:s,s:s,s:s,s:s,s:O*}", "url", p->url, "checksum", p->checksum,
-                             "validator", p->validator, "source",
-                             p->source[0] ? p->source : p->url, "verified", verified);
+    json_t *meta = json_pack("{s:s,s:s,s:s,s:s,s:O*,s:O*}", "url", p->url, "checksum",
+                             p->checksum, "validator", p->validator, "source",
+                             p->source[0] ? p->source : p->url, "verified", verified,
+                             "segments", verified ? NULL : p->segments);
     char *text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
     json_decref(meta);
     mg_error err;
@@ -89,6 +90,9 @@ int partial_open(partial *p, const char *url, const char *checksum, char *why, s
     const char *src = json_string_value(json_object_get(meta, "source"));
     snprintf(p->validator, sizeof p->validator, "%s", same && v ? v : "");
     snprintf(p->source, sizeof p->source, "%s", same && src ? src : url);
+    json_t *segs = json_object_get(meta, "segments");
+    json_decref(p->segments);
+    p->segments = same && json_is_object(segs) ? json_incref(segs) : NULL;
     json_decref(meta);
     if (!same) {
         fs_unlink(p->part, NULL);
@@ -119,7 +123,15 @@ int partial_set_validator(partial *p, const char *validator, const char *source,
     return partial_meta_write(p, NULL, why, n);
 }
 
+int partial_set_segments(partial *p, json_t *segments, char *why, size_t n) {
+    json_t *old = p->segments;
+    p->segments = segments ? json_deep_copy(segments) : NULL;
+    json_decref(old);
+    return partial_meta_write(p, NULL, why, n);
+}
+
 int partial_truncate(partial *p, char *why, size_t n) {
+    if (p->segments && partial_set_segments(p, NULL, why, n) < 0) return -1;
     if (ftruncate(p->fd, 0) < 0) {
         snprintf(why, n, "cannot truncate %s: %s", p->part, strerror(errno));
         return -1;
@@ -131,6 +143,8 @@ int partial_truncate(partial *p, char *why, size_t n) {
 void partial_close(partial *p) {
     if (p->fd >= 0) close(p->fd);
     p->fd = -1;
+    json_decref(p->segments);
+    p->segments = NULL;
 }
 
 void partial_discard(partial *p) {

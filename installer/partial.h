@@ -5,7 +5,8 @@
  * The meta is {url, checksum, validator, source, verified}: `validator` is the strong ETag
  * (else the Last-Modified date) of the response the bytes came from, sent as If-Range when
  * resuming from `source`, the URL that answered it (the job's url or a mirror; a meta
- * without it means url);
+ * without it means url); `segments`, while a download runs in parallel segments, says which
+ * byte ranges are still missing (segments.h);
  * `verified` ({size, ino, mtime_ns}) is written, durably, once the whole file matched its
  * checksum and just before it is renamed to models/llm/. The meta stays until the registry
  * entry is written, so a file whose registration failed, or that a crash left unregistered,
@@ -14,6 +15,7 @@
 #ifndef MG_PARTIAL_H
 #define MG_PARTIAL_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +34,8 @@ typedef struct partial {
     char checksum[80];
     char validator[PARTIAL_VALIDATOR_MAX]; /* "" when unknown */
     char source[4096];       /* the URL the validator came from */
+    json_t *segments;        /* owned: the chunks of a segmented download (segments.h) as
+                                the meta records them, or NULL */
 } partial;
 
 /* 1 when `ext` is a safe extension: a dot and 1-15 letters or digits. */
@@ -50,7 +54,11 @@ int partial_open(partial *p, const char *url, const char *checksum, char *why, s
 int partial_set_validator(partial *p, const char *validator, const char *source, char *why,
                           size_t n);
 
-/* Empties the open partial. 0, or -1 with a message in why. */
+/* Records `segments` (borrowed, may be NULL: one stream) in the meta. 0, or -1 with a
+ * message in why. */
+int partial_set_segments(partial *p, json_t *segments, char *why, size_t n);
+
+/* Empties the open partial (and forgets its segments). 0, or -1 with a message in why. */
 int partial_truncate(partial *p, char *why, size_t n);
 
 /* Closes the partial and keeps it for a later resume. */

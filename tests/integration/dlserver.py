@@ -20,9 +20,12 @@ Serves the files of one directory on 127.0.0.1 (a free port unless told), with:
     [[monotonic seconds, bytes, path], ...], cleared by POST /_stats/reset); sndbuf sets
     SO_SNDBUF of each connection (bytes; 0: the system's), so what the log shows as sent is
     close to what the client took;
+  - corrupt_from: with N > 0, every body byte at a file offset >= N is sent inverted (the
+    ETag stays), so the ranges of a segmented download past N bring other bytes;
   - 404 (JSON) for unknown files; only GET and HEAD (405 otherwise).
   - GET /_stats: JSON counters {requests, file_requests, bytes_served, ranges, statuses,
-    paths: {path: {requests, bytes}}, settings}; POST /_stats/reset clears them.
+    paths: {path: {requests, bytes}}, max_inflight (most bodies sent at once), settings};
+    POST /_stats/reset clears them.
   - GET /_control: the settings; POST /_control with a JSON object changes them
     (throttle, fail_first, fail_status, drop_first, drop_after, no_range, change_after,
     ignore_if_range, no_length) and restarts the fault counters.
@@ -64,6 +67,7 @@ _SETTING_TYPES = {
     "announce": str,
     "chunk_log": bool,
     "sndbuf": int,
+    "corrupt_from": int,
 }
 
 
@@ -76,7 +80,8 @@ class _State:
         self.settings = {"throttle": 0, "fail_first": 0, "fail_status": 500,
                          "drop_first": 0, "drop_after": 0, "no_range": False,
                          "change_after": 0, "ignore_if_range": False, "no_length": False,
-                         "announce": "", "chunk_log": False, "sndbuf": 0}
+                         "announce": "", "chunk_log": False, "sndbuf": 0,
+                         "corrupt_from": 0}
         self.update(settings)
         self.reset_stats()
 
@@ -101,6 +106,8 @@ class _State:
             self.chunks = []
             self.failed = 0
             self.dropped = 0
+            self.inflight = 0
+            self.max_inflight = 0
 
     def snapshot(self):
         with self.lock:
@@ -111,6 +118,7 @@ class _State:
                 "ranges": list(self.ranges),
                 "statuses": dict(self.statuses),
                 "paths": {k: dict(v) for k, v in self.paths.items()},
+                "max_inflight": self.max_inflight,
                 "settings": dict(self.settings),
             }
 
@@ -280,9 +288,18 @@ class _Handler(BaseHTTPRequestHandler):
         limit = s["drop_after"] if drop else None
         if s["sndbuf"]:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, s["sndbuf"])
-        self._send_body(full, path, start, length, s["throttle"], limit, s["chunk_log"])
+        with st.lock:
+            st.inflight += 1
+            st.max_inflight = max(st.max_inflight, st.inflight)
+        try:
+            self._send_body(full, path, start, length, s["throttle"], limit, s["chunk_log"],
+                            s["corrupt_from"])
+        finally:
+            with st.lock:
+                st.inflight -= 1
 
-    def _send_body(self, full, path, start, length, throttle, limit, chunk_log=False):
+    def _send_body(self, full, path, start, length, throttle, limit, chunk_log=False,
+                   corrupt_from=0):
         st = self.state
         sent = 0
         began = time.monotonic()
@@ -299,6 +316,9 @@ class _Handler(BaseHTTPRequestHandler):
                     data = f.read(n)
                     if not data:
                         break
+                    if 0 < corrupt_from < start + sent + len(data):
+                        keep = max(0, corrupt_from - start - sent)
+                        data = data[:keep] + bytes(b ^ 0xFF for b in data[keep:])
                     self.wfile.write(data)
                     self.wfile.flush()
                     sent += len(data)

@@ -78,7 +78,7 @@ class DlServer:
         """No throttle, no faults, Range honoured; counters cleared."""
         self.control(throttle=0, fail_first=0, fail_status=500, drop_first=0, drop_after=0,
                      no_range=False, change_after=0, ignore_if_range=False, no_length=False,
-                     announce="", chunk_log=False, sndbuf=0)
+                     announce="", chunk_log=False, sndbuf=0, corrupt_from=0)
         self.reset()
 
     def reset(self):
