@@ -12,7 +12,7 @@
 #include "ratelimit.h"
 
 #define SEGMENTS_CHUNK_MIN (1LL << 20)
-#define SEGMENTS_CHUNK_MAX (64LL << 20)
+#define SEGMENTS_CHUNK_MAX (16LL << 20)
 #define SEGMENTS_SAVE_MS 1000
 
 int segments_wanted(const download_state *st) {

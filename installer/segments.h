@@ -3,7 +3,7 @@
  * When a download's first answer to "Range: bytes=0-" is a 206 for a file of at least
  * segment_min_bytes (server.json, default 256 MiB), the download goes on in up to
  * download_segments (default 4, at most 16) worker slots. The file is cut into chunks
- * (a quarter of an even share, 1 to 64 MiB); each slot fetches one chunk at a time with
+ * (a quarter of an even share, 1 to 16 MiB); each slot fetches one chunk at a time with
  * "Range: a-b" (and If-Range) and takes the next chunk in file order when done, so the
  * bytes before the first missing one (the contiguous prefix) grow steadily and the hashing
  * thread (hashpipe.h) consumes them while the transfer runs: no second read at the end.
