@@ -87,7 +87,8 @@ parallel_curl() {
     local part=$(((size + segments - 1) / segments)) cmd="" i a b
     for i in $(seq 0 $((segments - 1))); do
         a=$((i * part)); b=$((a + part - 1)); [ "$b" -ge "$size" ] && b=$((size - 1))
-        cmd+="curl -s -r $a-$b '$capped' | dd of='$work/out/f' bs=1M seek=$a oflag=seek_bytes conv=notrunc status=none & "
+        cmd+="curl -s -r $a-$b '$capped' | "
+        cmd+="dd of='$work/out/f' bs=1M seek=$a oflag=seek_bytes conv=notrunc status=none & "
     done
     echo "${cmd} wait; sha256sum '$work/out/f'"
 }
@@ -146,11 +147,13 @@ for i in $(seq "$runs"); do
     td=$(measure "curl -s -o '$work/out/f' '$open' && sync '$work/out/f'")
     rm -f "$work/out/f"
     te=$(time_install "open-$i" "$open"); check_installed "open-$i"
-    printf 'run %s: a %.2f  b %.2f  c %.2f  d %.2f  e %.2f s\n' "$i" "$ta" "$tb" "$tc" "$td" "$te" >&2
+    printf 'run %s: a %.2f  b %.2f  c %.2f  d %.2f  e %.2f s\n' \
+        "$i" "$ta" "$tb" "$tc" "$td" "$te" >&2
     echo "$ta $tb $tc $td $te" >>"$work/times"
 done
 for k in 1 2 3 4 5; do declare "m$k=$(cut -d' ' -f$k "$work/times" | median)"; done
-grep -h "installed in\|parallel segments" "$work/installer.log" | sed 's/^.*: \(capped\|open\)/  \1/' >&2 || true
+grep -h "installed in\|parallel segments" "$work/installer.log" |
+    sed 's/^.*: \(capped\|open\)/  \1/' >&2 || true
 
 printf '\n%s MiB over 127.0.0.1, median of %s runs, %s segments\n' "$size_mb" "$runs" "$segments"
 printf 'capped at %s MiB/s per connection:\n' "$cap_mb"

@@ -341,7 +341,8 @@ static int config_url_rewrites(mg_config *cfg, json_t *doc, const char *path, mg
     if (!json_is_array(v) || json_array_size(v) > CONFIG_LIST_MAX)
         return config_bad(err, path, "url_rewrites", "null or an array of at most 64 rewrites");
     json_array_foreach(v, i, entry) {
-        json_t *prefix = json_object_get(entry, "prefix"), *repl = json_object_get(entry, "replace");
+        json_t *prefix = json_object_get(entry, "prefix");
+        json_t *repl = json_object_get(entry, "replace");
         const char *r = json_string_value(repl);
         char key[48];
         snprintf(key, sizeof key, "url_rewrites[%zu]", i);
@@ -521,7 +522,8 @@ int config_copy(mg_config *dst, const mg_config *src) {
     dst->url_rewrites = src->url_rewrites ? json_deep_copy(src->url_rewrites) : NULL;
     if ((src->url_rewrites && !dst->url_rewrites) ||
         (src->gallery_public_key && !dst->gallery_public_key) ||
-        (src->gallery_signature_url && !dst->gallery_signature_url) || (src->gallery_url && !dst->gallery_url) || (src->api_token && !dst->api_token) ||
+        (src->gallery_signature_url && !dst->gallery_signature_url) ||
+        (src->gallery_url && !dst->gallery_url) || (src->api_token && !dst->api_token) ||
         (src->redis_url && !dst->redis_url) ||
         (src->galleries && !dst->galleries) || (src->server_names && !dst->server_names) ||
         (src->allowed_origins && !dst->allowed_origins)) {

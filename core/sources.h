@@ -4,9 +4,10 @@
  * signature_url}] when it is a non-empty array, else the single source "default":
  * gallery_url (or MG_GALLERY_URL; gallery_public_key, gallery_signature_url), else
  * config/models_gallery.json. A source with a public key is used only with a valid Ed25519
- * signature (signature.h) of its exact bytes; its status entry says "signature". In "local" mode (no gallery_url and no galleries key) the cache
- * follows config/models_gallery.json through gallery_cache_ensure; in "remote" mode the
- * installer's refresher (installer/refresh.c) fetches the sources and writes the cache.
+ * signature (signature.h) of its exact bytes; its status entry says "signature". In
+ * "local" mode (no gallery_url and no galleries key) the cache follows
+ * config/models_gallery.json through gallery_cache_ensure; in "remote" mode the installer's
+ * refresher (installer/refresh.c) fetches the sources and writes the cache.
  *
  * Files under cache/ (all written atomically):
  *   gallery_status.json   what the refresher last saw, per source (GET .../gallery/status)
@@ -71,8 +72,8 @@ char *sources_store_path(const mg_config *cfg, const char *name, char *out);
 
 /* A status entry for `s` with nothing attempted yet: {name, url, path, last_attempt,
  * last_success, etag, last_modified, http_status, model_count, invalid, error, last_error,
- * last_error_at, last_change, clashes, signature}, url or path null, signature null, error the configuration problem or
- * null. New reference. */
+ * last_error_at, last_change, clashes, signature}, url or path null, signature null, error
+ * the configuration problem or null. New reference. */
 json_t *sources_status_entry(const gallery_source *s);
 
 /* The status answer: cache/gallery_status.json when the refresher has written one for the

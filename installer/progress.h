@@ -75,8 +75,8 @@ typedef struct progress_state {
 } progress_state;
 
 /* Returns a new progress message (contract format plus kind, eta_s, error_code and
- * source_url): eta_s is
- * the seconds left at the current rate while downloading, 0 once installed, else null. */
+ * source_url): eta_s is the seconds left at the current rate while downloading, 0 once
+ * installed, else null. */
 json_t *progress_message(const progress_state *ps);
 
 /* Returns a new progress message for the public view of a job (borrowed), or NULL. */

@@ -10,7 +10,8 @@
 
 /* RFC 8032, 7.1, TEST 1 (the empty message), in base64. */
 #define RFC_KEY "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
-#define RFC_SIG "5VZDAMNgrHKQhuLMgG6CioSHfx645dl02HPgZSJJAVVfuIIVkKM7rMYeOXAc+bRr0lv18FlbviRlUUFDjnoQCw=="
+#define RFC_SIG                                                                      \
+    "5VZDAMNgrHKQhuLMgG6CioSHfx645dl02HPgZSJJAVVfuIIVkKM7rMYeOXAc+bRr0lv18FlbviRlUUFDjnoQCw=="
 
 UNIT_TEST(rfc8032_vector) {
     unsigned char key[SIGNATURE_KEY_BYTES];
@@ -29,7 +30,8 @@ UNIT_TEST(malformed_keys_and_signatures) {
     CHECK_INT(signature_key_decode(RFC_KEY, key), 0);
     const char *sigs[] = {"", "5VZD", RFC_SIG "AAAA", "=VZDAMNgrHKQhuLMgG6CioSHfx645dl02HPgZSJJAVVf"
                           "uIIVkKM7rMYeOXAc+bRr0lv18FlbviRlUUFDjnoQCw=="};
-    for (int i = 0; i < 4; i++) CHECK_INT(signature_verify(key, "", 0, sigs[i], strlen(sigs[i])), 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_INT(signature_verify(key, "", 0, sigs[i], strlen(sigs[i])), 0);
 }
 
 UNIT_TEST(sign_then_verify) {
