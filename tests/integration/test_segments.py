@@ -12,6 +12,7 @@
   installed and no partial stays;
 - a file under segment_min_bytes is one plain stream (no Range)."""
 
+import json
 import os
 import re
 
@@ -74,25 +75,41 @@ class SegmentsTest(InstallCase):
         served = self.dl.path_stats(f"{BIG}.gguf")["bytes"]
         self.assertLess(served, size + 2 * MiB, "the first answer is dropped early")
 
+    def meta_parts(self, mid):
+        """The chunks in flight the partial's meta records: [[start, end, pos], ...]."""
+        path = self.stack.path("models", ".partial", f"{mid}.gguf.part.meta")
+        try:
+            with open(path) as f:
+                return json.load(f).get("segments", {}).get("parts", [])
+        except (OSError, ValueError):
+            return []
+
     def test_kill9_resumes_every_segment(self):
         size = FILES[f"{CRASH}.gguf"]
         self.dl.control(throttle=512 * 1024)  # 2 MiB/s with 4 slots: about 6 s
         job_id = self.post_install(CRASH)["job_id"]
-        # the 4 slots run in step through rounds of 4 chunks (4 MiB): kill mid-round, when
-        # every slot is well inside its chunk (the meta is at most 1 s behind)
-        wait_until(lambda: self.job(job_id)["downloaded"] >= 6 * MiB + 600 * 1024,
-                   20 * SLOW, 0.05, what="the middle of the second round of chunks")
+        # kill when the meta has at least two chunks part-way through
+        wait_until(lambda: sum(1 for s, e, p in self.meta_parts(CRASH) if s < p < e) >= 2,
+                   20 * SLOW, 0.05, what="two chunks part-way in the meta")
         pid = self.stack.pid("installer")
         os.kill(pid, 9)
-        wait_until(lambda: not alive(pid), 5, what="mg-installer to die")
+        wait_until(lambda: not alive(pid), 5, 0.01, what="mg-installer to die")
+        parts = self.meta_parts(CRASH)  # what the next daemon finds (it starts later)
         before = len(self.dl.stats()["ranges"])
         job = self.wait_job(job_id, timeout=40)
         self.stack.record_pids()
         self.assertInstalled(CRASH, f"{CRASH}.gguf", job)
         after = self.range_list()[before:]
         self.assertNotIn((0, None), after, "no new probe: the meta's chunks are resumed")
-        inside = [a for a, _ in after if a % CHUNK]
-        self.assertGreaterEqual(len(inside), 2, f"chunks resumed where they stood: {after}")
+        # every chunk in flight is asked for again from inside it, up to its end (where the
+        # meta says, give or take the second between its saves)
+        resumed = []
+        for start, end, pos in parts:
+            q = [a for a, b in after if b == end - 1 and start <= a < end]
+            self.assertEqual(len(q), 1, f"chunk {start}-{end} (at {pos}) resumed once: {after}")
+            resumed.append(q[0] - start)
+        self.assertGreaterEqual(sum(1 for r in resumed if r > 0), 2,
+                                f"chunks resumed part-way: {parts} {after}")
         served = self.dl.path_stats(f"{CRASH}.gguf")["bytes"]
         self.assertLess(served, size + 4 * MiB, f"bytes served {served} for {size}")
 
