@@ -42,9 +42,21 @@ export const FIXTURES = {
   verifiable: (s) => s.install(MODELS.verify),
 };
 
+// Waits (up to 20 s) until no verify or update job is live: the tests write the registry
+// without its lock, so a registry write of such a job finishing meanwhile would drop a
+// planted entry.
+const LIVE = ['queued', 'downloading', 'verifying', 'cancelling'];
+const quiet = async (s) => {
+  for (let i = 0; i < 400; i++) {
+    const r = await s.api('GET', '/api/models/jobs?limit=1000');
+    if (!r.json?.jobs?.some((j) => j.kind !== 'install' && LIVE.includes(j.status))) return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+};
+
 // before/after of a row that needs a registry entry planted for it (and removed after).
 const planted = (id, withFile = true) => ({
-  before: (s) => { s.unplant = s.plantEntry(id, withFile); },
+  before: async (s) => { await quiet(s); s.unplant = s.plantEntry(id, withFile); },
   after: (s) => s.unplant(),
 });
 
