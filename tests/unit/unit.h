@@ -3,6 +3,7 @@
 #ifndef MG_UNIT_H
 #define MG_UNIT_H
 
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,6 +13,36 @@ void unit_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A fresh empty temporary directory for the current test; removed at exit. */
 const char *unit_tmpdir(void);
+
+/* ---- helpers for file and download tests ---- */
+
+/* The lower-case hex SHA-256 of `len` bytes of `data` into hex (65 bytes). Returns hex. */
+char *unit_sha256_hex(const void *data, size_t len, char hex[65]);
+/* `len` bytes of a fixed pseudo-random sequence seeded by `seed` (caller frees). */
+char *unit_random_bytes(size_t len, unsigned seed);
+/* Writes `len` bytes to `path` (created or truncated). 0, or -1. */
+int unit_write_file(const char *path, const void *data, size_t len);
+/* Reads the whole file at `path` (caller frees; NUL-terminated), its size in *len (may be
+ * NULL). NULL when it cannot be read. */
+char *unit_read_file(const char *path, size_t *len);
+/* `path` joined under the test's directory, in one of a few rotating static buffers. */
+const char *unit_path(const char *rel);
+/* The names in directory `dir` (not . and ..), sorted, joined by one space, into a static
+ * buffer ("" when empty, "(none)" when it cannot be read). */
+const char *unit_dir_list(const char *dir);
+/* The case table tests/data/cases/<name> (see tests/data/cases/README.md): one JSON object
+ * per line, blank lines and '#' comments skipped, each case given "line" (its line number)
+ * and every {"$repeat": v, "times": n} expanded (a string: prefix + v n times + suffix; any
+ * other value, or a string with "array": true: an array of n copies). Returns a new reference to the array of cases; a line
+ * that is not a JSON object fails the test and is left out. */
+json_t *unit_cases(const char *name);
+/* "<table>:<line>" of a case, for messages (static buffer). */
+const char *unit_case_at(const char *table, json_t *c);
+
+/* Milliseconds of the monotonic clock. */
+long long unit_now_ms(void);
+/* The unit test's data directory (tests/data, or $MG_TEST_DATA) joined with `rel`. */
+const char *unit_data_path(const char *rel);
 
 #define UNIT_TEST(name)                                                         \
     static void name(void);                                                     \

@@ -1,0 +1,279 @@
+/* test_cases.c - the boundary tables of tests/data/cases/ against the code that applies
+ * each rule: model validation (gallery_model_valid), search parameters (search_query_parse
+ * and search_run on search_gallery.json), server.json settings (config_load), model and job
+ * ids (id_model_valid, id_job_valid), and file extensions (gallery_model_ext,
+ * partial_ext_valid). Each row is just inside or just outside a bound; a failure names the
+ * table and line. */
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "gallery.h"
+#include "id.h"
+#include "partial.h"
+#include "search.h"
+#include "unit.h"
+
+/* ---- model_valid.jsonl ---- */
+
+/* Applies the case's "set" (keys with a dot reach into an object) and "unset" to `model`. */
+static void apply_case(json_t *model, json_t *c) {
+    const char *key;
+    json_t *v, *item;
+    size_t i;
+    json_object_foreach(json_object_get(c, "set"), key, v) {
+        const char *dot = strchr(key, '.');
+        if (!dot) {
+            json_object_set(model, key, v);
+            continue;
+        }
+        char outer[64];
+        snprintf(outer, sizeof outer, "%.*s", (int)(dot - key), key);
+        json_t *obj = json_object_get(model, outer);
+        if (json_is_object(obj)) json_object_set(obj, dot + 1, v);
+    }
+    json_array_foreach(json_object_get(c, "unset"), i, item)
+        json_object_del(model, json_string_value(item));
+}
+
+UNIT_TEST(model_validation_table) {
+    json_t *cases = unit_cases("model_valid.jsonl"), *c, *base = NULL;
+    size_t i;
+    int rows = 0;
+    json_array_foreach(cases, i, c) {
+        if (json_object_get(c, "base")) {
+            base = json_object_get(c, "base");
+            char reason[256] = "";
+            if (!gallery_model_valid(base, reason, sizeof reason))
+                unit_fail(__FILE__, __LINE__, "the base model is invalid: %s", reason);
+            continue;
+        }
+        json_t *m = json_deep_copy(base);
+        apply_case(m, c);
+        char reason[256] = "";
+        int valid = gallery_model_valid(m, reason, sizeof reason);
+        int want = json_is_true(json_object_get(c, "valid"));
+        const char *why = json_string_value(json_object_get(c, "reason"));
+        if (valid != want)
+            unit_fail(__FILE__, __LINE__, "%s: valid %d, expected %d (%s)",
+                      unit_case_at("model_valid.jsonl", c), valid, want, reason);
+        else if (!want && why && !strstr(reason, why))
+            unit_fail(__FILE__, __LINE__, "%s: reason \"%s\" lacks \"%s\"",
+                      unit_case_at("model_valid.jsonl", c), reason, why);
+        json_decref(m);
+        rows++;
+    }
+    CHECK(base != NULL);
+    CHECK(rows > 80);
+    json_decref(cases);
+}
+
+/* ---- search.jsonl ---- */
+
+typedef struct sink {
+    char *buf;
+    size_t len;
+} sink;
+
+static int sink_write(void *ctx, const char *data, size_t len) {
+    sink *s = ctx;
+    char *p = realloc(s->buf, s->len + len + 1);
+    if (!p) return -1;
+    s->buf = p;
+    memcpy(s->buf + s->len, data, len);
+    s->len += len;
+    s->buf[s->len] = '\0';
+    return 0;
+}
+
+/* Checks one search case; `idx` holds search_gallery.json. */
+static void search_case(search_index *idx, json_t *c) {
+    const char *at = unit_case_at("search.jsonl", c);
+    const char *qs = json_string_value(json_object_get(c, "qs"));
+    json_int_t status = json_integer_value(json_object_get(c, "status"));
+    search_query q;
+    mg_error err;
+    mg_error_clear(&err);
+    int rc = search_query_parse(&q, qs, &err);
+    if (status && status != 200) {
+        const char *param = json_string_value(json_object_get(c, "parameter"));
+        if (rc == 0) {
+            search_query_free(&q);
+            unit_fail(__FILE__, __LINE__, "%s: accepted, expected %lld naming %s", at,
+                      (long long)status, param);
+        } else if (err.status != status || strcmp(err.code, "invalid_parameter") != 0 ||
+                   strcmp(err.parameter, param ? param : "") != 0) {
+            unit_fail(__FILE__, __LINE__, "%s: %d %s naming \"%s\", expected %lld naming %s", at,
+                      err.status, err.code, err.parameter, (long long)status, param);
+        }
+        return;
+    }
+    if (rc != 0) {
+        unit_fail(__FILE__, __LINE__, "%s: refused: %d %s (%s)", at, err.status, err.parameter,
+                  err.message);
+        return;
+    }
+    sink s = {0};
+    rc = search_run(idx, &q, sink_write, &s, &err);
+    search_query_free(&q);
+    json_t *answer = rc == 0 ? json_loadb(s.buf, s.len, 0, NULL) : NULL;
+    free(s.buf);
+    if (!answer) {
+        unit_fail(__FILE__, __LINE__, "%s: no answer (%s)", at, rc ? err.message : "not JSON");
+        return;
+    }
+    json_t *ids = json_array(), *m;
+    size_t i;
+    json_array_foreach(json_object_get(answer, "models"), i, m)
+        json_array_append(ids, json_object_get(m, "id"));
+    static const char *const keys[] = {"total", "limit", "offset"};
+    for (int k = 0; k < 3; k++) {
+        json_t *want = json_object_get(c, keys[k]);
+        if (want && !json_equal(want, json_object_get(answer, keys[k])))
+            unit_fail(__FILE__, __LINE__, "%s: %s is %lld, expected %lld", at, keys[k],
+                      (long long)json_integer_value(json_object_get(answer, keys[k])),
+                      (long long)json_integer_value(want));
+    }
+    if (!json_equal(ids, json_object_get(c, "ids"))) {
+        char *got = json_dumps(ids, JSON_COMPACT), *want = json_dumps(json_object_get(c, "ids"), JSON_COMPACT);
+        unit_fail(__FILE__, __LINE__, "%s: ids %s, expected %s", at, got, want);
+        free(got);
+        free(want);
+    }
+    json_decref(ids);
+    json_decref(answer);
+}
+
+UNIT_TEST(search_parameter_table) {
+    char cache[1024];
+    mg_error err;
+    snprintf(cache, sizeof cache, "%s", unit_path("gallery_cache.json"));
+    json_t *g = gallery_parse_file(unit_data_path("cases/search_gallery.json"), NULL, &err);
+    CHECK(g != NULL);
+    CHECK_INT(json_array_size(json_object_get(g, "models")), 5);
+    CHECK_INT(gallery_cache_write(cache, g, NULL, &err), 0);
+    json_decref(g);
+    search_index *idx = search_index_load(cache, &err);
+    CHECK(idx != NULL);
+    json_t *cases = unit_cases("search.jsonl"), *c;
+    size_t i;
+    json_array_foreach(cases, i, c) if (idx) search_case(idx, c);
+    CHECK(json_array_size(cases) > 60);
+    json_decref(cases);
+    search_index_free(idx);
+}
+
+/* ---- settings.jsonl ---- */
+
+/* Compares the setting `key` of `cfg` with `want`; 0 when equal. */
+static int setting_differs(const mg_config *cfg, const char *key, json_t *want, char *got, size_t n) {
+    if (strcmp(key, "job_history") == 0) {
+        snprintf(got, n, "%ld", cfg->job_history);
+        return cfg->job_history != json_integer_value(want);
+    }
+    if (strcmp(key, "min_download_speed") == 0) {
+        snprintf(got, n, "%lld", cfg->min_download_speed);
+        return cfg->min_download_speed != json_integer_value(want);
+    }
+    if (strcmp(key, "max_parallel_downloads") == 0) {
+        snprintf(got, n, "%d", cfg->max_parallel_downloads);
+        return cfg->max_parallel_downloads != json_integer_value(want);
+    }
+    if (strcmp(key, "gallery_cache_ttl_s") == 0) {
+        snprintf(got, n, "%ld", cfg->gallery_cache_ttl_s);
+        return cfg->gallery_cache_ttl_s != json_integer_value(want);
+    }
+    if (strcmp(key, "allow_http") == 0) {
+        snprintf(got, n, "%d", cfg->allow_http);
+        return cfg->allow_http != json_is_true(want);
+    }
+    const char *s = strcmp(key, "api_token") == 0     ? cfg->api_token
+                    : strcmp(key, "gallery_url") == 0 ? cfg->gallery_url
+                                                      : "(unknown setting)";
+    snprintf(got, n, "%.60s", s ? s : "null");
+    if (!s || !json_is_string(want)) return !(s == NULL && json_is_null(want));
+    return strcmp(s, json_string_value(want)) != 0;
+}
+
+static void settings_case(json_t *c) {
+    const char *at = unit_case_at("settings.jsonl", c);
+    char path[1024];
+    mkdir(unit_path("config"), 0755);
+    snprintf(path, sizeof path, "%s", unit_path("config/server.json"));
+    char *text = json_dumps(json_object_get(c, "set"), JSON_COMPACT);
+    CHECK_INT(unit_write_file(path, text, strlen(text)), 0);
+    free(text);
+    mg_config cfg;
+    mg_error err;
+    mg_error_clear(&err);
+    int rc = config_load(&cfg, unit_tmpdir(), &err);
+    int ok = json_is_true(json_object_get(c, "ok"));
+    if (rc != 0) {
+        const char *param = json_string_value(json_object_get(c, "parameter"));
+        if (ok)
+            unit_fail(__FILE__, __LINE__, "%s: refused: %s", at, err.message);
+        else if (strcmp(err.code, "invalid_config") != 0 || strcmp(err.parameter, param) != 0 ||
+                 !strstr(err.message, param))
+            unit_fail(__FILE__, __LINE__, "%s: %s naming \"%s\" (%s), expected %s", at, err.code,
+                      err.parameter, err.message, param);
+        return;
+    }
+    if (!ok) unit_fail(__FILE__, __LINE__, "%s: accepted", at);
+    const char *key;
+    json_t *want;
+    json_object_foreach(json_object_get(c, "expect"), key, want) {
+        char got[80];
+        if (setting_differs(&cfg, key, want, got, sizeof got))
+            unit_fail(__FILE__, __LINE__, "%s: %s is %s", at, key, got);
+    }
+    config_free(&cfg);
+}
+
+UNIT_TEST(settings_table) {
+    unsetenv("MG_GALLERY_URL");
+    unsetenv("MG_API_TOKEN");
+    unsetenv("MG_ALLOW_HTTP");
+    json_t *cases = unit_cases("settings.jsonl"), *c;
+    size_t i;
+    json_array_foreach(cases, i, c) settings_case(c);
+    CHECK(json_array_size(cases) > 50);
+    json_decref(cases);
+}
+
+/* ---- ids.jsonl and ext.jsonl ---- */
+
+UNIT_TEST(id_table) {
+    json_t *cases = unit_cases("ids.jsonl"), *c;
+    size_t i;
+    json_array_foreach(cases, i, c) {
+        json_t *id = json_object_get(c, "id");
+        int job = strcmp(json_string_value(json_object_get(c, "kind")), "job") == 0;
+        int valid = job ? id_job_valid(json_string_value(id))
+                        : id_model_valid(json_string_value(id), json_string_length(id));
+        if (valid != json_is_true(json_object_get(c, "valid")))
+            unit_fail(__FILE__, __LINE__, "%s: valid %d", unit_case_at("ids.jsonl", c), valid);
+    }
+    CHECK(json_array_size(cases) > 25);
+    json_decref(cases);
+}
+
+UNIT_TEST(extension_table) {
+    json_t *cases = unit_cases("ext.jsonl"), *c;
+    size_t i;
+    json_array_foreach(cases, i, c) {
+        const char *url = json_string_value(json_object_get(c, "url"));
+        const char *at = unit_case_at("ext.jsonl", c);
+        if (url) {
+            char ext[16];
+            gallery_model_ext(url, ext);
+            const char *want = json_string_value(json_object_get(c, "want"));
+            if (strcmp(ext, want) != 0)
+                unit_fail(__FILE__, __LINE__, "%s: %s, expected %s", at, ext, want);
+            continue;
+        }
+        int valid = partial_ext_valid(json_string_value(json_object_get(c, "ext")));
+        if (valid != json_is_true(json_object_get(c, "valid")))
+            unit_fail(__FILE__, __LINE__, "%s: valid %d", at, valid);
+    }
+    json_decref(cases);
+}
