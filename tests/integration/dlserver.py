@@ -23,9 +23,11 @@ Serves the files of one directory on 127.0.0.1 (a free port unless told), with:
   - corrupt_from: with N > 0, every body byte at a file offset >= N is sent inverted (the
     ETag stays), so the ranges of a segmented download past N bring other bytes;
   - 404 (JSON) for unknown files; only GET and HEAD (405 otherwise).
-  - GET /_stats: JSON counters {requests, file_requests, bytes_served, ranges, statuses,
-    paths: {path: {requests, bytes}}, max_inflight (most bodies sent at once), settings};
-    POST /_stats/reset clears them.
+  - GET /_stats: JSON counters {requests, file_requests, bytes_served, ranges, if_ranges,
+    statuses, paths: {path: {requests, bytes}}, max_inflight (most bodies sent at once),
+    settings} (ranges and if_ranges: the Range and If-Range headers of the file requests, in
+    order; statuses: of the file requests, not of /_stats and /_control); POST /_stats/reset
+    clears them.
   - GET /_control: the settings; POST /_control with a JSON object changes them
     (throttle, fail_first, fail_status, drop_first, drop_after, no_range, change_after,
     ignore_if_range, no_length) and restarts the fault counters.
@@ -101,6 +103,7 @@ class _State:
             self.file_requests = 0
             self.bytes_served = 0
             self.ranges = []
+            self.if_ranges = []
             self.statuses = {}
             self.paths = {}
             self.chunks = []
@@ -116,6 +119,7 @@ class _State:
                 "file_requests": self.file_requests,
                 "bytes_served": self.bytes_served,
                 "ranges": list(self.ranges),
+                "if_ranges": list(self.if_ranges),
                 "statuses": dict(self.statuses),
                 "paths": {k: dict(v) for k, v in self.paths.items()},
                 "max_inflight": self.max_inflight,
@@ -151,7 +155,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self._count_status(status)
+        if not urllib.parse.urlsplit(self.path).path.startswith("/_"):
+            self._count_status(status)
 
     def _read_body(self):
         n = int(self.headers.get("Content-Length") or 0)
@@ -246,6 +251,9 @@ class _Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.ranges.append(range_header)
         if_range = self.headers.get("If-Range")
+        if if_range is not None:
+            with st.lock:
+                st.if_ranges.append(if_range)
         use_range = (range_header and not s["no_range"]
                      and (if_range is None or if_range in (etag, last_modified)
                           or s["ignore_if_range"]))

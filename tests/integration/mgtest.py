@@ -456,21 +456,27 @@ class StackTestCase(unittest.TestCase):
                         f"Content-Type {ct!r} for {r.status}: {r.body[:200]!r}")
         return r.json
 
-    def assertError(self, r, status, code=None, parameter=None):
-        """An error answer of the contract's shape {"error": {code, message, parameter?}}."""
+    def assertError(self, r, status, code, parameter, message=None):
+        """An error answer of the contract's shape {"error": {code, message, parameter?}} with
+        this status, this code and this parameter: `code` and `parameter` are required, and
+        parameter=None means the answer names none (no "parameter" key). `message`: words (a
+        str, or a list of them) the message must contain. Returns the error object."""
         body = self.assertJsonAnswer(r, status)
         self.assertIsInstance(body, dict, body)
-        self.assertIn("error", body, body)
+        self.assertEqual(set(body), {"error"}, body)
         err = body["error"]
         self.assertIsInstance(err, dict, body)
-        self.assertIsInstance(err.get("code"), str, body)
-        self.assertTrue(err["code"], body)
+        self.assertLessEqual(set(err), {"code", "message", "parameter"}, body)
+        self.assertIsInstance(code, str, "assertError needs the expected code")
+        self.assertEqual(err.get("code"), code, body)
         self.assertIsInstance(err.get("message"), str, body)
-        self.assertTrue(err["message"], body)
-        if code is not None:
-            self.assertEqual(err["code"], code, body)
-        if parameter is not None:
+        self.assertTrue(err["message"].strip(), body)
+        if parameter is None:
+            self.assertNotIn("parameter", err, f"{body}: the error names no parameter")
+        else:
             self.assertEqual(err.get("parameter"), parameter, body)
+        for words in ([message] if isinstance(message, str) else message or []):
+            self.assertIn(words, err["message"], body)
         return err
 
     def assertIds(self, r, ids, msg=None):
@@ -478,6 +484,37 @@ class StackTestCase(unittest.TestCase):
         got = [m["id"] for m in body["models"]]
         self.assertEqual(got, list(ids), msg or f"query answer ids; total={body.get('total')}")
         return body
+
+
+def load_cases(name):
+    """The case table tests/data/cases/<name> (see tests/data/cases/README.md): one JSON
+    object per line, blank lines and '#' comments skipped, each given "line" (its line number)
+    and every {"$repeat": v, "times": n} expanded (a string: prefix + v n times + suffix; any
+    other value, or a string with "array": true: a list of n copies)."""
+    def expand(v):
+        if isinstance(v, dict) and "$repeat" in v:
+            rep, n = v["$repeat"], v["times"]
+            if isinstance(rep, str) and not v.get("array"):
+                return v.get("prefix", "") + rep * n + v.get("suffix", "")
+            return [expand(rep) for _ in range(n)]
+        if isinstance(v, dict):
+            return {k: expand(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [expand(x) for x in v]
+        return v
+
+    out = []
+    with open(os.path.join(DATA, "cases", name), encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            case = expand(json.loads(line))
+            if not isinstance(case, dict):
+                raise AssertionError(f"{name}:{number} is not a JSON object")
+            case["line"] = number
+            out.append(case)
+    return out
 
 
 def load_fixture(name="gallery_it.json"):

@@ -430,9 +430,10 @@ class TestNoCacheCdnDown(CdnTestCase):
 class TestEndpoints(CdnTestCase):
     def test_token_methods_and_local_mode(self):
         with Stack(gallery=LOCAL, server={"api_token": "s3cret"}) as s:
-            self.assertError(s.post("/api/models/gallery/refresh"), 401)
+            self.assertError(s.post("/api/models/gallery/refresh"), 401, "unauthorized", None)
             self.assertError(s.post("/api/models/gallery/refresh",
-                                    headers={"Authorization": "Bearer wrong"}), 401)
+                                    headers={"Authorization": "Bearer wrong"}), 401,
+                             "unauthorized", None)
             st = self.refresh(s, headers={"Authorization": "Bearer s3cret"})
             self.assertEqual(st["mode"], "local")
             src = self.source(st)
@@ -440,10 +441,10 @@ class TestEndpoints(CdnTestCase):
             self.assertTrue(src["path"].endswith("/config/models_gallery.json"))
             self.assertEqual(src["model_count"], 2)
             r = s.get("/api/models/gallery/refresh")
-            self.assertError(r, 405)
+            self.assertError(r, 405, "method_not_allowed", None)
             self.assertIn("POST", r.header("allow"))
             r = s.delete("/api/models/gallery/status", headers={"Authorization": "Bearer s3cret"})
-            self.assertError(r, 405)
+            self.assertError(r, 405, "method_not_allowed", None)
             self.assertIn("GET", r.header("allow"))
 
 

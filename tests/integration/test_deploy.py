@@ -196,9 +196,9 @@ class DeployTest(StackTestCase):
                        what="mg-fcgi gone")
             r = s.get("/api/models/health")
             self.assertIn(r.status, (502, 503))
-            self.assertError(r, r.status, "backend_unavailable")
+            self.assertError(r, r.status, "backend_unavailable", None)
             r = s.search({"query": "qwen"})
-            self.assertError(r, r.status, "backend_unavailable")
+            self.assertError(r, r.status, "backend_unavailable", None)
             # nginx serves the cached gallery on its own
             r = s.gallery()
             self.assertEqual(self.assertJsonAnswer(r, 200)["version"], 1)

@@ -406,7 +406,7 @@ class InstallTest(InstallCase):
     def test_installed_model_is_409(self):
         self.install(DUP)
         r = self.stack.post(f"/api/models/gallery/{DUP}/install")
-        self.assertError(r, 409, "already_installed")
+        self.assertError(r, 409, "already_installed", "id", DUP)
         self.assertEqual(self.dl.path_stats(f"{DUP}.gguf")["requests"], 1)
         self.assertInstalled(DUP, f"{DUP}.gguf")
 
@@ -416,26 +416,35 @@ class InstallTest(InstallCase):
         self.assertEqual(self.assertJsonAnswer(r, 200), {"deleted": DELETE, "file_removed": True})
         self.assertNothingLeft(DELETE)
         self.assertNotIn(DELETE, self.stack.read_json("config/models.json")["models"])
-        self.assertError(self.stack.delete(f"/api/models/{DELETE}"), 404)
+        self.assertError(self.stack.delete(f"/api/models/{DELETE}"), 404, "not_found", "id")
         # and it can be installed again
         self.assertInstalled(DELETE, f"{DELETE}.gguf", self.install(DELETE))
 
     def test_larger_than_disk_is_507(self):
         r = self.stack.post(f"/api/models/gallery/{HUGE}/install")
-        err = self.assertError(r, 507)
+        err = self.assertError(r, 507, "insufficient_storage", None, "not enough free disk")
         self.assertIn(HUGE, err["message"])
         self.assertNotIn(HUGE, [j["model_id"] for j in self.jobs()])
         self.assertEqual(self.dl.path_stats(f"{DUP}.gguf")["requests"], 0)
 
     def test_unknown_and_malformed_ids(self):
-        self.assertError(self.stack.post("/api/models/gallery/no-such-model/install"), 404)
-        for bad in ("..%2Fetc", ".hidden", "-dash", "a%20b", "a%2Fb", "a" * 200, "%00"):
+        self.assertError(self.stack.post("/api/models/gallery/no-such-model/install"), 404,
+                         "model_not_found", "id", "no-such-model")
+        for bad in ("..%2Fetc", ".hidden", "-dash", "a%20b", "a%2Fb", "a" * 200):
             with self.subTest(id=bad):
-                self.assertError(self.stack.post(f"/api/models/gallery/{bad}/install"), 400)
-        self.assertError(self.stack.get("/api/models/jobs/..%2Fx"), 400)
-        self.assertError(self.stack.get("/api/models/jobs/0123456789abcdef"), 404)
-        self.assertError(self.stack.delete("/api/models/jobs/0123456789abcdef"), 404)
-        self.assertError(self.stack.request("PUT", f"/api/models/gallery/{DUP}/install"), 405)
+                self.assertError(self.stack.post(f"/api/models/gallery/{bad}/install"), 400,
+                                 "invalid_model_id", "id")
+        # nginx refuses a NUL in the path before mg-fcgi sees it
+        self.assertError(self.stack.post("/api/models/gallery/%00/install"), 400, "bad_request",
+                         None)
+        self.assertError(self.stack.get("/api/models/jobs/..%2Fx"), 400, "invalid_job_id",
+                         "job_id")
+        self.assertError(self.stack.get("/api/models/jobs/0123456789abcdef"), 404,
+                         "job_not_found", "job_id")
+        self.assertError(self.stack.delete("/api/models/jobs/0123456789abcdef"), 404,
+                         "job_not_found", "job_id")
+        self.assertError(self.stack.request("PUT", f"/api/models/gallery/{DUP}/install"), 405,
+                         "method_not_allowed", None)
 
     def jobs(self):
         body = self.assertJsonAnswer(self.stack.get("/api/models/jobs"), 200)

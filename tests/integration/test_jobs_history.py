@@ -60,7 +60,8 @@ class HistoryTest(InstallCase):
         files = sorted(n for n in os.listdir(self.stack.path("jobs")) if n.endswith(".json"))
         self.assertEqual(files, sorted(f"{i}.json" for i in newest), "pruned job files remain")
         for old in self.ids[:-KEEP]:
-            self.assertError(self.stack.get(f"/api/models/jobs/{old}"), 404, "job_not_found")
+            self.assertError(self.stack.get(f"/api/models/jobs/{old}"), 404, "job_not_found",
+                             "job_id")
         # the pruned jobs' models stay installed
         self.assertEqual(self.installed()[DONE[0]]["status"], "installed")
 

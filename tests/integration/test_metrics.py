@@ -52,7 +52,7 @@ class MetricsTest(InstallCase):
     def test_jobs_downloads_gallery_and_requests(self):
         for mid in (GOOD, MISMATCH, MISSING):
             self.wait_job(self.post_install(mid)["job_id"])
-        self.assertError(self.stack.get("/api/models/no/such/endpoint"), 404)
+        self.assertError(self.stack.get("/api/models/no/such/endpoint"), 404, "not_found", None)
         samples, typed = self.scrape()
         self.assertEqual(samples['mg_jobs{status="installed"}'], 1, samples)
         self.assertEqual(samples['mg_jobs{status="failed"}'], 2)

@@ -498,7 +498,7 @@ class SearchTest(SharedStackTestCase):
         if r.status == 200:
             self.assertEqual(r.json["total"], 0)
         else:
-            self.assertError(r, 400)
+            self.assertError(r, 400, "invalid_parameter", "category")
 
     # --- methods ---
 
@@ -511,7 +511,7 @@ class SearchTest(SharedStackTestCase):
         for method in ("POST", "PUT", "DELETE", "PATCH"):
             with self.subTest(method=method):
                 r = self.stack.request(method, "/api/models/gallery/search")
-                self.assertError(r, 405)
+                self.assertError(r, 405, "method_not_allowed", None)
                 self.assertIn("GET", r.header("allow", ""))
 
 
