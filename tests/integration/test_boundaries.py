@@ -5,8 +5,9 @@ search_gallery.json), the job list's status, limit and offset (jobs_params.jsonl
 job ids on every route that takes one (ids.jsonl: a malformed id is 400 naming the parameter,
 a well-formed unknown one 404 naming it, and nothing is done), each rule of the gallery schema
 (model_valid.jsonl: exactly the valid models are served, each invalid one reported with its
-reason in the status document), and the request limits (a query string of 8192 bytes and
-8193, a body of 64 KiB and one byte more).
+reason in the status document), the Authorization header around api_token (tokens.jsonl: one
+character short, one more, another case, other schemes), and the request limits (a query
+string of 8192 bytes and 8193, a body of 64 KiB and one byte more).
 
 Every error is checked for its status, code and parameter. The unit test test_cases.c runs the
 same tables against the C functions."""
@@ -78,11 +79,11 @@ class SearchBoundaries(StackTestCase):
             if c["kind"] == "model":
                 requests = [("POST", f"/api/models/gallery/{seg}/install", "model_not_found"),
                             ("DELETE", f"/api/models/{seg}", "not_found")]
-                bad, param = "invalid_model_id", "id"
+                bad, param, rule = "invalid_model_id", "id", "1 to 128 characters"
             else:
                 requests = [("GET", f"/api/models/jobs/{seg}", "job_not_found"),
                             ("DELETE", f"/api/models/jobs/{seg}", "job_not_found")]
-                bad, param = "invalid_job_id", "job_id"
+                bad, param, rule = "invalid_job_id", "job_id", "16 lower-case hex"
             for method, path, unknown in requests:
                 with self.subTest(case=at(c, "ids.jsonl"), method=method, path=path[:80]):
                     r = self.stack.request(method, path)
@@ -91,7 +92,7 @@ class SearchBoundaries(StackTestCase):
                     elif c["valid"]:
                         self.assertError(r, 404, unknown, param)
                     else:
-                        self.assertError(r, 400, bad, param)
+                        self.assertError(r, 400, bad, param, rule)
         self.assertNothingDone()
 
     def assertNothingDone(self):
@@ -115,6 +116,35 @@ class SearchBoundaries(StackTestCase):
         self.assertError(self.stack.post(path, body=b"x" * 65537), 413, "payload_too_large",
                          None)
         self.assertNothingDone()
+
+
+class TokenBoundaries(StackTestCase):
+    """tokens.jsonl on a stack with api_token set."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack(gallery=os.path.join(DATA, "cases", "search_gallery.json"),
+                          server={"api_token": "s3cret-token"})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def test_token_table(self):
+        for c in load_cases("tokens.jsonl"):
+            headers = {} if c["auth"] is None else {"Authorization": c["auth"]}
+            for method, path, code in (("POST", "/api/models/gallery/not-here/install",
+                                        "model_not_found"),
+                                       ("DELETE", "/api/models/not-here", "not_found")):
+                with self.subTest(case=at(c, "tokens.jsonl"), method=method):
+                    r = self.stack.request(method, path, headers=headers)
+                    if c["ok"]:
+                        self.assertError(r, 404, code, "id")
+                    else:
+                        self.assertError(r, 401, "unauthorized", None)
+                        self.assertEqual(r.header("www-authenticate", "")[:6], "Bearer", r.headers)
+        # reads need no token
+        self.assertJsonAnswer(self.stack.get("/api/models/jobs"), 200)
 
 
 class GalleryRules(StackTestCase):

@@ -1,8 +1,10 @@
 // web.test.mjs - unit tests of the web UI's plain modules under Node (node --test, no
 // browser, no packages): the formats of sizes, durations and percentages at their
-// boundaries, and the REST client api() against a real HTTP server in this process (its
-// errors as ApiError with the server's status, code, message and parameter, the fallbacks
-// when an answer has no message or no JSON, the token sent with changes only, the paths).
+// boundaries, the REST client api() against a real HTTP server in this process (its errors
+// as ApiError with the server's status, code, message and parameter, the fallbacks when an
+// answer has no message or no JSON, the token sent with changes only, the paths), and how
+// jobs_apply merges job documents and progress messages (no step back, a restart accepted,
+// nothing after the end).
 // The browser tests (tests/e2e) cover the views.
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -23,6 +25,7 @@ const { format_bytes, format_gb, format_duration, format_percent, format_date } 
   await import('../../web/js/format.js');
 const { api, api_paths, api_setToken, ApiError } = await import('../../web/js/api.js');
 const { t } = await import('../../web/js/i18n.js');
+const { jobs_apply, jobs_forModel, jobs_isActive, jobs_onChange } = await import('../../web/js/jobs.js');
 
 describe('format_bytes: decimal units, 1000 steps', () => {
   const cases = [
@@ -164,5 +167,61 @@ describe('api() against a real server', () => {
     assert.equal(api_paths.model('x?y'), '/api/models/x%3Fy');
     assert.equal(api_paths.job('0123456789abcdef'), '/api/models/jobs/0123456789abcdef');
     assert.equal(api_paths.search('a=1&b=2'), '/api/models/gallery/search?a=1&b=2');
+  });
+});
+
+describe('jobs_apply: one current job per model', () => {
+  const events = [];
+  jobs_onChange((modelId, job, how) => events.push([modelId, job && job.status, job && job.downloaded, how]));
+  const msg = (over) => ({ model_id: 'm', job_id: 'j1', status: 'downloading', downloaded: 0, total: 100, ...over });
+  const current = () => { const j = jobs_forModel('m'); return j && [j.job_id, j.status, j.downloaded]; };
+
+  test('active statuses', () => {
+    for (const s of ['queued', 'paused', 'downloading', 'verifying', 'cancelling']) assert.equal(jobs_isActive({ status: s }), true, s);
+    for (const s of ['installed', 'failed', 'cancelled', 'bogus']) assert.equal(jobs_isActive({ status: s }), false, s);
+    assert.equal(jobs_isActive(null), false);
+  });
+
+  test('progress moves forward; an older snapshot is ignored, a restart from far back is not', () => {
+    jobs_apply(msg({ status: 'queued' }));
+    assert.deepEqual(current(), ['j1', 'queued', 0]);
+    assert.deepEqual(events.at(-1)[3], { terminal: false, fresh: true });
+    jobs_apply(msg({ downloaded: 60 }));
+    assert.deepEqual(current(), ['j1', 'downloading', 60]);
+    assert.deepEqual(events.at(-1)[3], { terminal: false, fresh: false });
+    jobs_apply(msg({ downloaded: 30 }));          // half of 60: an older snapshot
+    assert.deepEqual(current(), ['j1', 'downloading', 60]);
+    jobs_apply(msg({ downloaded: 29 }));          // under half: the download started over
+    assert.deepEqual(current(), ['j1', 'downloading', 29]);
+    jobs_apply(msg({ status: 'verifying', downloaded: 100 }));
+    jobs_apply(msg({ status: 'downloading', downloaded: 100 }));   // a status going back
+    assert.deepEqual(current(), ['j1', 'verifying', 100]);
+  });
+
+  test('the end of a job is final; messages replayed after it are ignored', () => {
+    const before = events.length;
+    jobs_apply(msg({ status: 'installed', downloaded: 100 }));
+    assert.deepEqual(current(), ['j1', 'installed', 100]);
+    assert.deepEqual(events.at(-1)[3], { terminal: true, fresh: false });
+    jobs_apply(msg({ status: 'downloading', downloaded: 10 }));
+    assert.deepEqual(current(), ['j1', 'installed', 100]);
+    assert.equal(events.length, before + 1);
+  });
+
+  test('a new job of the model takes over; an older active one does not', () => {
+    jobs_apply(msg({ job_id: 'j2', status: 'queued', created_at: '2026-01-02T00:00:00Z' }));
+    assert.deepEqual(current(), ['j2', 'queued', 0]);
+    jobs_apply(msg({ job_id: 'j0', status: 'downloading', downloaded: 5, created_at: '2026-01-01T00:00:00Z' }));
+    assert.deepEqual(current(), ['j2', 'queued', 0]);
+    jobs_apply(msg({ job_id: 'j3', status: 'failed' }));   // the end of a job never seen running
+    assert.deepEqual(current(), ['j2', 'queued', 0]);
+    assert.deepEqual(events.at(-1)[3], { terminal: true, foreign: true });
+  });
+
+  test('what is not a progress message is ignored', () => {
+    const before = events.length;
+    for (const bad of [null, 'x', {}, { model_id: 'm', job_id: 'j2' }, msg({ job_id: 'j2', status: 'done' }), msg({ model_id: '' })]) jobs_apply(bad);
+    assert.equal(events.length, before);
+    assert.deepEqual(current(), ['j2', 'queued', 0]);
   });
 });
