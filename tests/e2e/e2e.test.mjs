@@ -320,6 +320,8 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
       'focus on Cancel after Install');
     const values = [];
     let dropped = false;
+    let shown = null;  // what the card showed when the socket was dropped (checked below:
+                       // an assertion inside until() would only make it try again)
     await until(async () => {
       const v = await page.$eval(card('e2e-alpha'), (el) => {
         const bar = el.querySelector('progress');
@@ -328,8 +330,11 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
       if (v !== null && v > 0 && values[values.length - 1] !== v) values.push(v);
       if (!dropped && v > 15) {                       // drop the socket in the middle
         dropped = true;
-        const detail = await page.textContent(`${card('e2e-alpha')} .progress-detail`);
-        assert.match(detail, /of .*·.*\/s.*left/, `progress detail: ${detail}`);
+        shown = await page.$eval(card('e2e-alpha'), (el) => ({
+          bar: el.querySelector('progress').value,
+          percent: el.querySelector('.progress-percent').textContent,
+          detail: el.querySelector('.progress-detail').textContent,
+        }));
         await page.evaluate(() => window.mgDebug.dropSocket());
         await until(async () => (await page.getAttribute('#conn', 'data-state')) !== 'open', 'the socket state to drop', 3000, 20);
         const down = await page.textContent(`${card('e2e-alpha')} .progress-detail`);
@@ -340,6 +345,9 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     assert.ok(values.length >= 3, `the bar moved: ${JSON.stringify(values)}`);
     for (let i = 1; i < values.length; i++) assert.ok(values[i] > values[i - 1], `progress rises: ${values}`);
     assert.ok(dropped, 'the socket was dropped during the download');
+    assert.match(shown.detail, /of .*·.*\/s.*left/, `progress detail: ${shown.detail}`);
+    assert.ok(Math.abs(shown.bar - parseFloat(shown.percent)) <= 1,
+      `the bar (${shown.bar}) shows the percentage (${shown.percent})`);
     await until(async () => (await page.getAttribute('#conn', 'data-state')) === 'open', 'the socket to reconnect', 20000);
 
     await page.click('#tab-installed');

@@ -119,10 +119,11 @@ def run(cmd, cwd, log, timeout=None, env=None):
 
 
 def scratch_copy(dest):
-    """The files of the repository that git knows or would add (not ignored ones), as they
-    are in the work tree, and links to the
-    Node packages the browser and contract tests installed (no registry is asked again)."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, check=True,
+    """The files of the repository that git tracks or would add (not ignored ones), as they
+    are in the work tree, and links to the Node packages the browser and contract tests
+    installed (no registry is asked again)."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                            "--exclude-standard"], cwd=REPO, check=True,
                            stdout=subprocess.PIPE).stdout.decode().split("\0")
     for rel in filter(None, files):
         src = os.path.join(REPO, rel)
