@@ -5,8 +5,8 @@ without Range; a partial left by an earlier run (its meta naming the same URL an
 is resumed for exactly the missing bytes, with If-Range when it knows the server's ETag; a
 partial whose meta names another checksum or another URL, or that has no meta, is thrown
 away and the file served whole exactly once (the planted bytes are the right ones, so only
-the count tells a wrong resume apart); a kill -9 mid-download then deploy/up costs exactly
-the bytes the partial lacked. (A verified file already in place costs nothing:
+the count tells a wrong resume apart); a kill -9 mid-download costs, once the daemon runs
+again, exactly the bytes the partial lacked. (A verified file already in place costs nothing:
 test_install_faults.py.) Helpers: test_install.py."""
 
 import json
@@ -51,10 +51,14 @@ class ByteAccountingTest(InstallCase):
         return '"%x-%x-%x"' % (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def plant(self, mid, nbytes, meta):
-        """A partial of the file's first `nbytes` bytes with `meta` (None: no meta)."""
-        self.stack.write_file(f"models/.partial/{mid}.gguf.part", self.file_bytes(mid)[:nbytes])
+        """A partial of the file's first `nbytes` bytes with `meta` (None: no meta), owned
+        like models/.partial (the user the stack runs as)."""
+        owner = os.stat(self.stack.path("models", ".partial"))
+        files = [(f"models/.partial/{mid}.gguf.part", self.file_bytes(mid)[:nbytes])]
         if meta is not None:
-            self.stack.write_file(f"models/.partial/{mid}.gguf.part.meta", json.dumps(meta))
+            files.append((f"models/.partial/{mid}.gguf.part.meta", json.dumps(meta)))
+        for rel, data in files:
+            os.chown(self.stack.write_file(rel, data), owner.st_uid, owner.st_gid)
 
     def meta(self, mid, **changes):
         size, digest = self.dl.files[f"{mid}.gguf"]
@@ -99,12 +103,13 @@ class ByteAccountingTest(InstallCase):
                 self.assertInstalled(mid, f"{mid}.gguf", self.install(mid))
                 self.assertServedOnce(mid, SIZE)
 
-    def test_kill9_then_up_costs_exactly_the_missing_bytes(self):
+    def test_kill9_then_restart_costs_exactly_the_missing_bytes(self):
         self.dl.control(throttle=1 * MiB)
         job_id = self.post_install(KILLED)["job_id"]
         wait_until(lambda: self.partial_size(KILLED) >= SIZE // 4, 10 * SLOW,
                    what="a quarter of the download")
         pid = self.stack.pid("installer")
+        self.stack.sv("once", "installer")  # the supervisor leaves it down when it dies
         os.kill(pid, 9)
         wait_until(lambda: not alive(pid), 5, what="mg-installer to die")
         kept = self.partial_size(KILLED)
@@ -113,7 +118,8 @@ class ByteAccountingTest(InstallCase):
         self.dl.control(throttle=0)
         time.sleep(0.5)  # the server's thread notices the closed connection
         self.dl.reset()
-        self.stack.start()  # deploy/up: the new daemon resumes the job
+        self.stack.sv("up", "installer")  # a new daemon resumes the job
+        self.stack.record_pids()
         self.assertInstalled(KILLED, f"{KILLED}.gguf", self.wait_job(job_id))
         self.assertServedOnce(KILLED, SIZE - kept, range_start=kept, if_range=self.etag(KILLED))
 
