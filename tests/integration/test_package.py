@@ -247,7 +247,7 @@ http {{
         r = request(port, "GET", "/")
         self.assertEqual(r.status, 200)
         self.assertIn(b"<html", r.body.lower())
-        self.assertError(request(port, "GET", "/api/models/nope/nope"), 404)
+        self.assertError(request(port, "GET", "/api/models/nope/nope"), 404, "not_found", None)
         conn = UnixHTTPConnection(os.path.join(root, "run", "nchan.sock"))
         try:
             conn.request("POST", "/pub/progress", b'{"model_id": "x"}',

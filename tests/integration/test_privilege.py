@@ -138,7 +138,7 @@ class AsRootTest(StackTestCase):
     def test_registry_written_as_the_user(self):
         s = self.stack
         r = s.delete("/api/models/no-such-model")
-        self.assertError(r, 404)
+        self.assertError(r, 404, "not_found", "id", "no-such-model")
         # a registry the test wrote as root is replaced by one of the user's
         s.write_json("config/models.json", {"models": {}})
         os.makedirs(s.path("models", "llm"), exist_ok=True)
