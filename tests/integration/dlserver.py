@@ -24,10 +24,10 @@ Serves the files of one directory on 127.0.0.1 (a free port unless told), with:
     ETag stays), so the ranges of a segmented download past N bring other bytes;
   - 404 (JSON) for unknown files; only GET and HEAD (405 otherwise).
   - GET /_stats: JSON counters {requests, file_requests, bytes_served, ranges, if_ranges,
-    statuses, paths: {path: {requests, bytes}}, max_inflight (most bodies sent at once),
-    settings} (ranges and if_ranges: the Range and If-Range headers of the file requests, in
-    order; statuses: of the file requests, not of /_stats and /_control); POST /_stats/reset
-    clears them.
+    statuses, paths: {path: {requests, bytes}}, inflight, max_inflight, settings} (ranges
+    and if_ranges: the Range and If-Range headers of the file requests, in order; statuses:
+    of the file requests, not of /_stats and /_control; inflight: file bodies being sent
+    now, max_inflight: the most at once); POST /_stats/reset clears them (but inflight).
   - GET /_control: the settings; POST /_control with a JSON object changes them
     (throttle, fail_first, fail_status, drop_first, drop_after, no_range, change_after,
     ignore_if_range, no_length) and restarts the fault counters.
@@ -79,6 +79,8 @@ class _State:
     def __init__(self, directory, **settings):
         self.directory = os.path.realpath(directory)
         self.lock = threading.Lock()
+        self.inflight = 0
+        self.max_inflight = 0
         self.settings = {"throttle": 0, "fail_first": 0, "fail_status": 500,
                          "drop_first": 0, "drop_after": 0, "no_range": False,
                          "change_after": 0, "ignore_if_range": False, "no_length": False,
@@ -109,8 +111,7 @@ class _State:
             self.chunks = []
             self.failed = 0
             self.dropped = 0
-            self.inflight = 0
-            self.max_inflight = 0
+            self.max_inflight = self.inflight
 
     def snapshot(self):
         with self.lock:
@@ -122,6 +123,7 @@ class _State:
                 "if_ranges": list(self.if_ranges),
                 "statuses": dict(self.statuses),
                 "paths": {k: dict(v) for k, v in self.paths.items()},
+                "inflight": self.inflight,
                 "max_inflight": self.max_inflight,
                 "settings": dict(self.settings),
             }
@@ -337,7 +339,7 @@ class _Handler(BaseHTTPRequestHandler):
                             len(data)
                         if chunk_log:
                             st.chunks.append([time.monotonic(), len(data), path])
-                    if throttle:
+                    if throttle and sent < length:
                         ahead = sent / throttle - (time.monotonic() - began)
                         if ahead > 0:
                             time.sleep(ahead)
