@@ -29,7 +29,8 @@ static mg_config cfg;
 
 static void setup(void) {
     mg_error err;
-    if (config_load(&cfg, unit_tmpdir(), &err) != 0) unit_fail(__FILE__, __LINE__, "%s", err.message);
+    if (config_load(&cfg, unit_tmpdir(), &err) != 0)
+        unit_fail(__FILE__, __LINE__, "%s", err.message);
     log_set_fd(open(unit_path("log"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
 }
 
@@ -85,7 +86,8 @@ static json_t *the_job(mg_error *err) {
     int created;
     json_t *job = job_enqueue(&cfg, m, &created, err);
     json_decref(m);
-    if (job) snprintf(job_id, sizeof job_id, "%s", json_string_value(json_object_get(job, "job_id")));
+    if (job)
+        snprintf(job_id, sizeof job_id, "%s", json_string_value(json_object_get(job, "job_id")));
     return job;
 }
 
@@ -101,8 +103,13 @@ static int write_job(int v, size_t extra, int durable_write, mg_error *err) {
     return rc;
 }
 
-static int write_job_status(int v, size_t extra, mg_error *err) { return write_job(v, extra, 1, err); }
-static int write_job_progress(int v, size_t extra, mg_error *err) { return write_job(v, extra, 0, err); }
+static int write_job_status(int v, size_t extra, mg_error *err) {
+    return write_job(v, extra, 1, err);
+}
+
+static int write_job_progress(int v, size_t extra, mg_error *err) {
+    return write_job(v, extra, 0, err);
+}
 
 static partial part;
 
@@ -116,10 +123,9 @@ static int write_partial_meta(int v, size_t extra, mg_error *err) {
         free(url);
         if (rc < 0) return mg_error_set(err, 500, "io_error", NULL, "%s", why);
     }
-    snprintf(validator, sizeof validator, "\"%d-%.*s\"", v, (int)(extra < 200 ? extra : 200),
-             "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"
-             "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"
-             "yyyyyyyyyyyyyyyyyyyyyyyy");
+    char *y = pad(extra < 200 ? extra : 200);
+    snprintf(validator, sizeof validator, "\"%d-%s\"", v, y);
+    free(y);
     if (partial_set_validator(&part, validator, why, sizeof why) < 0)
         return mg_error_set(err, 500, "io_error", NULL, "%s", why);
     return 0;
@@ -179,7 +185,8 @@ UNIT_TEST(every_write_replaces_the_file) {
         char dir[MG_PATH_MAX];
         const char *left = unit_dir_list(config_path(&cfg, dir, d->dir));
         if (strstr(left, "tmp"))
-            unit_fail(__FILE__, __LINE__, "%s: temporary files left in %s: %s", d->name, d->dir, left);
+            unit_fail(__FILE__, __LINE__, "%s: temporary files left in %s: %s", d->name, d->dir,
+                      left);
     }
     durable_reset();
     config_free(&cfg);
@@ -431,11 +438,13 @@ UNIT_TEST(cache_writers_are_serialised) {
     ino_t ino = inode_of(cache);
     CHECK_INT(gallery_cache_ensure(&cfg, &err), 0);
     CHECK_INT(inode_of(cache), ino); /* the meta matched the cache and the source */
-    json_t *src = gallery_parse_file(config_path(&cfg, dir, "config/models_gallery.json"), NULL, &err);
+    json_t *src =
+        gallery_parse_file(config_path(&cfg, dir, "config/models_gallery.json"), NULL, &err);
     search_index *idx = search_index_load(cache, &err);
     CHECK(src && idx);
     if (src && idx) {
-        const char *want = json_string_value(json_object_get(json_array_get(json_object_get(src, "models"), 0), "id"));
+        json_t *first = json_array_get(json_object_get(src, "models"), 0);
+        const char *want = json_string_value(json_object_get(first, "id"));
         json_t *m = search_index_get(idx, want);
         CHECK(m != NULL);
         json_decref(m);

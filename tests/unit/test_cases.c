@@ -135,7 +135,8 @@ static void search_case(search_index *idx, json_t *c) {
                       (long long)json_integer_value(want));
     }
     if (!json_equal(ids, json_object_get(c, "ids"))) {
-        char *got = json_dumps(ids, JSON_COMPACT), *want = json_dumps(json_object_get(c, "ids"), JSON_COMPACT);
+        char *got = json_dumps(ids, JSON_COMPACT);
+        char *want = json_dumps(json_object_get(c, "ids"), JSON_COMPACT);
         unit_fail(__FILE__, __LINE__, "%s: ids %s, expected %s", at, got, want);
         free(got);
         free(want);
@@ -166,7 +167,8 @@ UNIT_TEST(search_parameter_table) {
 /* ---- settings.jsonl ---- */
 
 /* Compares the setting `key` of `cfg` with `want`; 0 when equal. */
-static int setting_differs(const mg_config *cfg, const char *key, json_t *want, char *got, size_t n) {
+static int setting_differs(const mg_config *cfg, const char *key, json_t *want, char *got,
+                           size_t n) {
     if (strcmp(key, "job_history") == 0) {
         snprintf(got, n, "%ld", cfg->job_history);
         return cfg->job_history != json_integer_value(want);

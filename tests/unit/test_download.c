@@ -63,7 +63,8 @@ static void tunables(const char *base_ms, const char *max, const char *stall_s) 
 static void fixture_init(fixture *f, size_t len) {
     mg_error err;
     memset(f, 0, sizeof *f);
-    if (config_load(&f->cfg, unit_tmpdir(), &err) != 0) unit_fail(__FILE__, __LINE__, "%s", err.message);
+    if (config_load(&f->cfg, unit_tmpdir(), &err) != 0)
+        unit_fail(__FILE__, __LINE__, "%s", err.message);
     f->cfg.allow_http = 1;
     f->body = unit_random_bytes(len, (unsigned)len);
     char hex[65];
@@ -207,8 +208,8 @@ UNIT_TEST(stale_partial_is_thrown_away_and_served_whole_once) {
         httpd_request log[HTTPD_LOG_MAX];
         int n = httpd_log(f.srv, log);
         if (n != 1 || log[0].range[0] || httpd_bytes(f.srv) != BODY_LEN)
-            unit_fail(__FILE__, __LINE__, "%s: %d requests, Range \"%s\", %lld bytes", cases[i].what,
-                      n, n ? log[0].range : "", (long long)httpd_bytes(f.srv));
+            unit_fail(__FILE__, __LINE__, "%s: %d requests, Range \"%s\", %lld bytes",
+                      cases[i].what, n, n ? log[0].range : "", (long long)httpd_bytes(f.srv));
         char *meta = unit_read_file(meta_path(), NULL);
         CHECK_CONTAINS(meta, f.url);
         CHECK_CONTAINS(meta, f.checksum);
@@ -366,7 +367,8 @@ UNIT_TEST(trickle_uses_up_the_retry_budget_as_stalled) {
     CHECK_INT(httpd_log(f.srv, log), 3);
     CHECK(log[1].range[0] != '\0'); /* the trickled bytes are kept */
     if (took < 2500 || took > 15000)
-        unit_fail(__FILE__, __LINE__, "3 attempts of a 1 s stall budget took %lld ms", (long long)took);
+        unit_fail(__FILE__, __LINE__, "3 attempts of a 1 s stall budget took %lld ms",
+                  (long long)took);
     fixture_free(&f);
 }
 

@@ -38,7 +38,8 @@ static int hash_growing(const char *data, size_t len, size_t already, char hex[6
 }
 
 UNIT_TEST(digest_of_a_growing_file_equals_the_whole_files) {
-    static const size_t sizes[] = {0, 1, 63, 64, 65, MiB - 1, MiB, MiB + 1, 2 * MiB, 3 * MiB + 4321};
+    static const size_t sizes[] = {0,   1,       63,      64,      65,
+                                   MiB - 1, MiB, MiB + 1, 2 * MiB, 3 * MiB + 4321};
     char *data = unit_random_bytes(3 * MiB + 4321, 9);
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         char want[65], got[65] = "";

@@ -22,7 +22,8 @@ static mg_config cfg;
 
 static void setup(partial *p) {
     mg_error err;
-    if (config_load(&cfg, unit_tmpdir(), &err) != 0) unit_fail(__FILE__, __LINE__, "%s", err.message);
+    if (config_load(&cfg, unit_tmpdir(), &err) != 0)
+        unit_fail(__FILE__, __LINE__, "%s", err.message);
     log_set_fd(open(unit_path("log"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
     partial_paths(p, &cfg, "m", ".gguf");
 }
@@ -37,7 +38,8 @@ static void teardown(partial *p) {
 static void open_and_write(partial *p, const char *url, const char *sum, const char *data) {
     char why[512] = "";
     if (partial_open(p, url, sum, why, sizeof why) != 0) unit_fail(__FILE__, __LINE__, "%s", why);
-    if (data && p->fd >= 0) CHECK_INT(pwrite(p->fd, data, strlen(data), p->size), (ssize_t)strlen(data));
+    if (data && p->fd >= 0)
+        CHECK_INT(pwrite(p->fd, data, strlen(data), p->size), (ssize_t)strlen(data));
 }
 
 static json_t *meta(const partial *p) {
@@ -47,7 +49,8 @@ static json_t *meta(const partial *p) {
 static const char *meta_str(const partial *p, const char *key) {
     static char out[2100];
     json_t *m = meta(p);
-    snprintf(out, sizeof out, "%s", m ? (json_string_value(json_object_get(m, key)) ?: "(not a string)") : "(no meta)");
+    const char *v = m ? json_string_value(json_object_get(m, key)) : "(no meta)";
+    snprintf(out, sizeof out, "%s", v ? v : "(not a string)");
     json_decref(m);
     return out;
 }
@@ -96,7 +99,10 @@ UNIT_TEST(same_url_and_checksum_resume) {
 /* Another URL, another checksum, a meta that is not JSON or not an object, no meta at all,
  * or a meta already verified: the bytes are not this download's; the partial starts empty. */
 UNIT_TEST(anything_else_starts_empty) {
-    static const struct { const char *what, *url, *sum, *meta_text; int no_meta, verified; } cases[] = {
+    static const struct {
+        const char *what, *url, *sum, *meta_text;
+        int no_meta, verified;
+    } cases[] = {
         {"other url", URL_B, SUM_A, NULL, 0, 0},
         {"other checksum", URL_A, SUM_B, NULL, 0, 0},
         {"url differs in case", "https://example.com/A.gguf", SUM_A, NULL, 0, 0},
@@ -116,7 +122,8 @@ UNIT_TEST(anything_else_starts_empty) {
         CHECK_INT(partial_set_validator(&p, "\"etag-1\"", why, sizeof why), 0);
         partial_close(&p);
         if (cases[i].no_meta) unlink(p.meta);
-        if (cases[i].meta_text) unit_write_file(p.meta, cases[i].meta_text, strlen(cases[i].meta_text));
+        if (cases[i].meta_text)
+            unit_write_file(p.meta, cases[i].meta_text, strlen(cases[i].meta_text));
         if (cases[i].verified) {
             const char *v = "{\"url\":\"" URL_A "\",\"checksum\":\"" SUM_A "\",\"validator\":\"\","
                             "\"verified\":{\"size\":10,\"ino\":1,\"mtime_ns\":1}}";
@@ -203,7 +210,8 @@ UNIT_TEST(commit_moves_the_file_and_records_it_verified) {
 /* A verified meta is taken only for the same checksum and the very same file; otherwise it
  * is dropped (the file itself is left alone). */
 UNIT_TEST(recover_takes_only_the_very_file) {
-    static const char *changes[] = {"other checksum", "touched", "replaced", "grown", "gone", "a link"};
+    static const char *changes[] = {"other checksum", "touched", "replaced",
+                                    "grown",          "gone",    "a link"};
     for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++) {
         partial p;
         char why[512];
@@ -233,7 +241,8 @@ UNIT_TEST(recover_takes_only_the_very_file) {
         }
         int64_t size = -1;
         if (partial_recover(&p, sum, &size) != 0)
-            unit_fail(__FILE__, __LINE__, "%s: recovered (%lld bytes)", changes[i], (long long)size);
+            unit_fail(__FILE__, __LINE__, "%s: recovered (%lld bytes)", changes[i],
+                      (long long)size);
         if (access(p.meta, F_OK) == 0)
             unit_fail(__FILE__, __LINE__, "%s: the stale meta was kept", changes[i]);
         teardown(&p);

@@ -103,7 +103,8 @@ const char *unit_dir_list(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return "(none)";
     for (struct dirent *e; (e = readdir(d)) != NULL && n < 256;)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names[n++] = strdup(e->d_name);
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            names[n++] = strdup(e->d_name);
     closedir(d);
     qsort(names, (size_t)n, sizeof names[0], unit_cmp);
     out[0] = '\0';
@@ -143,7 +144,8 @@ static json_t *unit_expand(json_t *v) {
         size_t unit = json_string_length(rep), a = pre ? strlen(pre) : 0, b = suf ? strlen(suf) : 0;
         char *buf = malloc(a + unit * (size_t)n + b + 1);
         memcpy(buf, pre ? pre : "", a);
-        for (json_int_t i = 0; i < n; i++) memcpy(buf + a + unit * (size_t)i, json_string_value(rep), unit);
+        for (json_int_t i = 0; i < n; i++)
+            memcpy(buf + a + unit * (size_t)i, json_string_value(rep), unit);
         memcpy(buf + a + unit * (size_t)n, suf ? suf : "", b + 1);
         json_t *out = json_stringn(buf, a + unit * (size_t)n + b);
         free(buf);
@@ -198,7 +200,8 @@ json_t *unit_cases(const char *name) {
 
 const char *unit_case_at(const char *table, json_t *c) {
     static char at[128];
-    snprintf(at, sizeof at, "%s:%lld", table, (long long)json_integer_value(json_object_get(c, "line")));
+    snprintf(at, sizeof at, "%s:%lld", table,
+             (long long)json_integer_value(json_object_get(c, "line")));
     return at;
 }
 

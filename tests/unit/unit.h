@@ -33,8 +33,9 @@ const char *unit_dir_list(const char *dir);
 /* The case table tests/data/cases/<name> (see tests/data/cases/README.md): one JSON object
  * per line, blank lines and '#' comments skipped, each case given "line" (its line number)
  * and every {"$repeat": v, "times": n} expanded (a string: prefix + v n times + suffix; any
- * other value, or a string with "array": true: an array of n copies). Returns a new reference to the array of cases; a line
- * that is not a JSON object fails the test and is left out. */
+ * other value, or a string with "array": true: an array of n copies). Returns a new
+ * reference to the array of cases; a line that is not a JSON object fails the test and is
+ * left out. */
 json_t *unit_cases(const char *name);
 /* "<table>:<line>" of a case, for messages (static buffer). */
 const char *unit_case_at(const char *table, json_t *c);

@@ -72,7 +72,8 @@ describe('api() against a real server', () => {
   const answers = {
     '/ok': [200, '{"a":1}', 'application/json'],
     '/empty': [200, '', 'application/json'],
-    '/missing': [404, '{"error":{"code":"model_not_found","message":"no model x","parameter":"id"}}', 'application/json'],
+    '/missing': [404, '{"error":{"code":"model_not_found","message":"no model x","parameter":"id"}}',
+      'application/json'],
     '/noparam': [409, '{"error":{"code":"job_finished","message":"already finished"}}', 'application/json'],
     '/html': [502, '<html>bad gateway</html>', 'text/html'],
     '/nomessage': [500, '{"error":{"code":"x"}}', 'application/json'],
@@ -109,15 +110,18 @@ describe('api() against a real server', () => {
   test('an error answer becomes ApiError with status, code, message and parameter', async () => {
     const e = await failure('/missing');
     assert.ok(e instanceof ApiError);
-    assert.deepEqual([e.status, e.code, e.message, e.parameter], [404, 'model_not_found', 'no model x', 'id']);
+    assert.deepEqual([e.status, e.code, e.message, e.parameter],
+      [404, 'model_not_found', 'no model x', 'id']);
     const f = await failure('/noparam', { method: 'DELETE' });
-    assert.deepEqual([f.status, f.code, f.message, f.parameter], [409, 'job_finished', 'already finished', null]);
+    assert.deepEqual([f.status, f.code, f.message, f.parameter],
+      [409, 'job_finished', 'already finished', null]);
   });
 
   test('an answer without the server\'s words says the status', async () => {
     for (const [path, status] of [['/html', 502], ['/nomessage', 500]]) {
       const e = await failure(path);
-      assert.deepEqual([e.status, e.code, e.message], [status, `http_${status}`, t('error.http', { status })]);
+      assert.deepEqual([e.status, e.code, e.message],
+        [status, `http_${status}`, t('error.http', { status })]);
     }
   });
 
@@ -173,12 +177,18 @@ describe('api() against a real server', () => {
 describe('jobs_apply: one current job per model', () => {
   const events = [];
   jobs_onChange((modelId, job, how) => events.push([modelId, job && job.status, job && job.downloaded, how]));
-  const msg = (over) => ({ model_id: 'm', job_id: 'j1', status: 'downloading', downloaded: 0, total: 100, ...over });
+  const msg = (over) => ({
+    model_id: 'm', job_id: 'j1', status: 'downloading', downloaded: 0, total: 100, ...over,
+  });
   const current = () => { const j = jobs_forModel('m'); return j && [j.job_id, j.status, j.downloaded]; };
 
   test('active statuses', () => {
-    for (const s of ['queued', 'paused', 'downloading', 'verifying', 'cancelling']) assert.equal(jobs_isActive({ status: s }), true, s);
-    for (const s of ['installed', 'failed', 'cancelled', 'bogus']) assert.equal(jobs_isActive({ status: s }), false, s);
+    for (const s of ['queued', 'paused', 'downloading', 'verifying', 'cancelling']) {
+      assert.equal(jobs_isActive({ status: s }), true, s);
+    }
+    for (const s of ['installed', 'failed', 'cancelled', 'bogus']) {
+      assert.equal(jobs_isActive({ status: s }), false, s);
+    }
     assert.equal(jobs_isActive(null), false);
   });
 
@@ -211,7 +221,7 @@ describe('jobs_apply: one current job per model', () => {
   test('a new job of the model takes over; an older active one does not', () => {
     jobs_apply(msg({ job_id: 'j2', status: 'queued', created_at: '2026-01-02T00:00:00Z' }));
     assert.deepEqual(current(), ['j2', 'queued', 0]);
-    jobs_apply(msg({ job_id: 'j0', status: 'downloading', downloaded: 5, created_at: '2026-01-01T00:00:00Z' }));
+    jobs_apply(msg({ job_id: 'j0', downloaded: 5, created_at: '2026-01-01T00:00:00Z' }));
     assert.deepEqual(current(), ['j2', 'queued', 0]);
     jobs_apply(msg({ job_id: 'j3', status: 'failed' }));   // the end of a job never seen running
     assert.deepEqual(current(), ['j2', 'queued', 0]);
@@ -220,7 +230,9 @@ describe('jobs_apply: one current job per model', () => {
 
   test('what is not a progress message is ignored', () => {
     const before = events.length;
-    for (const bad of [null, 'x', {}, { model_id: 'm', job_id: 'j2' }, msg({ job_id: 'j2', status: 'done' }), msg({ model_id: '' })]) jobs_apply(bad);
+    const bad = [null, 'x', {}, { model_id: 'm', job_id: 'j2' }, msg({ job_id: 'j2', status: 'done' }),
+      msg({ model_id: '' })];
+    for (const b of bad) jobs_apply(b);
     assert.equal(events.length, before);
     assert.deepEqual(current(), ['j2', 'queued', 0]);
   });
