@@ -9,9 +9,10 @@ Not part of the test command: it takes a while (one rebuild and a few tests per 
     tests/mutation/run.py --list          # the mutants and the tests they run
     tests/mutation/run.py --check         # only checks that every mutant applies
 
-Environment: MG_MUTATION_DIR (the scratch folder; default a new one in /tmp, removed at the
-end unless MG_MUTATION_KEEP=1), MG_MUTATION_TIMEOUT (seconds per ctest test, default 180),
-MG_MUTATION_JOBS (ctest -j, default 1: the machine is shared).
+Environment: MG_MUTATION_LIST (another list of mutants in the same format), MG_MUTATION_DIR
+(the scratch folder; default a new one in /tmp, removed at the end unless MG_MUTATION_KEEP=1),
+MG_MUTATION_TIMEOUT (seconds per ctest test, default 180), MG_MUTATION_JOBS (ctest -j,
+default 1: the machine is shared).
 
 mutants.txt holds blocks:
 
@@ -37,7 +38,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-LIST = os.path.join(HERE, "mutants.txt")
+LIST = os.environ.get("MG_MUTATION_LIST") or os.path.join(HERE, "mutants.txt")
 TIMEOUT = int(os.environ.get("MG_MUTATION_TIMEOUT", "180"))
 JOBS = os.environ.get("MG_MUTATION_JOBS", "1")
 
@@ -153,7 +154,7 @@ def main(argv):
         for m in mutants:
             with open(os.path.join(REPO, m.file)) as f:
                 apply(f.read(), m)
-        print(f"{len(mutants)} mutants apply to {REPO}")
+        print(f"{len(mutants)} mutants of {LIST} apply to {REPO}")
         return 0
     wanted = [a for a in argv if not a.startswith("-")]
     unknown = set(wanted) - {m.id for m in mutants}

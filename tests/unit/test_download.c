@@ -366,7 +366,7 @@ UNIT_TEST(trickle_uses_up_the_retry_budget_as_stalled) {
     httpd_request log[HTTPD_LOG_MAX];
     CHECK_INT(httpd_log(f.srv, log), 3);
     CHECK(log[1].range[0] != '\0'); /* the trickled bytes are kept */
-    if (took < 2500 || took > 15000)
+    if (took < 2500 || took > 8000)
         unit_fail(__FILE__, __LINE__, "3 attempts of a 1 s stall budget took %lld ms",
                   (long long)took);
     fixture_free(&f);
