@@ -6,8 +6,10 @@ job ids on every route that takes one (ids.jsonl: a malformed id is 400 naming t
 a well-formed unknown one 404 naming it, and nothing is done), each rule of the gallery schema
 (model_valid.jsonl: exactly the valid models are served, each invalid one reported with its
 reason in the status document), the Authorization header around api_token (tokens.jsonl: one
-character short, one more, another case, other schemes), and the request limits (a query
-string of 8192 bytes and 8193, a body of 64 KiB and one byte more).
+character short, one more, another case, other schemes), the request limits (a query
+string of 8192 bytes and 8193, a body of 64 KiB and one byte more), and the free-disk check
+of an install (the model's size plus 256 MiB, minus a partial already on disk: 128 MiB
+either side of it).
 
 Every error is checked for its status, code and parameter. The unit test test_cases.c runs the
 same tables against the C functions."""
@@ -16,7 +18,9 @@ import os
 import urllib.parse
 
 import mgtest
-from mgtest import DATA, Stack, StackTestCase, load_cases
+from mgtest import DATA, Stack, StackTestCase, load_cases, wait_until
+
+MiB = 1 << 20
 
 
 def at(case, table):
@@ -145,6 +149,71 @@ class TokenBoundaries(StackTestCase):
                         self.assertEqual(r.header("www-authenticate", "")[:6], "Bearer", r.headers)
         # reads need no token
         self.assertJsonAnswer(self.stack.get("/api/models/jobs"), 200)
+
+
+class DiskMargin(StackTestCase):
+    """POST install against the free space of the data root's file system (statvfs): a model
+    that needs (with the 256 MiB margin) 128 MiB more than is free gets 507; 128 MiB less,
+    202; a partial download on disk counts as already there. The gallery is rewritten with
+    sizes taken from the free space just before each request; a case whose answer differs
+    while the free space moved by more than 64 MiB meanwhile (other work on the machine) is
+    tried again."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack(gallery=cls.gallery(1))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    @staticmethod
+    def gallery(size):
+        return {"version": 1, "generatedAt": "2026-01-01T00:00:00Z", "models": [
+            {"id": "disk", "name": "Disk", "checksum": "sha256:" + "0" * 64,
+             "downloadUrl": "https://127.0.0.1:9/disk.gguf", "sizeGb": 1, "sizeBytes": size}]}
+
+    def free(self):
+        st = os.statvfs(self.stack.path("models"))
+        return st.f_bavail * st.f_frsize
+
+    def post_sized(self, offset):
+        """POSTs an install of "disk" sized free space + `offset`. (answer, free space moved)"""
+        before = self.free()
+        size = before + offset
+        self.stack.write_gallery(self.gallery(size))
+        wait_until(lambda: self.stack.search({"query": "disk"}).json["models"][0]["sizeBytes"]
+                   == size, 5, what="the gallery with the new size")
+        r = self.stack.post("/api/models/gallery/disk/install")
+        return r, abs(self.free() - before) > 64 * MiB
+
+    def expect(self, offset, status):
+        for attempt in range(3):
+            r, moved = self.post_sized(offset)
+            if r.status == status or not moved:
+                break
+        if status == 507:
+            self.assertError(r, 507, "insufficient_storage", None, "not enough free disk")
+            return
+        job = self.assertJsonAnswer(r, 202)
+        self.stack.delete(f"/api/models/jobs/{job['job_id']}")
+        wait_until(lambda: self.stack.get(f"/api/models/jobs/{job['job_id']}").json["status"]
+                   == "cancelled", 10, what="the job cancelled")
+
+    def test_margin_is_256_mib(self):
+        for name in ("disk.gguf.part", "disk.gguf.part.meta"):
+            if os.path.exists(self.stack.path("models", ".partial", name)):
+                os.unlink(self.stack.path("models", ".partial", name))
+        self.expect(-256 * MiB + 128 * MiB, 507)
+        self.expect(-256 * MiB - 128 * MiB, 202)
+
+    def test_a_partial_counts_as_downloaded(self):
+        part = self.stack.path("models", ".partial", "disk.gguf.part")
+        with open(part, "wb") as f:  # sparse: 256 MiB long, no space taken
+            f.truncate(256 * MiB)
+        owner = os.stat(self.stack.path("models", ".partial"))
+        os.chown(part, owner.st_uid, owner.st_gid)
+        self.expect(-128 * MiB, 202)
 
 
 class GalleryRules(StackTestCase):

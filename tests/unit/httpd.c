@@ -153,6 +153,15 @@ static void httpd_answer(httpd *h, int fd) {
     size_t size;
     httpd_next(h, &st, &body, &size, &etag);
     int slot = httpd_record(h, &rec);
+    if (st.location) {
+        httpd_set_status(h, slot, 302);
+        int n = snprintf(line, sizeof line,
+                         "HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n"
+                         "Connection: close\r\n\r\n",
+                         st.location);
+        httpd_send(fd, line, (size_t)n);
+        return;
+    }
     if (st.status) {
         static const char err[] = "{\"error\":\"scripted\"}";
         httpd_set_status(h, slot, st.status);
@@ -182,9 +191,14 @@ static void httpd_answer(httpd *h, int fd) {
     if (start > (long long)size) start = (long long)size;
     int64_t len = (int64_t)size - start;
     httpd_set_status(h, slot, ranged ? 206 : 200);
+    const char *sent_etag = st.etag_header ? st.etag_header : etag;
     int n = snprintf(line, sizeof line, "HTTP/1.1 %s\r\nContent-Type: application/octet-stream\r\n"
-                     "ETag: %s\r\nAccept-Ranges: bytes\r\nConnection: close\r\n",
-                     ranged ? "206 Partial Content" : "200 OK", etag);
+                     "Accept-Ranges: bytes\r\nConnection: close\r\n",
+                     ranged ? "206 Partial Content" : "200 OK");
+    if (sent_etag[0]) n += snprintf(line + n, sizeof line - (size_t)n, "ETag: %s\r\n", sent_etag);
+    if (st.last_modified)
+        n += snprintf(line + n, sizeof line - (size_t)n, "Last-Modified: %s\r\n",
+                      st.last_modified);
     if (ranged)
         n += snprintf(line + n, sizeof line - (size_t)n, "Content-Range: bytes %lld-%lld/%zu\r\n",
                       start, (long long)size - 1, size);

@@ -1,8 +1,8 @@
 /* httpd.h - a small HTTP/1.1 file server in a thread of the test process, for the unit tests
  * of the installer's downloads: it serves one body with Range ("bytes=a-") and If-Range
  * (ETag) as a real server does, answers each request by the next step of a script (an error
- * status, a connection dropped after N bytes, Range ignored, a wrong Content-Range, bytes
- * trickled slowly, another body), and logs every request: its Range and If-Range headers,
+ * status, a redirect, a connection dropped after N bytes, Range ignored, a wrong
+ * Content-Range, bytes trickled slowly, another body or validators), and logs every request: its Range and If-Range headers,
  * the status sent, the body bytes sent and when it came. One connection per request
  * (Connection: close), each answered by a thread of its own. */
 #ifndef MG_TEST_HTTPD_H
@@ -27,6 +27,10 @@ typedef struct httpd_step {
     const char *body;      /* another body for this request (borrowed), with its own ETag */
     size_t body_len;
     const char *etag;      /* the ETag of `body` */
+    const char *etag_header;   /* sent as the ETag instead (If-Range still compares the
+                                  body's own); "" sends none */
+    const char *last_modified; /* a Last-Modified header to send */
+    const char *location;      /* answer 302 with this Location */
 } httpd_step;
 
 typedef struct httpd_request {

@@ -469,6 +469,48 @@ UNIT_TEST(if_range_with_an_old_validator_gets_the_new_file) {
     fixture_free(&f);
 }
 
+/* If-Range needs a strong validator: with a weak ETag the resume names Last-Modified. */
+UNIT_TEST(weak_etag_is_no_validator) {
+    static const char *date = "Tue, 01 Jan 2030 00:00:00 GMT";
+    fixture f;
+    fixture_init(&f, BODY_LEN);
+    httpd_script(f.srv, &(httpd_step){.drop_after = 100000, .etag_header = "W/\"weak\"",
+                                      .last_modified = date});
+    httpd_script(f.srv, &(httpd_step){.etag_header = "W/\"weak\"", .last_modified = date});
+    download_result res;
+    CHECK_INT(run(&f, NULL, &res), DOWNLOAD_OK);
+    check_installed(&f, &res, BODY_LEN);
+    httpd_request log[HTTPD_LOG_MAX];
+    CHECK_INT(httpd_log(f.srv, log), 2);
+    CHECK_STR(log[1].range, "bytes=100000-");
+    CHECK_STR(log[1].if_range, date);
+    fixture_free(&f);
+}
+
+/* Redirects: five are followed, a sixth fails the job at once. */
+UNIT_TEST(five_redirects_followed_not_six) {
+    for (int hops = 5; hops <= 6; hops++) {
+        fixture f;
+        fixture_init(&f, 5000);
+        for (int k = 0; k < hops; k++) httpd_script(f.srv, &(httpd_step){.location = "/next.gguf"});
+        download_result res;
+        download_outcome o = run(&f, NULL, &res);
+        httpd_request log[HTTPD_LOG_MAX];
+        int n = httpd_log(f.srv, log);
+        if (hops == 5) {
+            CHECK_INT(o, DOWNLOAD_OK);
+            CHECK_INT(n, 6);
+            check_installed(&f, &res, 5000);
+        } else {
+            CHECK_INT(o, DOWNLOAD_FAILED);
+            CHECK_INT(n, 6);
+            CHECK_STR(res.code, "network_error");
+            CHECK_CONTAINS(res.error, "more than 5 redirects");
+        }
+        fixture_free(&f);
+    }
+}
+
 /* A 206 that does not start where the partial ends is dropped at its first byte (the server,
  * sending slowly, gets no further than a few pieces); the file is fetched whole. */
 UNIT_TEST(range_from_the_wrong_byte_starts_over) {
