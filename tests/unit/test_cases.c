@@ -11,6 +11,7 @@
 #include "gallery.h"
 #include "id.h"
 #include "partial.h"
+#include "registry.h"
 #include "search.h"
 #include "unit.h"
 
@@ -278,4 +279,26 @@ UNIT_TEST(extension_table) {
             unit_fail(__FILE__, __LINE__, "%s: valid %d", at, valid);
     }
     json_decref(cases);
+}
+
+UNIT_TEST(registry_path_table) {
+    mg_config cfg;
+    mg_error err;
+    if (config_load(&cfg, unit_tmpdir(), &err) != 0)
+        unit_fail(__FILE__, __LINE__, "%s", err.message);
+    json_t *cases = unit_cases("registry_paths.jsonl"), *c;
+    size_t i;
+    json_array_foreach(cases, i, c) {
+        char out[MG_PATH_MAX];
+        json_t *entry = json_pack("{s:O}", "path", json_object_get(c, "path"));
+        int ok = registry_entry_file(&cfg, entry, out);
+        if (ok != json_is_true(json_object_get(c, "ok")))
+            unit_fail(__FILE__, __LINE__, "%s: ok %d", unit_case_at("registry_paths.jsonl", c),
+                      ok);
+        else if (ok && strcmp(out, unit_path(json_string_value(json_object_get(c, "path")))) != 0)
+            unit_fail(__FILE__, __LINE__, "%s: %s", unit_case_at("registry_paths.jsonl", c), out);
+        json_decref(entry);
+    }
+    json_decref(cases);
+    config_free(&cfg);
 }
