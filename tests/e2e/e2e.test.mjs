@@ -7,7 +7,7 @@
 // failure message that survives a reload, focus after install/cancel, Back/Forward through
 // filters and pages, the detail dialog with preflight, variants, the downloads view with
 // pause/resume, the reconnect countdown, and axe-core on every view (no serious or moderate
-// violation).
+// violation), the badges of a missing file and of a file without an entry.
 // Run: node --test tests/e2e/  (MG_BIN_DIR = the CMake build; ctest sets it).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -548,6 +548,21 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     assert.ok(await page.isVisible('#panel-gallery'));
     assert.ok(await page.$(`${card('e2e-alpha')} .install-btn`), 'Alpha can be installed again');
     await until(async () => !/was deleted/.test(await page.textContent('#banner')), 'the delete notice to close itself', 12000, 200);
+  });
+
+  step('shows a missing file and a file without an entry with their own badges', async () => {
+    stack.writeJson('config/models.json', { models: { 'e2e-echo': {
+      id: 'e2e-echo', name: 'Echo Embed', path: 'models/llm/e2e-echo.gguf', size: 1000,
+      installedAt: '2026-01-01T00:00:00+00:00', backend: 'gallery', active: false } } });
+    stack.writeText('models/llm/stray.gguf', 'x');
+    await open('?view=installed');
+    const badge = async (id) => page.$eval(`#installed-content tr[data-model-id="${id}"]`, (tr) => {
+      const b = tr.querySelector('.badge');
+      return [tr.dataset.status, b.className, b.textContent];
+    });
+    await page.waitForSelector('#installed-content tr[data-model-id="stray"]');
+    assert.deepEqual(await badge('e2e-echo'), ['missing', 'badge badge-missing', 'file missing']);
+    assert.deepEqual(await badge('stray'), ['unregistered', 'badge badge-unregistered', 'not registered']);
   });
 
   step('fits a phone screen: cards on the first screen, no sideways scrolling, in every view', async () => {

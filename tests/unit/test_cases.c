@@ -10,6 +10,7 @@
 #include "config.h"
 #include "gallery.h"
 #include "id.h"
+#include "job.h"
 #include "partial.h"
 #include "registry.h"
 #include "search.h"
@@ -299,6 +300,91 @@ UNIT_TEST(registry_path_table) {
             unit_fail(__FILE__, __LINE__, "%s: %s", unit_case_at("registry_paths.jsonl", c), out);
         json_decref(entry);
     }
+    json_decref(cases);
+    config_free(&cfg);
+}
+
+/* ---- job_states.jsonl ---- */
+
+/* A new job of model `id` saved with `status`. New reference. */
+static json_t *job_in(const mg_config *cfg, const char *id, const char *status) {
+    mg_error err;
+    int created;
+    json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:f}", "id", id, "name", "M", "downloadUrl",
+                          "https://example.com/m.gguf", "checksum",
+                          "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                          "sizeGb", 1.0);
+    json_t *job = job_enqueue(cfg, m, &created, &err);
+    json_decref(m);
+    if (!job) return NULL;
+    json_object_set_new(job, "status", json_string(status));
+    if (job_save(cfg, job, 1, &err) != 0) unit_fail(__FILE__, __LINE__, "%s", err.message);
+    return job;
+}
+
+static const char *status_on_disk(const mg_config *cfg, json_t *job) {
+    static char out[32];
+    mg_error err;
+    json_t *disk = job_load(cfg, json_string_value(json_object_get(job, "job_id")), &err);
+    const char *s = disk ? json_string_value(json_object_get(disk, "status")) : NULL;
+    snprintf(out, sizeof out, "%s", s ? s : "?");
+    json_decref(disk);
+    return out;
+}
+
+static void job_state_case(const mg_config *cfg, json_t *c, int n) {
+    const char *at = unit_case_at("job_states.jsonl", c);
+    const char *status = json_string_value(json_object_get(c, "status"));
+    json_t *want_cancel = json_object_get(c, "cancel");
+    char id[32];
+    mg_error err;
+    /* cancel */
+    snprintf(id, sizeof id, "cancel-%d", n);
+    json_t *job = job_in(cfg, id, status);
+    const char *job_id = json_string_value(json_object_get(job, "job_id"));
+    mg_error_clear(&err);
+    json_t *got = job_cancel(cfg, job_id, &err);
+    if (json_is_integer(want_cancel)) {
+        if (got || err.status != 409 || strcmp(err.code, "job_finished") != 0 ||
+            strcmp(err.parameter, "job_id") != 0 || job_cancel_requested(cfg, job_id))
+            unit_fail(__FILE__, __LINE__, "%s: cancel gave %d %s", at, err.status, err.code);
+    } else if (!got || strcmp(json_string_value(json_object_get(got, "status")),
+                              json_string_value(want_cancel)) != 0) {
+        unit_fail(__FILE__, __LINE__, "%s: cancel failed: %s", at, err.message);
+    }
+    const char *now = json_is_string(want_cancel) ? json_string_value(want_cancel) : status;
+    if (strcmp(status_on_disk(cfg, job), now) != 0)
+        unit_fail(__FILE__, __LINE__, "%s: %s on disk after the cancel", at,
+                  status_on_disk(cfg, job));
+    json_decref(got);
+    /* a claim after the cancel */
+    int rc = job_claim(cfg, job, &err);
+    const char *after = json_string_value(json_object_get(c, "claim_after_cancel"));
+    if (rc != 0 || strcmp(status_on_disk(cfg, job), after) != 0)
+        unit_fail(__FILE__, __LINE__, "%s: claim after cancel: %d, %s", at, rc,
+                  status_on_disk(cfg, job));
+    json_decref(job);
+    /* a claim */
+    snprintf(id, sizeof id, "claim-%d", n);
+    job = job_in(cfg, id, status);
+    rc = job_claim(cfg, job, &err);
+    const char *claimed = json_string_value(json_object_get(c, "claimed"));
+    if (rc != json_integer_value(json_object_get(c, "claim")) ||
+        strcmp(status_on_disk(cfg, job), claimed) != 0 ||
+        strcmp(json_string_value(json_object_get(job, "status")), claimed) != 0)
+        unit_fail(__FILE__, __LINE__, "%s: claim %d, %s", at, rc, status_on_disk(cfg, job));
+    json_decref(job);
+}
+
+UNIT_TEST(job_state_table) {
+    mg_config cfg;
+    mg_error err;
+    if (config_load(&cfg, unit_tmpdir(), &err) != 0)
+        unit_fail(__FILE__, __LINE__, "%s", err.message);
+    json_t *cases = unit_cases("job_states.jsonl"), *c;
+    size_t i;
+    json_array_foreach(cases, i, c) job_state_case(&cfg, c, (int)i);
+    CHECK_INT(json_array_size(cases), 8);
     json_decref(cases);
     config_free(&cfg);
 }
