@@ -6,7 +6,9 @@ job ids on every route that takes one (ids.jsonl: a malformed id is 400 naming t
 a well-formed unknown one 404 naming it, and nothing is done), each rule of the gallery schema
 (model_valid.jsonl: exactly the valid models are served, each invalid one reported with its
 reason in the status document), the Authorization header around api_token (tokens.jsonl: one
-character short, one more, another case, other schemes), the request limits (a query
+character short, one more, another case, other schemes), the Host names answered
+(hosts.jsonl) and the browser origins allowed to change things (origins.jsonl), the request
+limits (a query
 string of 8192 bytes and 8193, a body of 64 KiB and one byte more), and the free-disk check
 of an install (the model's size plus 256 MiB, minus a partial already on disk: 128 MiB
 either side of it).
@@ -149,6 +151,48 @@ class TokenBoundaries(StackTestCase):
                         self.assertEqual(r.header("www-authenticate", "")[:6], "Bearer", r.headers)
         # reads need no token
         self.assertJsonAnswer(self.stack.get("/api/models/jobs"), 200)
+
+
+def with_port(text, port):
+    return text.replace("{port+1}", str(port + 1)).replace("{port}", str(port))
+
+
+class AccessBoundaries(StackTestCase):
+    """hosts.jsonl and origins.jsonl on a stack with server_names and allowed_origins."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack(gallery=os.path.join(DATA, "cases", "search_gallery.json"),
+                          server={"server_names": ["models.lan", "box.lan:9999"],
+                                  "allowed_origins": ["https://dash.example:8443"]})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def test_host_table(self):
+        for c in load_cases("hosts.jsonl"):
+            host = with_port(c["host"], self.stack.port)
+            with self.subTest(case=at(c, "hosts.jsonl"), host=host):
+                r = self.stack.get("/api/models/health", headers={"Host": host})
+                if c["ok"]:
+                    self.assertEqual(self.assertJsonAnswer(r, 200)["status"], "ok")
+                else:
+                    self.assertError(r, 421, "misdirected_request", None)
+
+    def test_origin_table(self):
+        for c in load_cases("origins.jsonl"):
+            headers = {}
+            if c["origin"] is not None:
+                headers["Origin"] = with_port(c["origin"], self.stack.port)
+            if "site" in c:
+                headers["Sec-Fetch-Site"] = c["site"]
+            with self.subTest(case=at(c, "origins.jsonl"), headers=headers):
+                r = self.stack.post("/api/models/gallery/not-here/install", headers=headers)
+                if c["ok"]:
+                    self.assertError(r, 404, "model_not_found", "id")
+                else:
+                    self.assertError(r, 403, "forbidden_origin", None)
 
 
 class DiskMargin(StackTestCase):
