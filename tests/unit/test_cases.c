@@ -153,7 +153,7 @@ UNIT_TEST(search_parameter_table) {
     snprintf(cache, sizeof cache, "%s", unit_path("gallery_cache.json"));
     json_t *g = gallery_parse_file(unit_data_path("cases/search_gallery.json"), NULL, &err);
     CHECK(g != NULL);
-    CHECK_INT(json_array_size(json_object_get(g, "models")), 5);
+    CHECK_INT(json_array_size(json_object_get(g, "models")), 7);
     CHECK_INT(gallery_cache_write(cache, g, NULL, &err), 0);
     json_decref(g);
     search_index *idx = search_index_load(cache, &err);
