@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
 """test_boundaries.py - the boundary tables of tests/data/cases/ through the real stack:
-every search parameter just inside and just outside its bounds (search.jsonl, on the gallery
-search_gallery.json), the job list's status, limit and offset (jobs_params.jsonl), model and
-job ids on every route that takes one (ids.jsonl: a malformed id is 400 naming the parameter,
-a well-formed unknown one 404 naming it, and nothing is done), each rule of the gallery schema
-(model_valid.jsonl: exactly the valid models are served, each invalid one reported with its
-reason in the status document), the Authorization header around api_token (tokens.jsonl: one
-character short, one more, another case, other schemes), the Host names answered
-(hosts.jsonl) and the browser origins allowed to change things (origins.jsonl), the request
-limits (a query
-string of 8192 bytes and 8193, a body of 64 KiB and one byte more), and the free-disk check
-of an install (the model's size plus 256 MiB, minus a partial already on disk: 128 MiB
-either side of it).
+- every search parameter just inside and just outside its bounds (search.jsonl, on the
+  gallery search_gallery.json), the facets and facet_limit (facets.jsonl);
+- the job list's status, limit and offset (jobs_params.jsonl);
+- model and job ids on every route that takes one (ids.jsonl: a malformed id is 400 naming
+  the parameter, a well-formed unknown one 404 naming it, and nothing is done);
+- each rule of the gallery schema (model_valid.jsonl: exactly the valid models are served,
+  each invalid one reported with its reason in the status document);
+- the Authorization header around api_token (tokens.jsonl), the Host names answered
+  (hosts.jsonl) and the browser origins allowed to change things (origins.jsonl);
+- the request limits (a query string of 8192 bytes and 8193, a body of 64 KiB and one byte
+  more) and the free-disk check of an install (the model's size plus 256 MiB, minus a
+  partial already on disk: 128 MiB either side of it).
 
-Every error is checked for its status, code and parameter. The unit test test_cases.c runs the
-same tables against the C functions."""
+Every error is checked for its status, code and parameter. The unit test test_cases.c runs
+the same tables against the C functions."""
 
 import os
 import urllib.parse
@@ -56,6 +56,16 @@ class SearchBoundaries(StackTestCase):
                 for key in ("total", "limit", "offset"):
                     if key in c:
                         self.assertEqual(body[key], c[key], key)
+
+    def test_facets_table(self):
+        for c in load_cases("facets.jsonl"):
+            with self.subTest(case=at(c, "facets.jsonl"), qs=c["qs"]):
+                query = "?" + c["qs"] if c["qs"] else ""
+                r = self.stack.get("/api/models/gallery/facets" + query)
+                if "status" in c:
+                    self.assertError(r, c["status"], "invalid_parameter", c["parameter"])
+                else:
+                    self.assertEqual(self.assertJsonAnswer(r, 200), c["answer"])
 
     def test_jobs_table(self):
         cases = load_cases("jobs_params.jsonl")
