@@ -207,7 +207,8 @@ class NodesTest(StackTestCase):
         self.assertNotIn(mid, theirs["models"])
         job = self.job(stack, job_id)
         self.assertEqual((job["status"], job["node"]), ("installed", stack_node(stack)), job)
-        self.assertError(other.get(f"/api/models/jobs/{job_id}"), 404, "job_not_found", None)
+        self.assertError(other.get(f"/api/models/jobs/{job_id}"), 404, "job_not_found",
+                         "job_id")
         page = self.assertJsonAnswer(other.get("/api/models/jobs"), 200)
         self.assertEqual(page["node"], stack_node(other))
         self.assertNotIn(job_id, [j["job_id"] for j in page["jobs"]])
