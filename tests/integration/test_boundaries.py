@@ -8,7 +8,8 @@
 - each rule of the gallery schema (model_valid.jsonl: exactly the valid models are served,
   each invalid one reported with its reason in the status document);
 - the Authorization header around api_token (tokens.jsonl), the Host names answered
-  (hosts.jsonl) and the browser origins allowed to change things (origins.jsonl);
+  (hosts.jsonl), the browser origins allowed to change things (origins.jsonl) and the node a
+  call is pinned to (nodes.jsonl);
 - the request limits (a query string of 8192 bytes and 8193, a body of 64 KiB and one byte
   more) and the free-disk check of an install (the model's size plus 256 MiB, minus a
   partial already on disk: 128 MiB either side of it).
@@ -168,13 +169,15 @@ def with_port(text, port):
 
 
 class AccessBoundaries(StackTestCase):
-    """hosts.jsonl and origins.jsonl on a stack with server_names and allowed_origins."""
+    """hosts.jsonl, origins.jsonl and nodes.jsonl on a stack with server_names,
+    allowed_origins and node_name."""
 
     @classmethod
     def setUpClass(cls):
         cls.stack = Stack(gallery=os.path.join(DATA, "cases", "search_gallery.json"),
                           server={"server_names": ["models.lan", "box.lan:9999"],
-                                  "allowed_origins": ["https://dash.example:8443"]})
+                                  "allowed_origins": ["https://dash.example:8443"],
+                                  "node_name": "node-a"})
 
     @classmethod
     def tearDownClass(cls):
@@ -189,6 +192,19 @@ class AccessBoundaries(StackTestCase):
                     self.assertEqual(self.assertJsonAnswer(r, 200)["status"], "ok")
                 else:
                     self.assertError(r, 421, "misdirected_request", None)
+
+    def test_node_table(self):
+        for c in load_cases("nodes.jsonl"):
+            headers = {} if c["node"] is None else {"X-MG-Node": c["node"]}
+            with self.subTest(case=at(c, "nodes.jsonl"), headers=headers):
+                health = self.stack.get("/api/models/health", headers=headers)
+                delete = self.stack.delete("/api/models/not-here", headers=headers)
+                if c["ok"]:
+                    self.assertEqual(self.assertJsonAnswer(health, 200)["status"], "ok")
+                    self.assertError(delete, 404, "not_found", "id")
+                else:
+                    self.assertError(health, 421, "wrong_node", None, "node-a")
+                    self.assertError(delete, 421, "wrong_node", None, "node-a")
 
     def test_origin_table(self):
         for c in load_cases("origins.jsonl"):

@@ -193,6 +193,8 @@ static int setting_differs(const mg_config *cfg, const char *key, json_t *want, 
     }
     const char *s = strcmp(key, "api_token") == 0     ? cfg->api_token
                     : strcmp(key, "gallery_url") == 0 ? cfg->gallery_url
+                    : strcmp(key, "node_name") == 0   ? cfg->node_name
+                    : strcmp(key, "redis_url") == 0   ? cfg->redis_url
                                                       : "(unknown setting)";
     snprintf(got, n, "%.60s", s ? s : "null");
     if (!s || !json_is_string(want)) return !(s == NULL && json_is_null(want));
