@@ -35,7 +35,9 @@ class SearchBoundaries(StackTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = Stack(gallery=os.path.join(DATA, "cases", "search_gallery.json"))
+        # the machine of search.jsonl's fit rows and facets.jsonl's fit facet
+        cls.stack = Stack(gallery=os.path.join(DATA, "cases", "search_gallery.json"),
+                          server={"machine": {"ram_gb": 4, "vram_gb": 4}})
 
     @classmethod
     def tearDownClass(cls):

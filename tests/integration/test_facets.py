@@ -2,8 +2,9 @@
 """test_facets.py - GET /api/models/gallery/facets and the `family` field against the real
 stack: facets computed by a reference written here (each facet counted over the models that
 match every filter except its own, values lower-cased, by count then value, facet_limit),
-their `total` equal to the search's for the same filters, malformed values 400 naming the
-parameter, and `family` validated, filtered on (exact, case-insensitive) and counted."""
+their `total` equal to the search's for the same filters, the fit facet on a machine of 8 GB
+of RAM and 2 GB of VRAM (server.json), malformed values 400 naming the parameter, and
+`family` validated, filtered on (exact, case-insensitive) and counted."""
 
 import copy
 import itertools
@@ -13,6 +14,8 @@ import mgtest
 from mgtest import SharedStackTestCase, StackTestCase, Stack, load_fixture
 from test_search import MODELS, ref_fit, ref_search
 
+# the machine the stack is told it runs on (server.json), so that every fit class occurs
+MACHINE = {"ram_gb": 8, "vram_gb": 2}
 FACETS = [("category", "categories"), ("language", "languages"), ("tag", "tags"),
           ("quantization", "quantization"), ("license", "license"), ("family", "family")]
 
@@ -44,6 +47,10 @@ def ref_facets(params, limit=50, models=None, machine=None):
 
 
 class FacetsTest(SharedStackTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack(gallery="gallery_it.json", server={"machine": MACHINE})
+
     def facets(self, params=None, raw=None):
         q = raw if raw is not None else mgtest.qs(params or {})
         return self.stack.get("/api/models/gallery/facets" + (f"?{q}" if q else ""))
@@ -67,6 +74,9 @@ class FacetsTest(SharedStackTestCase):
         self.assertEqual(body["facets"]["category"][:2], [{"value": "chat", "count": 10},
                                                          {"value": "code", "count": 2}])
         self.assertEqual(sum(v["count"] for v in body["facets"]["fit"]), 15, body["facets"]["fit"])
+        self.assertEqual(body["facets"]["fit"], [{"value": "full_gpu", "count": 7},
+                                                 {"value": "partial_gpu", "count": 5},
+                                                 {"value": "too_large", "count": 3}])
 
     def test_own_filter_is_left_out(self):
         body = self.check({"category": "code"})
@@ -115,7 +125,7 @@ class FacetsTest(SharedStackTestCase):
 
     def test_methods(self):
         r = self.stack.post("/api/models/gallery/facets")
-        self.assertError(r, 405, "method_not_allowed", None)
+        self.assertError(r, 405)
         self.assertIn("GET", r.header("allow", ""))
 
 

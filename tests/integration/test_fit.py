@@ -155,14 +155,16 @@ class FitTest(SharedStackTestCase):
                          "model_not_found", "id")
         self.assertError(self.stack.get("/api/models/gallery/..%2Fx/preflight"), 400,
                          "invalid_model_id", "id")
-        self.assertError(self.stack.post("/api/models/gallery/fit-huge/preflight"), 405)
-        self.assertError(self.stack.post("/api/models/system"), 405)
+        self.assertError(self.stack.post("/api/models/gallery/fit-huge/preflight"), 405,
+                         "method_not_allowed", None, "allowed: GET, HEAD")
+        self.assertError(self.stack.post("/api/models/system"), 405, "method_not_allowed", None,
+                         "allowed: GET, HEAD")
 
     def test_bad_machine_settings_refused(self):
         self.stack.write_json("config/server.json", {"machine": {"ram_gb": -1}})
         try:
             r = self.stack.post("/api/models/cleanup")
-            self.assertError(r, 503, "config_unavailable")
+            self.assertError(r, 503, "config_unavailable", None)
             self.assertIn("machine.ram_gb", self.stack.log("fcgi") + r.json["error"]["message"])
         finally:
             self.use(GPU)

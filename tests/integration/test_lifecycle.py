@@ -120,8 +120,10 @@ class UpdateVerifyTest(LifecycleCase):
     def test_update_errors(self):
         self.assertError(self.stack.post("/api/models/nothing-installed/update"), 404,
                          "not_installed", "id")
-        self.assertError(self.stack.post("/api/models/..%2Fx/update"), 400, "invalid_model_id")
-        self.assertError(self.stack.get(f"/api/models/{UPD}/update"), 405)
+        self.assertError(self.stack.post("/api/models/..%2Fx/update"), 400, "invalid_model_id",
+                         "id")
+        self.assertError(self.stack.get(f"/api/models/{UPD}/update"), 405, "method_not_allowed",
+                         None, "allowed: POST")
         reg = self.stack.read_json("config/models.json") if os.path.exists(
             self.stack.path("config", "models.json")) else {"models": {}}
         reg["models"][GONE] = {"id": GONE, "name": "Gone", "path": f"models/llm/{GONE}.gguf",
@@ -347,7 +349,8 @@ class CleanupTest(LifecycleCase):
                          "invalid_parameter", "include")
         self.assertError(self.stack.post("/api/models/cleanup?include=%zz"), 400,
                          "invalid_parameter", "include")
-        self.assertError(self.stack.delete("/api/models/cleanup"), 405)
+        self.assertError(self.stack.delete("/api/models/cleanup"), 405, "method_not_allowed", None,
+                         "allowed: GET, HEAD, POST")
         r, body = self.post("/api/models/cleanup?include=", 200)
         self.assertEqual(set(body), {"items", "bytes", "failed", "node"})
 

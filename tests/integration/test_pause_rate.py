@@ -138,7 +138,8 @@ class PauseTest(InstallCase):
                          "job_not_found", "job_id")
         self.assertError(self.stack.post("/api/models/jobs/xyz/resume"), 400,
                          "invalid_job_id", "job_id")
-        self.assertError(self.stack.get(f"/api/models/jobs/{queued}/pause"), 405)
+        self.assertError(self.stack.get(f"/api/models/jobs/{queued}/pause"), 405,
+                         "method_not_allowed", None, "allowed: POST")
         self.dl.control(throttle=0)
         self.resume(queued)
         self.assertEqual(self.wait_job(queued)["status"], "installed")

@@ -151,11 +151,16 @@ def main(argv):
         print(f"{len(mutants)} mutants")
         return 0
     if "--check" in argv:
+        stale = 0
         for m in mutants:
             with open(os.path.join(REPO, m.file)) as f:
-                apply(f.read(), m)
-        print(f"{len(mutants)} mutants of {LIST} apply to {REPO}")
-        return 0
+                try:
+                    apply(f.read(), m)
+                except LookupError as e:
+                    print(e)
+                    stale += 1
+        print(f"{len(mutants) - stale} of {len(mutants)} mutants of {LIST} apply to {REPO}")
+        return 1 if stale else 0
     wanted = [a for a in argv if not a.startswith("-")]
     unknown = set(wanted) - {m.id for m in mutants}
     if unknown:

@@ -1,9 +1,10 @@
 /* test_cases.c - the boundary tables of tests/data/cases/ against the code that applies
  * each rule: model validation (gallery_model_valid), search parameters (search_query_parse
  * and search_run on search_gallery.json), server.json settings (config_load), model and job
- * ids (id_model_valid, id_job_valid), and file extensions (gallery_model_ext,
- * partial_ext_valid). Each row is just inside or just outside a bound; a failure names the
- * table and line. */
+ * ids (id_model_valid, id_job_valid), file extensions (gallery_model_ext,
+ * partial_ext_valid), and fit classes (machine_class, a search's fit and its fit filter).
+ * Each row is just inside or just outside a bound; a failure names the table and line. */
+#include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -11,6 +12,7 @@
 #include "gallery.h"
 #include "id.h"
 #include "job.h"
+#include "machine.h"
 #include "partial.h"
 #include "registry.h"
 #include "search.h"
@@ -97,6 +99,7 @@ static void search_case(search_index *idx, json_t *c) {
     mg_error err;
     mg_error_clear(&err);
     int rc = search_query_parse(&q, qs, &err);
+    if (rc == 0) search_query_set_machine(&q, 4e9, 4e9); /* the stack's machine */
     if (status && status != 200) {
         const char *param = json_string_value(json_object_get(c, "parameter"));
         if (rc == 0) {
@@ -166,6 +169,124 @@ UNIT_TEST(search_parameter_table) {
     search_index_free(idx);
 }
 
+/* ---- fit.jsonl ---- */
+
+/* The model of fit case `c`: the base model (borrowed) without its size and hardware, with
+ * the case's, named "fit-<line>". New reference. */
+static json_t *fit_model(json_t *base, json_t *c) {
+    json_t *m = json_deep_copy(base);
+    json_object_del(m, "sizeGb");
+    json_object_del(m, "recommendedHardware");
+    json_object_update(m, json_object_get(c, "model"));
+    char id[32];
+    snprintf(id, sizeof id, "fit-%lld", (long long)json_integer_value(json_object_get(c, "line")));
+    json_object_set_new(m, "id", json_string(id));
+    return m;
+}
+
+/* The ids of the models a search of `qs` on the machine of case `c` answers, each with
+ * ":<fit>:<fit_estimated>" (a new reference), or NULL. */
+static json_t *fit_search(search_index *idx, json_t *c, const char *qs) {
+    json_t *machine = json_object_get(c, "machine");
+    search_query q;
+    mg_error err;
+    if (search_query_parse(&q, qs, &err) != 0) return NULL;
+    search_query_set_machine(&q, json_number_value(json_object_get(machine, "ram_gb")) * 1e9,
+                             json_number_value(json_object_get(machine, "vram_gb")) * 1e9);
+    sink s = {0};
+    int rc = search_run(idx, &q, sink_write, &s, &err);
+    search_query_free(&q);
+    json_t *answer = rc == 0 ? json_loadb(s.buf, s.len, 0, NULL) : NULL, *m;
+    free(s.buf);
+    if (!answer) return NULL;
+    json_t *ids = json_object();
+    size_t i;
+    json_array_foreach(json_object_get(answer, "models"), i, m) {
+        char v[64];
+        snprintf(v, sizeof v, "%s:%s", json_string_value(json_object_get(m, "fit")),
+                 json_is_true(json_object_get(m, "fit_estimated")) ? "true" : "false");
+        json_object_set_new(ids, json_string_value(json_object_get(m, "id")), json_string(v));
+    }
+    json_decref(answer);
+    return ids;
+}
+
+/* Checks case `c` through a search of `idx` (which holds its model): the answer's fit, and
+ * the fit filter keeps the model for its class only. */
+static void fit_case_search(search_index *idx, json_t *c, const char *id, const char *at) {
+    const char *want = json_string_value(json_object_get(c, "fit"));
+    char expect[64], qs[128];
+    snprintf(expect, sizeof expect, "%s:%s", want,
+             json_is_true(json_object_get(c, "estimated")) ? "true" : "false");
+    for (int k = 0; k < MACHINE_FIT_COUNT; k++) {
+        const char *name = machine_fit_name((machine_fit_class)k);
+        snprintf(qs, sizeof qs, "limit=1000&fit=%s", name);
+        json_t *ids = fit_search(idx, c, qs);
+        const char *got = json_string_value(json_object_get(ids, id));
+        int kept = got != NULL, should = strcmp(name, want) == 0;
+        if (!ids)
+            unit_fail(__FILE__, __LINE__, "%s: the search %s failed", at, qs);
+        else if (kept != should)
+            unit_fail(__FILE__, __LINE__, "%s: fit=%s %s the model", at, name,
+                      kept ? "keeps" : "drops");
+        else if (kept && strcmp(got, expect) != 0)
+            unit_fail(__FILE__, __LINE__, "%s: the search answers %s, expected %s", at, got,
+                      expect);
+        json_decref(ids);
+    }
+}
+
+UNIT_TEST(fit_table) {
+    mg_error err;
+    json_t *g = gallery_parse_file(unit_data_path("cases/search_gallery.json"), NULL, &err);
+    CHECK(g != NULL);
+    if (!g) return;
+    json_t *base = json_incref(json_array_get(json_object_get(g, "models"), 0));
+    json_t *cases = unit_cases("fit.jsonl"), *c, *models = json_array();
+    size_t i;
+    char reason[256];
+    json_array_foreach(cases, i, c) {
+        json_t *m = fit_model(base, c);
+        if (gallery_model_valid(m, reason, sizeof reason)) json_array_append(models, m);
+        /* the preflight's way: the need of the model on the machine's bytes */
+        const char *at = unit_case_at("fit.jsonl", c);
+        json_t *machine = json_object_get(c, "machine");
+        machine_need need = machine_need_of_model(m);
+        machine_fit_class cls =
+            machine_class(json_number_value(json_object_get(machine, "ram_gb")) * 1e9,
+                          json_number_value(json_object_get(machine, "vram_gb")) * 1e9, &need);
+        const char *want = json_string_value(json_object_get(c, "fit"));
+        if (strcmp(machine_fit_name(cls), want) != 0 ||
+            need.estimated != json_is_true(json_object_get(c, "estimated")))
+            unit_fail(__FILE__, __LINE__, "%s: %s (estimated %d), expected %s", at,
+                      machine_fit_name(cls), need.estimated, want);
+        json_decref(m);
+    }
+    char cache[1024];
+    snprintf(cache, sizeof cache, "%s", unit_path("fit_cache.json"));
+    json_object_set_new(g, "models", models);
+    CHECK_INT(gallery_cache_write(cache, g, NULL, &err), 0);
+    search_index *idx = search_index_load(cache, &err);
+    CHECK(idx != NULL);
+    int searched = 0;
+    json_array_foreach(cases, i, c) {
+        json_t *m = fit_model(base, c);
+        if (idx && gallery_model_valid(m, reason, sizeof reason)) {
+            char at[64];
+            snprintf(at, sizeof at, "%s", unit_case_at("fit.jsonl", c));
+            fit_case_search(idx, c, json_string_value(json_object_get(m, "id")), at);
+            searched++;
+        }
+        json_decref(m);
+    }
+    CHECK(json_array_size(cases) > 25);
+    CHECK(searched > 20);
+    search_index_free(idx);
+    json_decref(cases);
+    json_decref(base);
+    json_decref(g);
+}
+
 /* ---- settings.jsonl ---- */
 
 /* Compares the setting `key` of `cfg` with `want`; 0 when equal. */
@@ -186,6 +307,15 @@ static int setting_differs(const mg_config *cfg, const char *key, json_t *want, 
     if (strcmp(key, "gallery_cache_ttl_s") == 0) {
         snprintf(got, n, "%ld", cfg->gallery_cache_ttl_s);
         return cfg->gallery_cache_ttl_s != json_integer_value(want);
+    }
+    if (strcmp(key, "max_download_rate") == 0) {
+        snprintf(got, n, "%lld", cfg->max_download_rate);
+        return cfg->max_download_rate != json_integer_value(want);
+    }
+    if (strcmp(key, "machine.ram_gb") == 0 || strcmp(key, "machine.vram_gb") == 0) {
+        double d = key[8] == 'r' ? cfg->machine_ram_gb : cfg->machine_vram_gb;
+        snprintf(got, n, "%g", d);
+        return json_is_null(want) ? !isnan(d) : d != json_number_value(want);
     }
     if (strcmp(key, "allow_http") == 0) {
         snprintf(got, n, "%d", cfg->allow_http);
