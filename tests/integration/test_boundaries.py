@@ -3,8 +3,9 @@
 - every search parameter just inside and just outside its bounds (search.jsonl, on the
   gallery search_gallery.json), the facets and facet_limit (facets.jsonl);
 - the job list's status, limit and offset (jobs_params.jsonl);
-- model and job ids on every route that takes one (ids.jsonl: a malformed id is 400 naming
-  the parameter, a well-formed unknown one 404 naming it, and nothing is done);
+- model and job ids on every route that takes one (ids.jsonl: install, delete, update,
+  verify, preflight; job read, cancel, pause, resume: a malformed id is 400 naming the
+  parameter, a well-formed unknown one 404 naming it, and nothing is done);
 - each rule of the gallery schema (model_valid.jsonl: exactly the valid models are served,
   each invalid one reported with its reason in the status document);
 - the Authorization header around api_token (tokens.jsonl), the Host names answered
@@ -97,11 +98,16 @@ class SearchBoundaries(StackTestCase):
             nul = "\0" in c["id"]
             if c["kind"] == "model":
                 requests = [("POST", f"/api/models/gallery/{seg}/install", "model_not_found"),
-                            ("DELETE", f"/api/models/{seg}", "not_found")]
+                            ("DELETE", f"/api/models/{seg}", "not_found"),
+                            ("POST", f"/api/models/{seg}/update", "not_installed"),
+                            ("POST", f"/api/models/{seg}/verify", "not_installed"),
+                            ("GET", f"/api/models/gallery/{seg}/preflight", "model_not_found")]
                 bad, param, rule = "invalid_model_id", "id", "1 to 128 characters"
             else:
                 requests = [("GET", f"/api/models/jobs/{seg}", "job_not_found"),
-                            ("DELETE", f"/api/models/jobs/{seg}", "job_not_found")]
+                            ("DELETE", f"/api/models/jobs/{seg}", "job_not_found"),
+                            ("POST", f"/api/models/jobs/{seg}/pause", "job_not_found"),
+                            ("POST", f"/api/models/jobs/{seg}/resume", "job_not_found")]
                 bad, param, rule = "invalid_job_id", "job_id", "16 lower-case hex"
             for method, path, unknown in requests:
                 with self.subTest(case=at(c, "ids.jsonl"), method=method, path=path[:80]):
