@@ -7,7 +7,8 @@
 // failure message that survives a reload, focus after install/cancel, Back/Forward through
 // filters and pages, the detail dialog with preflight, variants, the downloads view with
 // pause/resume, the reconnect countdown, and axe-core on every view (no serious or moderate
-// violation), the badges of a missing file and of a file without an entry.
+// violation), the badges of a missing file, of a file without
+// an entry and of an update.
 // Run: node --test tests/e2e/  (MG_BIN_DIR = the CMake build; ctest sets it).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -550,11 +551,18 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     await until(async () => !/was deleted/.test(await page.textContent('#banner')), 'the delete notice to close itself', 12000, 200);
   });
 
-  step('shows a missing file and a file without an entry with their own badges', async () => {
-    stack.writeJson('config/models.json', { models: { 'e2e-echo': {
-      id: 'e2e-echo', name: 'Echo Embed', path: 'models/llm/e2e-echo.gguf', size: 1000,
-      installedAt: '2026-01-01T00:00:00+00:00', backend: 'gallery', active: false } } });
+  step('shows a missing file, a file without an entry and an update with their own badges', async () => {
+    stack.writeJson('config/models.json', { models: {
+      'e2e-echo': {
+        id: 'e2e-echo', name: 'Echo Embed', path: 'models/llm/e2e-echo.gguf', size: 1000,
+        installedAt: '2026-01-01T00:00:00+00:00', backend: 'gallery', active: false },
+      // installed from an older gallery: the gallery's checksum is another now
+      'e2e-charlie': {
+        id: 'e2e-charlie', name: 'Charlie Deutsch', path: 'models/llm/e2e-charlie.gguf', size: 1,
+        installedAt: '2026-01-01T00:00:00+00:00', backend: 'gallery', active: false,
+        checksum: `sha256:${'1'.repeat(64)}` } } });
     stack.writeText('models/llm/stray.gguf', 'x');
+    stack.writeText('models/llm/e2e-charlie.gguf', 'c');
     await open('?view=installed');
     const badge = async (id) => page.$eval(`#installed-content tr[data-model-id="${id}"]`, (tr) => {
       const b = tr.querySelector('.badge');
@@ -563,6 +571,15 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     await page.waitForSelector('#installed-content tr[data-model-id="stray"]');
     assert.deepEqual(await badge('e2e-echo'), ['missing', 'badge badge-missing', 'file missing']);
     assert.deepEqual(await badge('stray'), ['unregistered', 'badge badge-unregistered', 'not registered']);
+    assert.deepEqual(await badge('e2e-charlie'), ['installed', 'badge badge-installed', 'installed']);
+    const row = (id) => `#installed-content tr[data-model-id="${id}"]`;
+    assert.equal(await page.textContent(`${row('e2e-charlie')} .badge-update`), 'update available');
+    assert.equal(await page.textContent(`${row('e2e-charlie')} .update-btn`), 'Update');
+    for (const id of ['e2e-echo', 'stray']) {
+      assert.equal(await page.$(`${row(id)} .badge-update`), null, `${id}: no update badge`);
+    }
+    assert.match(await page.textContent(`${row('e2e-echo')} .update-btn`), /Repair/);
+    assert.equal(await page.$(`${row('stray')} .update-btn`), null, 'no update of a file without an entry');
   });
 
   step('fits a phone screen: cards on the first screen, no sideways scrolling, in every view', async () => {

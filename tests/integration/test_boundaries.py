@@ -13,7 +13,8 @@
   call is pinned to (nodes.jsonl);
 - the request limits (a query string of 8192 bytes and 8193, a body of 64 KiB and one byte
   more) and the free-disk check of an install (the model's size plus 256 MiB, minus a
-  partial already on disk: 128 MiB either side of it).
+  partial already on disk: 128 MiB either side of it) and of a preflight (its disk_ok
+  from its own needs_bytes and free_bytes, around the margin).
 
 Every error is checked for its status, code and parameter. The unit test test_cases.c runs
 the same tables against the C functions."""
@@ -284,6 +285,25 @@ class DiskMargin(StackTestCase):
                 os.unlink(self.stack.path("models", ".partial", name))
         self.expect(-256 * MiB + 128 * MiB, 507)
         self.expect(-256 * MiB - 128 * MiB, 202)
+
+    def test_preflight_disk(self):
+        # the preflight tells from its own numbers: needs_bytes (the size and the 256 MiB
+        # margin) against free_bytes, whichever way the free space moves meanwhile
+        for offset in (-384, -288, -257, -255, -224, -128):
+            with self.subTest(offset_mib=offset):
+                size = self.free() + offset * MiB
+                self.stack.write_gallery(self.gallery(size))
+                wait_until(lambda: self.stack.search({"query": "disk"}).json["models"][0]
+                           ["sizeBytes"] == size, 5, what="the gallery with the new size")
+                body = self.assertJsonAnswer(self.stack.get("/api/models/gallery/disk/preflight"),
+                                             200)
+                self.assertEqual(body["needs_bytes"], size + 256 * MiB, body)
+                self.assertLess(abs(body["free_bytes"] - self.free()), 64 * MiB, body)
+                self.assertEqual(body["disk_ok"], body["free_bytes"] >= body["needs_bytes"], body)
+                codes = [x["code"] for x in body["reasons"]]
+                self.assertEqual("insufficient_storage" in codes, not body["disk_ok"], body)
+                if not body["disk_ok"]:
+                    self.assertFalse(body["ok"], body)
 
     def test_a_partial_counts_as_downloaded(self):
         part = self.stack.path("models", ".partial", "disk.gguf.part")

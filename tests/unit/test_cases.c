@@ -438,15 +438,17 @@ UNIT_TEST(registry_path_table) {
 
 /* ---- job_states.jsonl ---- */
 
-/* A new job of model `id` saved with `status`. New reference. */
-static json_t *job_in(const mg_config *cfg, const char *id, const char *status) {
+/* A new job of `kind` ("install" when NULL) of model `id` saved with `status`. New
+ * reference. */
+static json_t *job_in(const mg_config *cfg, const char *id, const char *status,
+                      const char *kind) {
     mg_error err;
     int created;
-    json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:f}", "id", id, "name", "M", "downloadUrl",
+    json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:f,s:s,s:i}", "id", id, "name", "M", "downloadUrl",
                           "https://example.com/m.gguf", "checksum",
                           "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                          "sizeGb", 1.0);
-    json_t *job = job_enqueue(cfg, m, &created, &err);
+                          "sizeGb", 1.0, "path", "models/llm/m.gguf", "sizeBytes", 1000);
+    json_t *job = job_enqueue_kind(cfg, m, kind ? kind : "install", &created, &err);
     json_decref(m);
     if (!job) return NULL;
     json_object_set_new(job, "status", json_string(status));
@@ -464,15 +466,59 @@ static const char *status_on_disk(const mg_config *cfg, json_t *job) {
     return out;
 }
 
+typedef json_t *(*job_pause_fn)(const mg_config *cfg, const char *job_id, mg_error *err);
+
+/* The "pause" or "resume" column of case `c` through `fn` on a new job; with `fn` NULL, the
+ * "pause_resume" column: a pause, then a resume. */
+static void job_pause_case(const mg_config *cfg, json_t *c, int n, const char *column,
+                           job_pause_fn fn) {
+    const char *at = unit_case_at("job_states.jsonl", c);
+    const char *status = json_string_value(json_object_get(c, "status"));
+    json_t *want = json_object_get(c, column);
+    char id[32];
+    mg_error err;
+    if (!want) return;
+    snprintf(id, sizeof id, "%s-%d", column, n);
+    json_t *job = job_in(cfg, id, status, json_string_value(json_object_get(c, "kind")));
+    const char *job_id = json_string_value(json_object_get(job, "job_id"));
+    mg_error_clear(&err);
+    json_t *got = fn ? fn(cfg, job_id, &err) : job_pause(cfg, job_id, &err);
+    if (!fn && got) {
+        json_decref(got);
+        got = job_resume(cfg, job_id, &err);
+    }
+    const char *code = json_string_value(json_object_get(want, "error"));
+    const char *now = json_is_string(want) ? json_string_value(want)
+                      : code ? status : json_string_value(json_object_get(want, "status"));
+    int marker = json_is_true(json_object_get(want, "marker"));
+    if (code && (got || err.status != 409 || strcmp(err.code, code) != 0 ||
+                 strcmp(err.parameter, "job_id") != 0))
+        unit_fail(__FILE__, __LINE__, "%s: %s gave %d %s, expected 409 %s", at, column,
+                  got ? 200 : err.status, got ? "" : err.code, code);
+    else if (!code && (!got || strcmp(json_string_value(json_object_get(got, "status")), now)))
+        unit_fail(__FILE__, __LINE__, "%s: %s answered %s (%s), expected %s", at, column,
+                  got ? json_string_value(json_object_get(got, "status")) : "nothing",
+                  got ? "" : err.message, now);
+    if (strcmp(status_on_disk(cfg, job), now) != 0)
+        unit_fail(__FILE__, __LINE__, "%s: %s saved %s, expected %s", at, column,
+                  status_on_disk(cfg, job), now);
+    if (job_pause_requested(cfg, job_id) != marker)
+        unit_fail(__FILE__, __LINE__, "%s: after %s the pause marker is %s", at, column,
+                  marker ? "missing" : "there");
+    json_decref(got);
+    json_decref(job);
+}
+
 static void job_state_case(const mg_config *cfg, json_t *c, int n) {
     const char *at = unit_case_at("job_states.jsonl", c);
     const char *status = json_string_value(json_object_get(c, "status"));
+    const char *kind = json_string_value(json_object_get(c, "kind"));
     json_t *want_cancel = json_object_get(c, "cancel");
     char id[32];
     mg_error err;
     /* cancel */
     snprintf(id, sizeof id, "cancel-%d", n);
-    json_t *job = job_in(cfg, id, status);
+    json_t *job = job_in(cfg, id, status, kind);
     const char *job_id = json_string_value(json_object_get(job, "job_id"));
     mg_error_clear(&err);
     json_t *got = job_cancel(cfg, job_id, &err);
@@ -498,7 +544,7 @@ static void job_state_case(const mg_config *cfg, json_t *c, int n) {
     json_decref(job);
     /* a claim */
     snprintf(id, sizeof id, "claim-%d", n);
-    job = job_in(cfg, id, status);
+    job = job_in(cfg, id, status, kind);
     rc = job_claim(cfg, job, &err);
     const char *claimed = json_string_value(json_object_get(c, "claimed"));
     if (rc != json_integer_value(json_object_get(c, "claim")) ||
@@ -506,6 +552,9 @@ static void job_state_case(const mg_config *cfg, json_t *c, int n) {
         strcmp(json_string_value(json_object_get(job, "status")), claimed) != 0)
         unit_fail(__FILE__, __LINE__, "%s: claim %d, %s", at, rc, status_on_disk(cfg, job));
     json_decref(job);
+    job_pause_case(cfg, c, n, "pause", job_pause);
+    job_pause_case(cfg, c, n, "resume", job_resume);
+    job_pause_case(cfg, c, n, "pause_resume", NULL);
 }
 
 UNIT_TEST(job_state_table) {
@@ -516,7 +565,7 @@ UNIT_TEST(job_state_table) {
     json_t *cases = unit_cases("job_states.jsonl"), *c;
     size_t i;
     json_array_foreach(cases, i, c) job_state_case(&cfg, c, (int)i);
-    CHECK_INT(json_array_size(cases), 8);
+    CHECK_INT(json_array_size(cases), 13);
     json_decref(cases);
     config_free(&cfg);
 }

@@ -179,6 +179,14 @@ UNIT_TEST(corrupt_when_size_differs_or_verification_failed) {
     list = registry_list(&cfg, NULL, &err);
     CHECK_STR(status_of(list, "alpha"), "corrupt");
     json_decref(list);
+    put(&cfg, "models/llm/alpha.gguf", "hell"); /* a byte short: cut off */
+    list = registry_list(&cfg, NULL, &err);
+    CHECK_STR(status_of(list, "alpha"), "corrupt");
+    json_decref(list);
+    put(&cfg, "models/llm/alpha.gguf", "");
+    list = registry_list(&cfg, NULL, &err);
+    CHECK_STR(status_of(list, "alpha"), "corrupt");
+    json_decref(list);
     put(&cfg, "models/llm/alpha.gguf", "hello");
     CHECK_INT(registry_set_verified(&cfg, "alpha", 0, &err), 0);
     list = registry_list(&cfg, NULL, &err);
