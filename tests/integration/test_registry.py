@@ -7,7 +7,7 @@ api_token. The lifecycle statuses (corrupt, names that are no ids, updates): tes
 import os
 
 import mgtest
-from mgtest import SharedStackTestCase, Stack, StackTestCase
+from mgtest import SharedStackTestCase, Stack, StackTestCase, load_fixture
 
 INSTALLED = "qwen2.5-0.5b-instruct"
 MISSING = "gemma-3-1b-it"
@@ -97,6 +97,14 @@ class RegistryTest(SharedStackTestCase):
         self.assertEqual(orphan["id"], ORPHAN)
         self.assertEqual(orphan["path"], f"models/llm/{ORPHAN}.gguf")
         self.assertEqual(orphan["size"], len(b"orphan bytes"))
+        # entries that record no checksum (v1) and files without an entry have no update; the
+        # gallery's checksum is shown whenever the gallery has the model
+        sums = {m["id"]: m["checksum"] for m in load_fixture("gallery_it.json")["models"]
+                if isinstance(m, dict) and "id" in m and "checksum" in m}
+        for mid in (INSTALLED, MISSING, ORPHAN, PARTIAL):
+            self.assertIs(models[mid]["update_available"], False, models[mid])
+            self.assertEqual(models[mid]["latest_checksum"], sums.get(mid), models[mid])
+        self.assertIsNotNone(models[INSTALLED]["latest_checksum"])
 
     def test_partial_download_without_job_shows_as_partial(self):
         part = self.installed()["models"][PARTIAL]
