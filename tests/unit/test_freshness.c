@@ -2,7 +2,8 @@
  * changes: replaced by rename, rewritten in place with the same size (same inode, only the
  * content and mtime differ), or rewritten in place within the same second. Each time the
  * next gallery_cache_ensure serves the new content, and when nothing changed it rewrites
- * nothing (the cache keeps its inode). */
+ * nothing (the cache keeps its inode). A cache changed in place under its meta (same inode
+ * and size) is rebuilt. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -101,5 +102,40 @@ UNIT_TEST(cache_follows_every_kind_of_change) {
     CHECK_INT(rename(unit_path("new.json"), src), 0);
     CHECK_INT(gallery_cache_ensure(&cfg, &err), 0);
     CHECK(cached_rating() == 3.0);
+    config_free(&cfg);
+}
+
+UNIT_TEST(cache_rewritten_in_place_is_rebuilt) {
+    setup();
+    mg_error err;
+    char src[MG_PATH_MAX], cache[MG_PATH_MAX];
+    config_path(&cfg, src, "config/models_gallery.json");
+    config_path(&cfg, cache, "cache/gallery_cache.json");
+    char *t = gallery_text("4.5");
+    CHECK_INT(unit_write_file(src, t, strlen(t)), 0);
+    free(t);
+    CHECK_INT(gallery_cache_ensure(&cfg, &err), 0);
+    CHECK(cached_rating() == 4.5);
+    /* the cache changed under the meta: same inode, same size, a later mtime */
+    size_t len = 0;
+    char *text = unit_read_file(cache, &len), *at = text ? strstr(text, "4.5") : NULL;
+    CHECK(at != NULL);
+    if (!at) return;
+    at[2] = '1';
+    struct stat before, after;
+    stat(cache, &before);
+    int fd = open(cache, O_WRONLY | O_TRUNC);
+    CHECK(fd >= 0 && write(fd, text, len) == (ssize_t)len);
+    close(fd);
+    free(text);
+    struct timespec ts[2] = {{0, UTIME_OMIT}, before.st_mtim};
+    ts[1].tv_sec += 2;
+    utimensat(AT_FDCWD, cache, ts, 0);
+    stat(cache, &after);
+    CHECK_INT(after.st_ino, before.st_ino);
+    CHECK_INT(after.st_size, before.st_size);
+    CHECK(cached_rating() == 4.1);
+    CHECK_INT(gallery_cache_ensure(&cfg, &err), 0);
+    CHECK(cached_rating() == 4.5); /* rebuilt from the source */
     config_free(&cfg);
 }
