@@ -6,9 +6,8 @@
 // install errors in the user's words (also in German, without English or API names), a
 // failure message that survives a reload, focus after install/cancel, Back/Forward through
 // filters and pages, the detail dialog with preflight, variants, the downloads view with
-// pause/resume, the reconnect countdown, and axe-core on every view (no serious or moderate
-// violation), the badges of a missing file, of a file without
-// an entry and of an update.
+// pause/resume, the reconnect countdown, axe-core on every view (no serious or moderate
+// violation), and the badges of a missing file, of a file without an entry and of an update.
 // Run: node --test tests/e2e/  (MG_BIN_DIR = the CMake build; ctest sets it).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
