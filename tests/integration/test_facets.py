@@ -125,7 +125,7 @@ class FacetsTest(SharedStackTestCase):
 
     def test_methods(self):
         r = self.stack.post("/api/models/gallery/facets")
-        self.assertError(r, 405)
+        self.assertError(r, 405, "method_not_allowed", None, "allowed: GET, HEAD")
         self.assertIn("GET", r.header("allow", ""))
 
 

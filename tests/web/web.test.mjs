@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
-// What the modules read from the browser at load time: the language and stored settings.
+// What the modules read from the browser at load time: the language, stored settings and
+// the window object.
 const store = new Map();
 globalThis.localStorage = {
   getItem: (k) => (store.has(k) ? store.get(k) : null),
@@ -20,6 +21,8 @@ globalThis.localStorage = {
 Object.defineProperty(globalThis, 'navigator', {
   value: { language: 'en-US', languages: ['en-US'] }, configurable: true,
 });
+// window: where boot.js leaves the first search's answer (none here)
+globalThis.window = globalThis;
 
 const { format_bytes, format_gb, format_duration, format_percent, format_date } =
   await import('../../web/js/format.js');
