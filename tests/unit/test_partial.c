@@ -88,7 +88,7 @@ UNIT_TEST(same_url_and_checksum_resume) {
     char why[512];
     setup(&p);
     open_and_write(&p, URL_A, SUM_A, "0123456789");
-    CHECK_INT(partial_set_validator(&p, "\"etag-1\"", why, sizeof why), 0);
+    CHECK_INT(partial_set_validator(&p, "\"etag-1\"", URL_A, why, sizeof why), 0);
     partial_close(&p);
     open_and_write(&p, URL_A, SUM_A, NULL);
     CHECK_INT(p.size, 10);
@@ -119,7 +119,7 @@ UNIT_TEST(anything_else_starts_empty) {
         unlink(p.part);
         unlink(p.meta);
         open_and_write(&p, URL_A, SUM_A, "0123456789");
-        CHECK_INT(partial_set_validator(&p, "\"etag-1\"", why, sizeof why), 0);
+        CHECK_INT(partial_set_validator(&p, "\"etag-1\"", URL_A, why, sizeof why), 0);
         partial_close(&p);
         if (cases[i].no_meta) unlink(p.meta);
         if (cases[i].meta_text)
@@ -147,13 +147,13 @@ UNIT_TEST(validator_is_recorded_only_when_it_changes) {
     struct stat a, b, c;
     setup(&p);
     open_and_write(&p, URL_A, SUM_A, NULL);
-    CHECK_INT(partial_set_validator(&p, "\"v1\"", why, sizeof why), 0);
+    CHECK_INT(partial_set_validator(&p, "\"v1\"", URL_A, why, sizeof why), 0);
     CHECK_STR(meta_str(&p, "validator"), "\"v1\"");
     stat(p.meta, &a);
-    CHECK_INT(partial_set_validator(&p, "\"v1\"", why, sizeof why), 0);
+    CHECK_INT(partial_set_validator(&p, "\"v1\"", URL_A, why, sizeof why), 0);
     stat(p.meta, &b);
     CHECK_INT(b.st_ino, a.st_ino); /* unchanged: not written again */
-    CHECK_INT(partial_set_validator(&p, "Tue, 01 Jan 2030 00:00:00 GMT", why, sizeof why), 0);
+    CHECK_INT(partial_set_validator(&p, "Tue, 01 Jan 2030 00:00:00 GMT", URL_A, why, sizeof why), 0);
     stat(p.meta, &c);
     CHECK(c.st_ino != b.st_ino);
     CHECK_STR(meta_str(&p, "validator"), "Tue, 01 Jan 2030 00:00:00 GMT");

@@ -65,11 +65,11 @@ UNIT_TEST(message_fields) {
                          .status = "failed", .progress = 12.3, .total = 100, .downloaded = 12,
                          .bytes_per_second = 7, .error = "boom", .error_code = "http_404"};
     json_t *msg = progress_message(&ps);
-    json_t *want = json_pack("{s:s,s:s,s:s,s:s,s:f,s:i,s:i,s:i,s:n,s:s,s:s}", "model_id", "m",
-                             "job_id", "0123456789abcdef", "kind", "install", "status",
+    json_t *want = json_pack("{s:s,s:s,s:s,s:s,s:f,s:i,s:i,s:i,s:n,s:s,s:s,s:n}", "model_id",
+                             "m", "job_id", "0123456789abcdef", "kind", "install", "status",
                              "failed", "progress", 12.3, "downloaded", 12, "total", 100,
                              "bytes_per_second", 7, "eta_s", "error", "boom", "error_code",
-                             "http_404");
+                             "http_404", "source_url");
     CHECK(json_equal(msg, want));
     json_decref(want);
     json_decref(msg);
@@ -77,8 +77,11 @@ UNIT_TEST(message_fields) {
                             "0123456789abcdef", "kind", "verify", "status", "installed",
                             "progress", 100.0, "downloaded", 5, "total", 5, "error",
                             "error_code");
+    json_object_set_new(pub, "source_url", json_string("https://mirror.example/m.gguf"));
     msg = progress_message_of(pub);
     CHECK_STR(json_string_value(json_object_get(msg, "kind")), "verify");
+    CHECK_STR(json_string_value(json_object_get(msg, "source_url")),
+              "https://mirror.example/m.gguf");
     CHECK_INT(json_integer_value(json_object_get(msg, "eta_s")), 0);
     CHECK(json_is_null(json_object_get(msg, "error")));
     CHECK_INT(json_integer_value(json_object_get(msg, "bytes_per_second")), 0);

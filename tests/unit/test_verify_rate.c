@@ -46,7 +46,7 @@ static verify_outcome verify_bytes(const char *data, size_t len, const char *che
     CHECK_INT(unit_write_file(path, data, len), 0);
     p->reports = p->calls = 0;
     p->last_done = p->last_total = -1;
-    download_hooks hooks = {p, probe_report, probe_stop};
+    download_hooks hooks = {.ud = p, .report = probe_report, .should_stop = probe_stop};
     return verify_run(path, checksum, &hooks, res);
 }
 
@@ -100,7 +100,7 @@ UNIT_TEST(verify_tells_a_damaged_file) {
 
 UNIT_TEST(verify_missing_file_fails) {
     verify_probe p = {0};
-    download_hooks hooks = {&p, probe_report, probe_stop};
+    download_hooks hooks = {.ud = &p, .report = probe_report, .should_stop = probe_stop};
     verify_result res;
     CHECK_INT(verify_run(unit_path("no-such-file.gguf"), "sha256:00", &hooks, &res),
               VERIFY_FAILED);
