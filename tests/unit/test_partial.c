@@ -153,7 +153,8 @@ UNIT_TEST(validator_is_recorded_only_when_it_changes) {
     CHECK_INT(partial_set_validator(&p, "\"v1\"", URL_A, why, sizeof why), 0);
     stat(p.meta, &b);
     CHECK_INT(b.st_ino, a.st_ino); /* unchanged: not written again */
-    CHECK_INT(partial_set_validator(&p, "Tue, 01 Jan 2030 00:00:00 GMT", URL_A, why, sizeof why), 0);
+    CHECK_INT(partial_set_validator(&p, "Tue, 01 Jan 2030 00:00:00 GMT", URL_A, why, sizeof why),
+              0);
     stat(p.meta, &c);
     CHECK(c.st_ino != b.st_ino);
     CHECK_STR(meta_str(&p, "validator"), "Tue, 01 Jan 2030 00:00:00 GMT");
