@@ -532,28 +532,46 @@ int job_save(const mg_config *cfg, json_t *job, int durable, mg_error *err) {
     return rc;
 }
 
-json_t *job_cancel(const mg_config *cfg, const char *job_id, mg_error *err) {
+/* A change of a job read under the queue lock (`fd`): `job` (borrowed, status `s`) may be
+ * updated in place. 0, or -1 and err. */
+typedef int (*job_step_fn)(const mg_config *cfg, int fd, json_t *job, job_status s,
+                           const char *job_id, mg_error *err);
+
+/* Reads job `job_id` under the queue lock and applies `step` to it. The job after the step
+ * (a new reference), or NULL and err (400 for a malformed id, 404 for an unknown job, or the
+ * step's own error). */
+static json_t *job_locked_step(const mg_config *cfg, const char *job_id, job_step_fn step,
+                               mg_error *err) {
     if (!job_id || !id_job_valid(job_id)) return job_load(cfg, job_id, err);
     int fd = job_lock(cfg, err);
     if (fd < 0) return NULL;
     json_t *job = job_read(cfg, job_id, err);
-    job_status s = job ? job_get_status(job) : JOB_FAILED;
-    int rc = 0;
-    if (!job) {
-        rc = -1;
-    } else if (job_status_terminal(s)) {
-        rc = mg_error_set(err, 409, "job_finished", "job_id", "job '%s' has already finished (%s)",
-                          job_id, job_status_name(s));
-    } else {
-        rc = job_marker_set(cfg, job_id, ".cancel", 1, err);
-        if (rc == 0 && s != JOB_CANCELLING) rc = job_update(cfg, fd, job, JOB_CANCELLING, err);
-    }
+    int rc = job ? step(cfg, fd, job, job_get_status(job), job_id, err) : -1;
     fs_unlock(fd);
     if (rc < 0) {
         json_decref(job);
         return NULL;
     }
     return job;
+}
+
+/* 409 "job_finished" when `s` is a final status, else 0. */
+static int job_finished_refusal(job_status s, const char *job_id, mg_error *err) {
+    if (!job_status_terminal(s)) return 0;
+    return mg_error_set(err, 409, "job_finished", "job_id", "job '%s' has already finished (%s)",
+                        job_id, job_status_name(s));
+}
+
+static int job_cancel_step(const mg_config *cfg, int fd, json_t *job, job_status s,
+                           const char *job_id, mg_error *err) {
+    int rc = job_finished_refusal(s, job_id, err);
+    if (rc == 0) rc = job_marker_set(cfg, job_id, ".cancel", 1, err);
+    if (rc == 0 && s != JOB_CANCELLING) rc = job_update(cfg, fd, job, JOB_CANCELLING, err);
+    return rc;
+}
+
+json_t *job_cancel(const mg_config *cfg, const char *job_id, mg_error *err) {
+    return job_locked_step(cfg, job_id, job_cancel_step, err);
 }
 
 /* ---- pause and resume ---- */
@@ -568,9 +586,7 @@ void job_clear_pause(const mg_config *cfg, const char *job_id) {
 
 /* The refusal of pausing `job` (borrowed) in status `s`, or 0 when it may be paused. */
 static int job_pause_refused(json_t *job, job_status s, const char *job_id, mg_error *err) {
-    if (job_status_terminal(s))
-        return mg_error_set(err, 409, "job_finished", "job_id",
-                            "job '%s' has already finished (%s)", job_id, job_status_name(s));
+    if (job_status_terminal(s)) return job_finished_refusal(s, job_id, err);
     if (strcmp(job_kind(job), "verify") == 0)
         return mg_error_set(err, 409, "job_not_pausable", "job_id",
                             "job '%s' verifies a file; only downloads can be paused (cancel it "
@@ -582,45 +598,32 @@ static int job_pause_refused(json_t *job, job_status s, const char *job_id, mg_e
     return 0;
 }
 
+static int job_pause_step(const mg_config *cfg, int fd, json_t *job, job_status s,
+                          const char *job_id, mg_error *err) {
+    if (s == JOB_PAUSED) return 0;
+    int rc = job_pause_refused(job, s, job_id, err);
+    if (rc == 0 && s == JOB_DOWNLOADING) rc = job_marker_set(cfg, job_id, ".pause", 1, err);
+    if (rc == 0) rc = job_update(cfg, fd, job, JOB_PAUSED, err);
+    return rc;
+}
+
 json_t *job_pause(const mg_config *cfg, const char *job_id, mg_error *err) {
-    if (!job_id || !id_job_valid(job_id)) return job_load(cfg, job_id, err);
-    int fd = job_lock(cfg, err);
-    if (fd < 0) return NULL;
-    json_t *job = job_read(cfg, job_id, err);
-    job_status s = job ? job_get_status(job) : JOB_FAILED;
-    int rc = job ? 0 : -1;
-    if (job && s != JOB_PAUSED) rc = job_pause_refused(job, s, job_id, err);
-    if (rc == 0 && job && s == JOB_DOWNLOADING) rc = job_marker_set(cfg, job_id, ".pause", 1, err);
-    if (rc == 0 && job && s != JOB_PAUSED) rc = job_update(cfg, fd, job, JOB_PAUSED, err);
-    fs_unlock(fd);
-    if (rc < 0) {
-        json_decref(job);
-        return NULL;
-    }
-    return job;
+    return job_locked_step(cfg, job_id, job_pause_step, err);
+}
+
+static int job_resume_step(const mg_config *cfg, int fd, json_t *job, job_status s,
+                           const char *job_id, mg_error *err) {
+    int rc = job_finished_refusal(s, job_id, err);
+    if (rc == 0 && s == JOB_CANCELLING)
+        rc = mg_error_set(err, 409, "job_cancelling", "job_id", "job '%s' is being cancelled",
+                          job_id);
+    if (rc == 0 && s == JOB_PAUSED) rc = job_marker_set(cfg, job_id, ".pause", 0, err);
+    if (rc == 0 && s == JOB_PAUSED) rc = job_update(cfg, fd, job, JOB_QUEUED, err);
+    return rc;
 }
 
 json_t *job_resume(const mg_config *cfg, const char *job_id, mg_error *err) {
-    if (!job_id || !id_job_valid(job_id)) return job_load(cfg, job_id, err);
-    int fd = job_lock(cfg, err);
-    if (fd < 0) return NULL;
-    json_t *job = job_read(cfg, job_id, err);
-    job_status s = job ? job_get_status(job) : JOB_FAILED;
-    int rc = job ? 0 : -1;
-    if (job && job_status_terminal(s))
-        rc = mg_error_set(err, 409, "job_finished", "job_id", "job '%s' has already finished (%s)",
-                          job_id, job_status_name(s));
-    else if (job && s == JOB_CANCELLING)
-        rc = mg_error_set(err, 409, "job_cancelling", "job_id", "job '%s' is being cancelled",
-                          job_id);
-    else if (job && s == JOB_PAUSED && (rc = job_marker_set(cfg, job_id, ".pause", 0, err)) == 0)
-        rc = job_update(cfg, fd, job, JOB_QUEUED, err);
-    fs_unlock(fd);
-    if (rc < 0) {
-        json_decref(job);
-        return NULL;
-    }
-    return job;
+    return job_locked_step(cfg, job_id, job_resume_step, err);
 }
 
 int job_settle_pause(const mg_config *cfg, json_t *job, mg_error *err) {

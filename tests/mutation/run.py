@@ -170,6 +170,7 @@ def main(argv):
         mutants = [m for m in mutants if m.id in wanted]
 
     root = os.environ.get("MG_MUTATION_DIR") or tempfile.mkdtemp(prefix="mg-mutation-")
+    os.chmod(root, 0o711)  # run as root, the stack's service user must reach the build in it
     src, build, log = os.path.join(root, "src"), os.path.join(root, "build"), \
         os.path.join(root, "mutation.log")
     print(f"scratch copy in {root} (log: {log})", flush=True)
