@@ -139,7 +139,7 @@ class GalleryChangeTest(SharedStackTestCase):
         self.assertTrue(gallery_ok(self.stack, VALID_IDS))
         self.stack.write_file("cache/gallery_cache.json", b"\x00garbage{{{ not json")
         t0 = time.monotonic()
-        wait_until(lambda: gallery_ok(self.stack, VALID_IDS), 3.0,
+        wait_until(lambda: gallery_ok(self.stack, VALID_IDS), 10.0,
                    what="a valid gallery after the cache was corrupted")
         # search works meanwhile too
         r = self.stack.search({"query": "qwen"})
@@ -149,14 +149,14 @@ class GalleryChangeTest(SharedStackTestCase):
     def test_foreign_cache_replaced(self):
         self.stack.write_file("cache/gallery_cache.json",
                               '{"version":99,"generatedAt":null,"models":[]}\n')
-        wait_until(lambda: gallery_ok(self.stack, VALID_IDS), 3.0,
+        wait_until(lambda: gallery_ok(self.stack, VALID_IDS), 10.0,
                    what="the gallery after a foreign cache file was written")
 
     def test_truncated_cache_repaired(self):
         with open(self.stack.path("cache", "gallery_cache.json"), "rb") as f:
             data = f.read()
         self.stack.write_file("cache/gallery_cache.json", data[: len(data) // 2])
-        wait_until(lambda: gallery_ok(self.stack, VALID_IDS), 3.0,
+        wait_until(lambda: gallery_ok(self.stack, VALID_IDS), 10.0,
                    what="the gallery after the cache was truncated")
         r = self.stack.search({"limit": 1000})
         self.assertEqual(self.assertJsonAnswer(r, 200)["total"], 15)
@@ -164,7 +164,7 @@ class GalleryChangeTest(SharedStackTestCase):
     def test_missing_cache(self):
         os.unlink(self.stack.path("cache", "gallery_cache.json"))
         # nginx falls back to mg-fcgi, which rebuilds or serves it
-        wait_until(lambda: gallery_ok(self.stack, VALID_IDS), 3.0,
+        wait_until(lambda: gallery_ok(self.stack, VALID_IDS), 10.0,
                    what="the gallery after the cache file was removed")
 
     def test_source_change_served(self):
@@ -178,7 +178,7 @@ class GalleryChangeTest(SharedStackTestCase):
         r = self.stack.search({"limit": 1000})
         self.assertEqual([m["id"] for m in r.json["models"]], ["gemma-3-1b-it", "starcoder2-3b"])
         # the gallery keeps the source's order
-        r = wait_until(lambda: gallery_ok(self.stack, ["starcoder2-3b", "gemma-3-1b-it"]), 3.0,
+        r = wait_until(lambda: gallery_ok(self.stack, ["starcoder2-3b", "gemma-3-1b-it"]), 10.0,
                        what="the changed gallery")
         self.assertEqual(r.json["version"], 2)
         self.assertNotEqual(r.header("etag"), etag0)
@@ -201,7 +201,7 @@ class GalleryChangeTest(SharedStackTestCase):
                         re.search(r"col(umn)?\s*\d+", ln):
                     return ln
             return None
-        ln = wait_until(logged, 3.0, what="a log line naming the file, line 3 and a column")
+        ln = wait_until(logged, 10.0, what="a log line naming the file, line 3 and a column")
         self.assertIn("config/models_gallery.json", ln)
         self.assertTrue(gallery_ok(self.stack, VALID_IDS))
         h = self.assertJsonAnswer(self.stack.get("/api/models/health"), 200)
