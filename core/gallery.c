@@ -34,6 +34,7 @@
 
 #include "cachefile.h"
 #include "fs.h"
+#include "hash.h"
 #include "id.h"
 #include "log.h"
 #include "rebuild.h"
@@ -218,18 +219,12 @@ typedef struct gallery_ids {
     size_t nslots;
 } gallery_ids;
 
-static uint32_t gallery_hash(const char *s, size_t len) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
-
 static int gallery_ids_grow(gallery_ids *set) {
     size_t nslots = set->nslots ? set->nslots * 2 : 1024, mask = nslots - 1;
     uint32_t *slots = calloc(nslots, sizeof *slots);
     if (!slots) return -1;
     for (size_t i = 0; i < set->n; i++) {
-        size_t at = gallery_hash(set->bytes + set->ids[i].off, set->ids[i].len) & mask;
+        size_t at = hash_fnv1a(set->bytes + set->ids[i].off, set->ids[i].len) & mask;
         while (slots[at]) at = (at + 1) & mask;
         slots[at] = (uint32_t)i + 1;
     }
@@ -243,7 +238,7 @@ static int gallery_ids_grow(gallery_ids *set) {
  * taken, -2 when out of memory. */
 static long long gallery_ids_take(gallery_ids *set, const char *id, size_t len, size_t index) {
     if ((set->n + 1) * 2 > set->nslots && gallery_ids_grow(set) != 0) return -2;
-    size_t mask = set->nslots - 1, at = gallery_hash(id, len) & mask;
+    size_t mask = set->nslots - 1, at = hash_fnv1a(id, len) & mask;
     for (; set->slots[at]; at = (at + 1) & mask) {
         const struct gallery_id *e = &set->ids[set->slots[at] - 1];
         if (e->len == len && memcmp(set->bytes + e->off, id, len) == 0) return (long long)e->index;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "hash.h"
 #include "sindex.h"
 
 #define SB_OUT_BUF (1u << 20)
@@ -186,12 +187,6 @@ typedef struct sb_dict {
     uint32_t *sorted;   /* at the end: the entries in key order */
 } sb_dict;
 
-static uint32_t sb_hash(const char *s, size_t len) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
-
 static int sb_dict_rehash(sb_dict *d) {
     size_t nslots = d->nslots ? d->nslots * 2 : 64, mask = nslots - 1;
     uint32_t *slots = calloc(nslots, sizeof *slots);
@@ -226,7 +221,7 @@ static long sb_dict_append(sb_dict *d, const char *key, size_t len, uint32_t has
 
 /* The entry of `key` in a hashed dict, added when new; -1 when out of memory. */
 static long sb_dict_get(sb_dict *d, const char *key, size_t len) {
-    uint32_t hash = sb_hash(key, len);
+    uint32_t hash = hash_fnv1a(key, len);
     if ((d->n + 1) * 2 > d->nslots && sb_dict_rehash(d) != 0) return -1;
     size_t mask = d->nslots - 1, at = hash & mask;
     for (; d->slots[at]; at = (at + 1) & mask) {
