@@ -20,6 +20,7 @@
 
 #define CLEANUP_TEMP_AGE_S 3600 /* a temporary file this old is a leftover whoever made it */
 #define CLEANUP_NAME_MAX 1024
+#define CLEANUP_EXTRA_MAX (CLEANUP_NAME_MAX + 8) /* a relative name + ".meta" */
 
 typedef enum {
     CLEANUP_PARTIAL,
@@ -34,7 +35,7 @@ static const char *const cleanup_kind_names[] = {"partial", "unregistered", "orp
 typedef struct cleanup_item {
     cleanup_kind kind;
     char rel[CLEANUP_NAME_MAX];   /* relative to the data root */
-    char extra[CLEANUP_NAME_MAX]; /* a second file removed with it (a partial's meta), or "" */
+    char extra[CLEANUP_EXTRA_MAX]; /* a second file removed with it (a partial's meta), or "" */
     long long bytes;
     long long age_s;
 } cleanup_item;
@@ -165,7 +166,7 @@ static int cleanup_ends(const char *name, const char *suffix) {
 /* A partial download and its meta. */
 static void cleanup_part(cleanup_scan_state *s, const char *dir, const char *name,
                          const char *rel, const struct stat *st) {
-    char id[ID_MODEL_MAX + 1], meta[CLEANUP_NAME_MAX + 8], abs[MG_PATH_MAX];
+    char id[ID_MODEL_MAX + 1], meta[CLEANUP_EXTRA_MAX], abs[MG_PATH_MAX];
     struct stat ms;
     if (registry_partial_id(name, id) == 0 && json_object_get(s->active, id)) return;
     long long bytes = (long long)st->st_size;

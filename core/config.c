@@ -59,7 +59,8 @@ static void config_default_node(char out[CONFIG_NODE_MAX + 1]) {
     host[CONFIG_NODE_MAX] = '\0';
     for (char *p = host; *p; p++)
         if (!strchr(CONFIG_NODE_CHARS, *p)) *p = '-';
-    snprintf(out, CONFIG_NODE_MAX + 1, "%s", config_node_name_ok(host) ? host : "node");
+    snprintf(out, CONFIG_NODE_MAX + 1, "%.*s", CONFIG_NODE_MAX,
+             config_node_name_ok(host) ? host : "node");
 }
 
 static void config_defaults(mg_config *cfg) {
