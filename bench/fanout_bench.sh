@@ -28,54 +28,42 @@ SUBS=${BENCH_SUBS:-1000}
 SECS=${BENCH_SECONDS:-10}
 RATE=${BENCH_RATE:-100}
 PUBS=${BENCH_PUBLISHERS:-8}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mg-fanout-bench.XXXXXX")
-chmod 755 "$WORK"   # the service user passes through to its data roots
-ROOTS=()
+
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
+bench_work_new "${TMPDIR:-/tmp}/mg-fanout-bench.XXXXXX"
+WORK=$BENCH_WORK
 REDIS_PID=""
+BENCH_PID_VARS+=(REDIS_PID) # stopped on exit
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
-
-cleanup() {
-    local rc=$? r
-    trap - EXIT INT TERM
-    for r in "${ROOTS[@]}"; do MG_ROOT=$r "$REPO/deploy/down" >/dev/null 2>&1 || true; done
-    if [[ -n $REDIS_PID ]]; then kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null; fi
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-    exit "$rc"
-}
-trap cleanup EXIT INT TERM
-
-command -v redis-server >/dev/null || die "redis-server is missing (apt-get install redis-server)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+command -v redis-server >/dev/null || bench_die "redis-server is missing (apt-get install redis-server)"
 
 # up NAME PORT SERVER_JSON: a stack in $WORK/NAME (stopped at exit).
 up() {
     local root=$WORK/$1
     mkdir -p "$root/config"
     printf '%s\n' "$3" >"$root/config/server.json"
-    ROOTS+=("$root")
-    MG_ROOT=$root MG_PORT=$2 "$REPO/deploy/up" >"$WORK/up-$1.log" 2>&1 ||
-        { cat "$WORK/up-$1.log" >&2; die "deploy/up of $1 failed"; }
+    bench_deploy_up "$root" "$2" "$WORK/up-$1.log"
 }
 
 # fanout LABEL ARGS...: one run of fanout.py; its JSON goes to $WORK/LABEL.json.
 fanout() {
     local label=$1; shift
-    log "$label: $*"
+    bench_log "$label: $*"
     python3 "$REPO/bench/fanout.py" --seconds "$SECS" "$@" >"$WORK/$label.json" ||
-        die "fanout.py failed ($label)"
+        bench_die "fanout.py failed ($label)"
     cat "$WORK/$label.json" >&2
 }
 
-RPORT=$(free_port)
+RPORT=$(bench_free_ports 1)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" \
     --daemonize no >"$WORK/redis.log" 2>&1 &
+# shellcheck disable=SC2034 # read through BENCH_PID_VARS
 REDIS_PID=$!
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
-redis-cli -p "$RPORT" ping | grep -q PONG || die "redis-server did not start"
+redis-cli -p "$RPORT" ping | grep -q PONG || bench_die "redis-server did not start"
 
-PA=$(free_port) PB=$(free_port) PM=$(free_port)
+read -r PA PB PM <<<"$(bench_free_ports 3)"
 up a "$PA" "{\"node_name\": \"a\", \"redis_url\": \"redis://127.0.0.1:$RPORT\"}"
 up b "$PB" "{\"node_name\": \"b\", \"redis_url\": \"redis://127.0.0.1:$RPORT\"}"
 up m "$PM" '{"node_name": "m"}'

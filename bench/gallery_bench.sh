@@ -49,25 +49,8 @@ CLK_TCK=$(getconf CLK_TCK)
 ROUND_SECONDS=$(( (SECONDS_RUN + ROUNDS - 1) / ROUNDS ))   # rounded up
 ((ROUND_SECONDS > 0)) || ROUND_SECONDS=1
 
-bench_log() { printf '[bench] %s\n' "$*" >&2; }
-bench_die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
-
-# ---------------------------------------------------------------------------------------------
-# Packages: wrk, nginx, FastAPI and uvicorn from Debian, installed only when missing.
-bench_need_packages() {
-    local missing=() p
-    for p in wrk nginx python3 python3-fastapi python3-uvicorn curl; do
-        [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) == "install ok installed" ]] ||
-            missing+=("$p")
-    done
-    ((${#missing[@]} == 0)) && return 0
-    [[ $(id -u) -eq 0 ]] || bench_die "missing Debian packages: ${missing[*]} (run as root or install them)"
-    bench_log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q </dev/null >&2 || bench_die "apt-get update failed"
-    apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null >&2 ||
-        bench_die "apt-get install failed"
-}
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Processes we started, stopped by pid on exit.
@@ -75,21 +58,8 @@ WORK=""
 OURS_ROOT=""
 PEER_PID=""
 STATIC_PID=""
-
-# Every descendant of the given pids (not the pids themselves), from /proc.
-bench_descendants() {
-    ps -e -o pid=,ppid= | awk -v roots="$*" '
-        BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) want[r[i]] = 1 }
-        { parent[$1] = $2; pids[++m] = $1 }
-        END {
-            do {
-                added = 0
-                for (i = 1; i <= m; i++) { p = pids[i]
-                    if (!(p in want) && (parent[p] in want)) { want[p] = 1; out[p] = 1; added = 1 } }
-            } while (added)
-            for (p in out) print p
-        }'
-}
+SAMPLER_PID=""
+BENCH_PID_VARS+=(SAMPLER_PID PEER_PID STATIC_PID)
 
 # The pids of a server: its root pids and all their descendants.
 bench_tree() {
@@ -113,51 +83,8 @@ bench_cpu_ticks() {
     echo "$sum"
 }
 
-# bench_stop_pid PID: SIGTERM to it and, afterwards, to any descendant left; KILL after 10 s.
-bench_stop_pid() {
-    local pid=$1 i kids
-    [[ -n $pid && -d /proc/$pid ]] || return 0
-    kids=$(bench_descendants "$pid" | tr '\n' ' ')
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        [[ -d /proc/$pid ]] || break
-        [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && break
-        sleep 0.1
-    done
-    [[ -d /proc/$pid ]] && kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    for i in $kids; do [[ -d /proc/$i ]] && kill -TERM "$i" 2>/dev/null || true; done
-}
-
-bench_cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    [[ -n ${SAMPLER_PID:-} ]] && bench_stop_pid "$SAMPLER_PID"
-    bench_stop_pid "$PEER_PID"
-    bench_stop_pid "$STATIC_PID"
-    if [[ -n $OURS_ROOT && -d $OURS_ROOT/run ]]; then
-        MG_ROOT=$OURS_ROOT "$REPO/deploy/down" >/dev/null 2>&1 ||
-            bench_log "deploy/down failed for $OURS_ROOT"
-    fi
-    if [[ -n $WORK && -d $WORK ]]; then
-        if [[ ${BENCH_KEEP:-0} == 1 ]]; then bench_log "kept $WORK"; else rm -rf "$WORK"; fi
-    fi
-    exit "$rc"
-}
-
 # ---------------------------------------------------------------------------------------------
 # Helpers.
-
-# N free TCP ports on 127.0.0.1 (held open together while choosing, so they differ).
-bench_free_ports() {
-    "$PY" - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
 
 # bench_wait_http URL SECONDS: until the URL answers 200.
 bench_wait_http() {
@@ -286,8 +213,7 @@ ours_up() {
     bench_log "deploy/up on $OURS_ROOT, port $PORT_OURS${MG_BIN_DIR:+ (MG_BIN_DIR=$MG_BIN_DIR)}"
     local t0 t1
     t0=$(date +%s.%N)
-    MG_ROOT=$OURS_ROOT MG_PORT=$PORT_OURS MG_UP_TIMEOUT=300 "$REPO/deploy/up" >"$WORK/up.log" 2>&1 ||
-        { cat "$WORK/up.log" >&2; bench_die "deploy/up failed"; }
+    bench_deploy_up "$OURS_ROOT" "$PORT_OURS" "$WORK/up.log" MG_UP_TIMEOUT=300
     t1=$(date +%s.%N)
     UP_SECONDS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
     [[ -s $OURS_ROOT/cache/gallery_cache.json ]] || bench_die "no cache/gallery_cache.json after deploy/up"
@@ -425,7 +351,6 @@ bench_mem_table() {
 # role, the peaks PEAK[<role>.rss] and PEAK[<role>.anon] (KiB) and PEAK_ROWS.
 declare -A PEAK
 PEAK_ROWS=()
-SAMPLER_PID=""
 bench_sampler_start() {
     local root=$OURS_ROOT
     : >"$WORK/samples"
@@ -511,14 +436,11 @@ bench_goal() {
 # ---------------------------------------------------------------------------------------------
 # Main.
 
-bench_need_packages
+bench_need_packages wrk nginx python3 python3-fastapi python3-uvicorn curl
 command -v wrk >/dev/null || bench_die "wrk not found"
 
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
-WORK=$(mktemp -d /tmp/mg-bench.XXXXXX)
-chmod 711 "$WORK" # deploy/up as root runs the stack as its service user, which passes here
-chmod 755 "$WORK"
+bench_work_new /tmp/mg-bench.XXXXXX
+WORK=$BENCH_WORK
 OURS_ROOT=$WORK/ours
 mkdir -p "$OURS_ROOT/config"
 read -r PORT_OURS PORT_STATIC PORT_PEER <<<"$(bench_free_ports 3)"
@@ -625,27 +547,19 @@ bench_finish Lbroad2.ours
 
 # The CPU time of single expensive requests.
 TERMS32=$(printf '%s+' a b c d e f g h i j k l m n o p q r s t u v w x y z 0 1 2 3 4 5)
-declare -A CPU_URL=(
-    [a1000]="$S_OURS?query=a&limit=1000"
-    [name249k]="$S_OURS?sort=name&limit=1000&offset=$((N_LARGE - 1000))"
-    [terms32]="$S_OURS?query=${TERMS32%+}"
-    [free1]="$S_OURS?$Q_FREE"
-    [punct]="$S_OURS?query=-k-+k-m-+m-0+-q4"
-    [facets]="$F_OURS?facet_limit=1000&query=instruct"
-    [fitall]="$S_OURS?fit=full_gpu,partial_gpu,cpu&sort=name&limit=100"
-    [facetsall]="$F_OURS?facet_limit=1000"
-)
-declare -A CPU_LABEL=(
-    [a1000]="query=a&limit=1000"
-    [name249k]="sort=name&limit=1000&offset=$((N_LARGE - 1000))"
-    [terms32]="query= 32 distinct one-letter terms"
-    [free1]="$Q_FREE"
-    [punct]="query=-k-+k-m-+m-0+-q4 (checked on the haystacks)"
-    [facets]="facets?facet_limit=1000&query=instruct"
-    [fitall]="fit=full_gpu,partial_gpu,cpu&sort=name (fit of every model)"
-    [facetsall]="facets?facet_limit=1000 (no filter: fit of every model)"
-)
-CPU_ORDER=(a1000 name249k terms32 free1 punct facets fitall facetsall)
+CPU_ORDER=()
+declare -A CPU_LABEL CPU_URL
+bench_cpu_case() { CPU_ORDER+=("$1"); CPU_LABEL[$1]=$2; CPU_URL[$1]=$3; } # KEY LABEL URL
+bench_cpu_case a1000 "query=a&limit=1000" "$S_OURS?query=a&limit=1000"
+bench_cpu_case name249k "sort=name&limit=1000&offset=$((N_LARGE - 1000))" \
+    "$S_OURS?sort=name&limit=1000&offset=$((N_LARGE - 1000))"
+bench_cpu_case terms32 "query= 32 distinct one-letter terms" "$S_OURS?query=${TERMS32%+}"
+bench_cpu_case free1 "$Q_FREE" "$S_OURS?$Q_FREE"
+bench_cpu_case punct "query=-k-+k-m-+m-0+-q4 (checked on the haystacks)" "$S_OURS?query=-k-+k-m-+m-0+-q4"
+bench_cpu_case facets "facets?facet_limit=1000&query=instruct" "$F_OURS?facet_limit=1000&query=instruct"
+bench_cpu_case fitall "fit=full_gpu,partial_gpu,cpu&sort=name (fit of every model)" \
+    "$S_OURS?fit=full_gpu,partial_gpu,cpu&sort=name&limit=100"
+bench_cpu_case facetsall "facets?facet_limit=1000 (no filter: fit of every model)" "$F_OURS?facet_limit=1000"
 for k in "${CPU_ORDER[@]}"; do bench_cpu_one "$k" "${CPU_URL[$k]}"; done
 
 MEM_WORKER_MAX=0

@@ -32,32 +32,15 @@ N_JOBS=${BENCH_JOBS:-10000}
 WARM=${BENCH_WARM:-100}
 CYCLES=${BENCH_CYCLES:-1000}
 ROUND_SECS=$(((SECS + ROUNDS - 1) / ROUNDS))
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mg-jobs-bench.XXXXXX")
-ROOTS=()
+
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
+bench_work_new "${TMPDIR:-/tmp}/mg-jobs-bench.XXXXXX"
+WORK=$BENCH_WORK
 DL_PID=""
+BENCH_PID_VARS+=(DL_PID) # stopped on exit
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
-
-cleanup() {
-    local rc=$? r
-    trap - EXIT INT TERM
-    [[ -n $DL_PID ]] && kill "$DL_PID" 2>/dev/null && wait "$DL_PID" 2>/dev/null
-    for r in "${ROOTS[@]}"; do MG_ROOT=$r "$REPO/deploy/down" >/dev/null 2>&1 || true; done
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-    exit "$rc"
-}
-trap cleanup EXIT INT TERM
-
-command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# up ROOT PORT: deploy/up of a root (stopped at exit).
-up() {
-    ROOTS+=("$1")
-    MG_ROOT=$1 MG_PORT=$2 "$REPO/deploy/up" >"$WORK/up-$2.log" 2>&1 ||
-        { cat "$WORK/up-$2.log" >&2; die "deploy/up failed"; }
-}
+command -v wrk >/dev/null || bench_die "wrk is missing (apt-get install wrk)"
 
 # ---- part 1: the list ----------------------------------------------------------------
 
@@ -90,8 +73,8 @@ declare -A REQ SECS_SUM P99
 # round KEY URL: one wrk round, summed into REQ/SECS_SUM, p99 (ms) collected.
 round() {
     local out=$WORK/wrk-$1-$RANDOM.txt
-    wrk -t2 -c32 -d"${ROUND_SECS}s" --timeout 10s --latency "$2" >"$out" 2>&1 || die "wrk: $(cat "$out")"
-    grep -q "Non-2xx" "$out" && die "non-2xx answers from $2: $(cat "$out")"
+    wrk -t2 -c32 -d"${ROUND_SECS}s" --timeout 10s --latency "$2" >"$out" 2>&1 || bench_die "wrk: $(cat "$out")"
+    grep -q "Non-2xx" "$out" && bench_die "non-2xx answers from $2: $(cat "$out")"
     local req secs p99
     read -r req secs < <(awk '/requests in/ { s = $4; sub(/s,$/, "", s); print $1, s; exit }' "$out")
     p99=$(awk '$1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
@@ -106,13 +89,13 @@ p99() { tr ' ' '\n' <<<"${P99[$1]}" | grep . | sort -g | awk '{ v[NR] = $1 } END
 
 part_list() {
     local root=$WORK/list port keys key base
-    port=$(free_port)
+    port=$(bench_free_ports 1)
     mkdir -p "$root/config"
     echo "{\"job_history\": $N_JOBS}" >"$root/config/server.json"
     python3 "$REPO/bench/gen_gallery.py" 100 >"$root/config/models_gallery.json"
-    log "generating $N_JOBS finished jobs"
+    bench_log "generating $N_JOBS finished jobs"
     gen_jobs "$root" "$N_JOBS"
-    up "$root" "$port"
+    bench_deploy_up "$root" "$port" "$WORK/up-$port.log"
     local base_url="http://127.0.0.1:$port"
     local -A url=([list]="$base_url/api/models/jobs"
                   [filtered]="$base_url/api/models/jobs?status=failed&offset=500"
@@ -121,11 +104,11 @@ part_list() {
                   [search]="$base_url/api/models/gallery/search?sort=name&limit=100")
     local total
     total=$(curl -fsS "${url[list]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
-    [[ $total == "$N_JOBS" ]] || die "the list holds $total jobs, not $N_JOBS"
+    [[ $total == "$N_JOBS" ]] || bench_die "the list holds $total jobs, not $N_JOBS"
     keys=(list filtered health nomatch search)
     for key in "${keys[@]}"; do wrk -t2 -c32 -d1s "${url[$key]}" >/dev/null 2>&1; done # warm-up
     for ((r = 0; r < ROUNDS; r++)); do
-        for key in "${keys[@]}"; do log "round $((r + 1)): $key"; round "$key" "${url[$key]}"; done
+        for key in "${keys[@]}"; do bench_log "round $((r + 1)): $key"; round "$key" "${url[$key]}"; done
     done
     base=$(rps health)
     printf '\nGET /api/models/jobs with %d finished jobs (wrk -t2 -c32, %d x %d s per line, alternating)\n' \
@@ -145,11 +128,12 @@ part_list() {
 
 part_rss() {
     local root=$WORK/rss port dldir=$WORK/dl
-    port=$(free_port)
+    port=$(bench_free_ports 1)
     mkdir -p "$root/config" "$dldir"
     head -c 4096 /dev/urandom >"$dldir/m.gguf"
     python3 "$REPO/tests/integration/dlserver.py" --dir "$dldir" --port-file "$WORK/dl.port" \
         >/dev/null &
+    # shellcheck disable=SC2034 # read through BENCH_PID_VARS
     DL_PID=$!
     for _ in $(seq 50); do [[ -s $WORK/dl.port ]] && break; sleep 0.1; done
     local dlport sha
@@ -158,7 +142,7 @@ part_rss() {
     echo '{"allow_http": true}' >"$root/config/server.json"
     printf '{"version":1,"generatedAt":"2026-01-01T00:00:00Z","models":[{"id":"rss-model","name":"RSS","checksum":"sha256:%s","downloadUrl":"http://127.0.0.1:%s/m.gguf","sizeGb":0.000004096}]}\n' \
         "$sha" "$dlport" >"$root/config/models_gallery.json"
-    up "$root" "$port"
+    bench_deploy_up "$root" "$port" "$WORK/up-$port.log"
     python3 - "$root" "$port" "$WARM" "$CYCLES" <<'PY'
 import http.client, json, os, sys, time
 root, port, warm, cycles = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -235,5 +219,5 @@ case $PART in
 list) part_list ;;
 rss) part_rss ;;
 all) part_list; part_rss ;;
-*) die "BENCH_PART is list, rss or all" ;;
+*) bench_die "BENCH_PART is list, rss or all" ;;
 esac

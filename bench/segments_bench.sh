@@ -15,72 +15,35 @@
 #
 # Environment: MG_BIN_DIR (build dir with mg-installer; built into build-bench when unset),
 # SIZE_MB (default 1024), RUNS (default 1: one capped single stream of 1 GiB takes 51 s),
-# CAP_MB (default 20), SEGMENTS (default 4), TMPDIR.
+# CAP_MB (default 20), SEGMENTS (default 4), TMPDIR,
+# BENCH_KEEP=1 (keeps the temp dir).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 size_mb=${SIZE_MB:-1024}
 runs=${RUNS:-1}
 cap_mb=${CAP_MB:-20}
 segments=${SEGMENTS:-4}
 bin_dir=${MG_BIN_DIR:-$repo/build-bench}
 
-if [ ! -x "$bin_dir/mg-installer" ]; then
-    cmake -S "$repo" -B "$bin_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$bin_dir" --target mg-installer -j2 >/dev/null
-fi
+bench_build_installer "$bin_dir"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/mg-segbench.XXXXXX")
-nginx_pid=""
-inst_pid=""
-cleanup() {
-    [ -n "$inst_pid" ] && kill "$inst_pid" 2>/dev/null && wait "$inst_pid" 2>/dev/null || true
-    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-now() { date +%s.%N; }
-median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bench_work_new "${TMPDIR:-/tmp}/mg-segbench.XXXXXX"
+work=$BENCH_WORK
 
 # ---- the file and the two servers ----
-mkdir -p "$work/www" "$work/nginx/tmp" "$work/out"
-echo "making a ${size_mb} MiB random file..." >&2
-head -c "$((size_mb * 1024 * 1024))" /dev/urandom >"$work/www/model.gguf"
-size=$(stat -c %s "$work/www/model.gguf")
-sha=$(openssl dgst -sha256 -r "$work/www/model.gguf" | cut -d' ' -f1)
-capped_port=$(free_port)
-open_port=$(free_port)
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user root;"
-cat >"$work/nginx/nginx.conf" <<CONF
-$user_line
-worker_processes 2;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events {}
-http {
-    access_log off;
-    client_body_temp_path $work/nginx/tmp; proxy_temp_path $work/nginx/tmp;
-    fastcgi_temp_path $work/nginx/tmp; uwsgi_temp_path $work/nginx/tmp; scgi_temp_path $work/nginx/tmp;
-    sendfile on; tcp_nopush on;
-    server { listen 127.0.0.1:$capped_port; root $work/www; limit_rate ${cap_mb}m; }
-    server { listen 127.0.0.1:$open_port; root $work/www; }
-}
-CONF
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf"
-for _ in $(seq 50); do [ -s "$work/nginx/nginx.pid" ] && break; sleep 0.1; done
-nginx_pid=$(cat "$work/nginx/nginx.pid")
+mkdir -p "$work/www" "$work/nginx" "$work/out"
+bench_random_file "$work/www/model.gguf" "$size_mb"
+size=$BENCH_SIZE sha=$BENCH_SHA
+read -r capped_port open_port <<<"$(bench_free_ports 2)"
+bench_static_nginx "$work/nginx" 2 \
+"    server { listen 127.0.0.1:$capped_port; root $work/www; limit_rate ${cap_mb}m; }
+    server { listen 127.0.0.1:$open_port; root $work/www; }"
 capped="http://127.0.0.1:$capped_port/model.gguf"
 open="http://127.0.0.1:$open_port/model.gguf"
 curl -s -o /dev/null "$open" # warm the page cache of the source
-
-measure() { # $1: command; prints seconds
-    rm -f "$work/out/f"; sync; local t0; t0=$(now)
-    bash -c "$1" >/dev/null
-    echo "$(now) - $t0" | bc
-}
 
 # curl with $segments ranges at once, each written at its offset of one file, then hashed.
 parallel_curl() {
@@ -97,61 +60,26 @@ parallel_curl() {
 root="$work/root"
 mkdir -p "$root/config" "$root/jobs"
 printf '{"allow_http": true, "download_segments": %s}\n' "$segments" >"$root/config/server.json"
-"$bin_dir/mg-installer" --root "$root" 2>"$work/installer.log" &
-inst_pid=$!
-for _ in $(seq 100); do [ -s "$root/run/installer.pid" ] && break; sleep 0.05; done
+bench_installer_start "$bin_dir" "$root" "$work/installer.log"
 
-time_install() { # $1: model id, $2: URL; prints seconds from queued to installed
-    python3 - "$root" "$1" "$2" "$sha" "$size" <<'PY'
-import json, os, sys, time
-root, model, url, sha, size = sys.argv[1:6]
-os.sync()
-t0 = time.monotonic()
-jid = os.urandom(8).hex()
-now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-job = {"job_id": jid, "model_id": model, "name": model, "url": url, "checksum": "sha256:" + sha,
-       "ext": ".gguf", "size": int(size), "status": "queued", "progress": 0.0, "downloaded": 0,
-       "total": int(size), "error": None, "created_at": now, "updated_at": now,
-       "created_ns": time.time_ns()}
-path = os.path.join(root, "jobs", jid + ".json")
-with open(path + ".tmp", "w") as f:
-    json.dump(job, f)
-os.rename(path + ".tmp", path)
-while True:
-    try:
-        with open(path) as f:
-            st = json.load(f)["status"]
-    except (OSError, ValueError):
-        st = "?"
-    if st == "installed":
-        break
-    if st in ("failed", "cancelled"):
-        sys.exit("job " + st)
-    time.sleep(0.01)
-print("%.3f" % (time.monotonic() - t0))
-PY
-}
-
-check_installed() { # $1: model id
-    local got
-    got=$(openssl dgst -sha256 -r "$root/models/llm/$1.gguf" | cut -d' ' -f1)
-    [ "$got" = "$sha" ] || { echo "installed file has the wrong digest" >&2; exit 1; }
+check_installed() { # $1: model id; the installed file is checked, then removed
+    bench_check_installed "$root/models/llm/$1.gguf" "$sha"
     rm -f "$root/models/llm/$1.gguf"
 }
 
 for i in $(seq "$runs"); do
-    ta=$(measure "curl -s -o '$work/out/f' '$capped'")
-    tb=$(measure "$(parallel_curl)")
+    ta=$(bench_measure "$work/out/f" "curl -s -o '$work/out/f' '$capped'")
+    tb=$(bench_measure "$work/out/f" "$(parallel_curl)")
     rm -f "$work/out/f"
-    tc=$(time_install "capped-$i" "$capped"); check_installed "capped-$i"
-    td=$(measure "curl -s -o '$work/out/f' '$open' && sync '$work/out/f'")
+    tc=$(bench_time_install direct "capped-$i" "$root" "$capped" "$sha" "$size"); check_installed "capped-$i"
+    td=$(bench_measure "$work/out/f" "curl -s -o '$work/out/f' '$open' && sync '$work/out/f'")
     rm -f "$work/out/f"
-    te=$(time_install "open-$i" "$open"); check_installed "open-$i"
+    te=$(bench_time_install direct "open-$i" "$root" "$open" "$sha" "$size"); check_installed "open-$i"
     printf 'run %s: a %.2f  b %.2f  c %.2f  d %.2f  e %.2f s\n' \
         "$i" "$ta" "$tb" "$tc" "$td" "$te" >&2
     echo "$ta $tb $tc $td $te" >>"$work/times"
 done
-for k in 1 2 3 4 5; do declare "m$k=$(cut -d' ' -f$k "$work/times" | median)"; done
+for k in 1 2 3 4 5; do declare "m$k=$(cut -d' ' -f$k "$work/times" | bench_median)"; done
 grep -h "installed in\|parallel segments" "$work/installer.log" |
     sed 's/^.*: \(capped\|open\)/  \1/' >&2 || true
 

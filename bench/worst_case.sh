@@ -28,40 +28,12 @@ WORKERS=${BENCH_WORKERS:-2}
 CONNS=${BENCH_CONNECTIONS:-64}
 PY=/usr/bin/python3
 
-bench_log() { printf '[bench] %s\n' "$*" >&2; }
-bench_die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 
-bench_need_packages() {
-    local missing=() p
-    for p in wrk python3; do
-        [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) == "install ok installed" ]] ||
-            missing+=("$p")
-    done
-    ((${#missing[@]} == 0)) && return 0
-    [[ $(id -u) -eq 0 ]] || bench_die "missing Debian packages: ${missing[*]} (run as root or install them)"
-    bench_log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q </dev/null >&2 || bench_die "apt-get update failed"
-    apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null >&2 ||
-        bench_die "apt-get install failed"
-}
-
-WORK=""
-bench_cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if [[ -n $WORK && -d $WORK/root/run ]]; then
-        MG_ROOT=$WORK/root "$REPO/deploy/down" >/dev/null 2>&1 || bench_log "deploy/down failed"
-    fi
-    if [[ -n $WORK && -d $WORK ]]; then
-        if [[ ${BENCH_KEEP:-0} == 1 ]]; then bench_log "kept $WORK"; else rm -rf "$WORK"; fi
-    fi
-    exit "$rc"
-}
-
-bench_need_packages
-WORK=$(mktemp -d /tmp/mg-worst.XXXXXX)
-trap bench_cleanup EXIT INT TERM
+bench_need_packages wrk python3
+bench_work_new /tmp/mg-worst.XXXXXX
+WORK=$BENCH_WORK
 mkdir -p "$WORK/root/config"
 
 if [[ -n ${BENCH_GALLERY:-} ]]; then
@@ -73,10 +45,9 @@ fi
 # Started on a small gallery (deploy/up waits 20 s for health, and the first health of a big
 # gallery builds its index), then given the big one, which the installer picks up.
 "$PY" "$REPO/bench/gen_gallery.py" 10 >"$WORK/root/config/models_gallery.json"
-PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(bench_free_ports 1)
 bench_log "starting the stack on port $PORT ($WORKERS workers)"
-MG_ROOT=$WORK/root MG_PORT=$PORT MG_WORKERS=$WORKERS "$REPO/deploy/up" >"$WORK/up.log" 2>&1 ||
-    { cat "$WORK/up.log" >&2; bench_die "deploy/up failed"; }
+bench_deploy_up "$WORK/root" "$PORT" "$WORK/up.log" MG_WORKERS="$WORKERS"
 mv "$WORK/gallery.json" "$WORK/root/config/models_gallery.json"
 
 # The measurement: one Python process (http.client, keep-alive), wrk for the flood.
