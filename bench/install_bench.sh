@@ -41,7 +41,7 @@ mkdir -p "$root/config" "$root/jobs"
 echo '{"allow_http": true, "max_parallel_downloads": 2}' >"$root/config/server.json"
 gallery_model() { # $1: id
     printf '{"id":"%s","name":"Bench %s","checksum":"sha256:%s","downloadUrl":"%s","sizeGb":%s,"sizeBytes":%s}' \
-        "$1" "$1" "$sha" "$url" "$(echo "scale=6; $size/1000000000" | bc)" "$size"
+        "$1" "$1" "$sha" "$url" "$(echo "scale=6; $size/1000000000" | bc | sed "s/^\./0./")" "$size"
 }
 {
     printf '{"version":"bench","generatedAt":"2026-01-01T00:00:00Z","models":['
