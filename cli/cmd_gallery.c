@@ -1,5 +1,5 @@
-/* cmd_gallery.c - mgctl's gallery commands: search, show, preflight, and the server's
- * machine (system). */
+/* cmd_gallery.c - mgctl's gallery commands: search, show, preflight, the state of the
+ * gallery sources (gallery status), and the server's machine (system). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,6 +223,67 @@ int ctl_cmd_system(const ctl *c, int argc, char **argv) {
     if (rc == CTL_OK) {
         if (c->json) ctl_print_json(a.body);
         else ctl_system_print(a.body);
+    }
+    ctl_answer_free(&a);
+    return rc;
+}
+
+/* The integer `key` of `obj` as text into out, or "-" when it is null. */
+static const char *ctl_int_of(json_t *obj, const char *key, char *out, size_t n) {
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v)) return "-";
+    snprintf(out, n, "%lld", (long long)json_integer_value(v));
+    return out;
+}
+
+/* One row a source: name, models, signature (null: "-", no key or not checked yet), last
+ * success, url or path. Then the error of each source that has one. */
+static void ctl_gallery_sources_print(json_t *sources) {
+    const char *heads[] = {"SOURCE", "MODELS", "SIGNATURE", "LAST SUCCESS", "FROM"};
+    size_t i, n = json_array_size(sources);
+    const char **cells = calloc(n * 5 + 1, sizeof *cells);
+    char (*count)[24] = calloc(n + 1, sizeof *count);
+    json_t *s;
+    if (!cells || !count) goto out;
+    json_array_foreach(sources, i, s) {
+        const char *row[] = {ctl_str(s, "name", "?"), ctl_int_of(s, "model_count", count[i], 24),
+                             ctl_str(s, "signature", "-"), ctl_str(s, "last_success", "-"),
+                             ctl_str(s, "url", ctl_str(s, "path", "-"))};
+        memcpy(cells + i * 5, row, sizeof row);
+    }
+    if (n) ctl_table(heads, 5, cells, (int)n);
+    json_array_foreach(sources, i, s) {
+        if (ctl_str(s, "error", NULL))
+            printf("%s: %s\n", ctl_str(s, "name", "?"), ctl_str(s, "error", ""));
+    }
+out:
+    free(cells);
+    free(count);
+}
+
+/* "mode M[, serving N models (fallback)][, next refresh T]"; serving and the next refresh
+ * are null in local mode. Then the sources. */
+static void ctl_gallery_status_print(json_t *st) {
+    json_t *serving = json_object_get(st, "serving");
+    const char *next = ctl_str(st, "next_refresh_at", NULL);
+    printf("mode %s", ctl_str(st, "mode", "?"));
+    if (json_is_object(serving))
+        printf(", serving %lld models%s",
+               (long long)json_integer_value(json_object_get(serving, "models")),
+               json_is_true(json_object_get(serving, "fallback")) ? " (fallback)" : "");
+    if (next) printf(", next refresh %s", next);
+    putchar('\n');
+    ctl_gallery_sources_print(json_object_get(st, "sources"));
+}
+
+int ctl_cmd_gallery_status(const ctl *c, int argc, char **argv) {
+    (void)argv;
+    if (argc != 0) return ctl_usage_error("gallery status takes no arguments");
+    ctl_answer a;
+    int rc = ctl_request(c, "GET", "/api/models/gallery/status", &a);
+    if (rc == CTL_OK) {
+        if (c->json) ctl_print_json(a.body);
+        else ctl_gallery_status_print(a.body);
     }
     ctl_answer_free(&a);
     return rc;

@@ -1,5 +1,5 @@
 /* cmd_jobs.c - mgctl's job commands: install (and waiting on any queued job), the job list,
- * cancel, pause and resume. */
+ * one job (jobs show), cancel, pause and resume. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +68,49 @@ static void ctl_jobs_print(json_t *body) {
     free(pct);
 }
 
+/* One job as "name value" lines; source only once a URL has served bytes, error only when
+ * the job has one. */
+static void ctl_job_print(json_t *j) {
+    char done[32], total[32];
+    const char *err = ctl_str(j, "error", NULL), *diag = ctl_str(j, "diagnosis", NULL);
+    const char *source = ctl_str(j, "source_url", NULL);
+    printf("%-9s %s\n%-9s %s\n", "job", ctl_str(j, "job_id", "?"), "model",
+           ctl_str(j, "model_id", "?"));
+    printf("%-9s %s\n%-9s %s\n", "kind", ctl_str(j, "kind", "install"), "status",
+           ctl_str(j, "status", "?"));
+    printf("%-9s %.1f%%  %s / %s\n", "progress",
+           json_number_value(json_object_get(j, "progress")),
+           ctl_bytes((double)json_integer_value(json_object_get(j, "downloaded")), done,
+                     sizeof done),
+           ctl_bytes((double)json_integer_value(json_object_get(j, "total")), total,
+                     sizeof total));
+    if (source) printf("%-9s %s\n", "source", source);
+    printf("%-9s %s\n", "node", ctl_str(j, "node", "-"));
+    printf("%-9s %s\n%-9s %s\n", "created", ctl_str(j, "created_at", "-"), "updated",
+           ctl_str(j, "updated_at", "-"));
+    if (err)
+        printf("%-9s %s (%s%s%s)\n", "error", err, ctl_str(j, "error_code", "unknown"),
+               diag ? ", diagnosis " : "", diag ? diag : "");
+}
+
+/* jobs show ID: GET /api/models/jobs/{id}. */
+static int ctl_jobs_show(const ctl *c, int argc, char **argv) {
+    char id[400], path[512];
+    if (ctl_one_id(argc, argv, "jobs show", id, sizeof id)) return CTL_USAGE;
+    snprintf(path, sizeof path, "/api/models/jobs/%s", id);
+    ctl_answer a;
+    int rc = ctl_request(c, "GET", path, &a);
+    if (rc == CTL_OK) {
+        if (c->json) ctl_print_json(a.body);
+        else ctl_job_print(a.body);
+    }
+    ctl_answer_free(&a);
+    return rc;
+}
+
 int ctl_cmd_jobs(const ctl *c, int argc, char **argv) {
     char q[512] = "", path[1024];
+    if (argc >= 1 && strcmp(argv[0], "show") == 0) return ctl_jobs_show(c, argc - 1, argv + 1);
     static const char *const opts[] = {"status", "limit", "offset"};
     for (int i = 0; i < argc; i++) {
         int hit = 0;

@@ -1,7 +1,8 @@
-/* cmd_sign.c - mgctl's gallery signing, run by the gallery's operator where the private key
- * is (no server involved): `mgctl gallery keygen KEY.pem` makes an Ed25519 key and prints
- * its public key for server.json; `mgctl gallery sign --key KEY.pem FILE [--out SIG]` writes
- * the signature of FILE's exact bytes (default FILE.sig) and prints the public key. */
+/* cmd_sign.c - mgctl's `gallery` command (its status is in cmd_gallery.c) and gallery signing,
+ * run by the gallery's operator where the private key is (no server involved):
+ * `mgctl gallery keygen KEY.pem` makes an Ed25519 key and prints its public key for
+ * server.json; `mgctl gallery sign --key KEY.pem FILE [--out SIG]` writes the signature of
+ * FILE's exact bytes (default FILE.sig) and prints the public key. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,5 +107,7 @@ int ctl_cmd_gallery(const ctl *c, int argc, char **argv) {
     if (argc >= 1 && strcmp(argv[0], "sign") == 0) return ctl_gallery_sign(c, argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "keygen") == 0)
         return ctl_gallery_keygen(c, argc - 1, argv + 1);
-    return ctl_usage_error("gallery takes sign or keygen");
+    if (argc >= 1 && strcmp(argv[0], "status") == 0)
+        return ctl_cmd_gallery_status(c, argc - 1, argv + 1);
+    return ctl_usage_error("gallery takes status, sign or keygen");
 }

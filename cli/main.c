@@ -23,7 +23,8 @@ static const struct {
      "search the gallery"},
     {"show", ctl_cmd_show, "ID", "one gallery model, whether it fits and whether it is installed"},
     {"install", ctl_cmd_install, "ID", "install a model and wait for it, with progress"},
-    {"jobs", ctl_cmd_jobs, "[--status S] [--limit N] [--offset N]", "the jobs, newest first"},
+    {"jobs", ctl_cmd_jobs, "[--status S] [--limit N] [--offset N] | show JOB_ID",
+     "the jobs, newest first; or one job (its source URL, error)"},
     {"cancel", ctl_cmd_cancel, "JOB_ID", "cancel a job"},
     {"pause", ctl_cmd_pause, "JOB_ID", "pause a download (its partial file stays)"},
     {"resume", ctl_cmd_resume, "JOB_ID", "resume a paused download and wait for it"},
@@ -35,8 +36,9 @@ static const struct {
      "remove leftovers: partial downloads without a job, temporary files"},
     {"system", ctl_cmd_system, "", "RAM, CPU cores, GPUs and free disk of the server"},
     {"preflight", ctl_cmd_preflight, "ID", "would an install work here? (nothing is queued)"},
-    {"gallery", ctl_cmd_gallery, "sign --key KEY.pem FILE [--out SIG] | keygen KEY.pem",
-     "sign a gallery file (Ed25519; FILE.sig), or make a signing key (no server needed)"},
+    {"gallery", ctl_cmd_gallery, "status | sign --key KEY.pem FILE [--out SIG] | keygen KEY.pem",
+     "the gallery sources (models, signature, errors); sign a gallery file (Ed25519;\n"
+     "            FILE.sig) or make a signing key (no server needed)"},
 };
 
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])

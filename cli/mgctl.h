@@ -84,7 +84,7 @@ const char *ctl_str(json_t *obj, const char *key, const char *def);
  * rows), columns padded to their widest cell; the last column is not padded. */
 void ctl_table(const char *const *heads, int cols, const char **cells, int nrows);
 
-/* ---- commands (cmd_gallery.c, cmd_jobs.c, cmd_models.c) ----
+/* ---- commands (cmd_gallery.c, cmd_jobs.c, cmd_models.c, cmd_sign.c) ----
  * Each takes the arguments after the command name and returns the exit code. */
 int ctl_cmd_search(const ctl *c, int argc, char **argv);
 int ctl_cmd_show(const ctl *c, int argc, char **argv);
@@ -101,6 +101,8 @@ int ctl_cmd_update(const ctl *c, int argc, char **argv);
 int ctl_cmd_verify(const ctl *c, int argc, char **argv);
 int ctl_cmd_cleanup(const ctl *c, int argc, char **argv);
 int ctl_cmd_gallery(const ctl *c, int argc, char **argv);
+/* gallery status (cmd_gallery.c); ctl_cmd_gallery (cmd_sign.c) dispatches to it. */
+int ctl_cmd_gallery_status(const ctl *c, int argc, char **argv);
 
 /* The value of option `name` at argv[*i] ("--name=v" or "--name v", moving *i past it):
  * 1 and *value, 0 when argv[*i] is not that option, -1 when its value is missing. */

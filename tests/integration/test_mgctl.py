@@ -2,7 +2,9 @@
 """test_mgctl.py - the command-line client mgctl run as a binary against the real stack and a
 real download server: search, show, system and preflight (text and --json), install with the
 progress drawn as plain lines on a non-terminal and as a bar when asked, --no-wait, jobs,
-pause, resume and cancel, ls, rm, update, verify and cleanup, and the exit codes scripts rely
+pause, resume and cancel, one job with the URL that served it (jobs show), the gallery
+sources with their signature state (gallery status), ls, rm, update, verify and cleanup, and
+the exit codes scripts rely
 on: 0 done, 2 usage, 3 no server, 4 not found, 5 refused for the state (already installed,
 up to date, a preflight that is not ok), 6 the job failed, 7 paused or cancelled, 8 token
 refused."""
@@ -103,6 +105,16 @@ class MgctlTest(InstallCase):
         self.assertTrue(any(re.search(r"\d+:\d\d left", ln) for ln in downloading), err)
         self.assertNotIn("\r", err, "no carriage returns on a non-terminal")
         self.assertEqual(file_sha256(self.llm_file(GOOD)), digest)
+        jobs = json.loads(self.ok("--json", "jobs")[0])["jobs"]
+        job = [j for j in jobs if j["model_id"] == GOOD][0]
+        self.assertEqual(job["source_url"], self.dl.url(f"{GOOD}.gguf"), job)
+        out, _ = self.ok("jobs", "show", job["job_id"])
+        self.assertRegex(out, rf"(?m)^job +{job['job_id']}$")
+        self.assertRegex(out, r"(?m)^status +installed$")
+        self.assertRegex(out, rf"(?m)^source +{re.escape(self.dl.url(f'{GOOD}.gguf'))}$")
+        self.assertEqual(json.loads(self.ok("--json", "jobs", "show", job["job_id"])[0]), job)
+        self.code(4, "jobs", "show", "0123456789abcdef")
+        self.code(2, "jobs", "show")
         out, err = self.code(5, "install", GOOD)
         self.assertIn("already installed", err)
         self.assertIn("already_installed", err)
@@ -164,6 +176,11 @@ class MgctlTest(InstallCase):
         self.assertRegex(out, rf"(?m)^{SMALL} +installed +\S+ \S*B +- +models/llm/{SMALL}.gguf$")
         out, _ = self.ok("--progress=plain", "verify", SMALL)
         self.assertIn("verified", out)
+        job = json.loads(self.ok("--json", "jobs", "--limit", "1")[0])["jobs"][0]
+        self.assertEqual((job["kind"], job["source_url"]), ("verify", None), job)
+        out, _ = self.ok("jobs", "show", job["job_id"])
+        self.assertRegex(out, r"(?m)^kind +verify$")
+        self.assertNotRegex(out, r"(?m)^source", "no source line while source_url is null")
         size = self.dl.files[f"{SMALL}.gguf"][0]
         with open(self.llm_file(SMALL), "r+b") as f:
             f.seek(size // 3)
@@ -192,6 +209,39 @@ class MgctlTest(InstallCase):
         out, _ = self.ok("rm", SMALL)
         self.assertEqual(out.strip(), f"{SMALL} deleted (its file removed)")
         self.code(4, "rm", SMALL)
+
+    def gallery_status(self):
+        return json.loads(self.ok("--json", "gallery", "status")[0])
+
+    def test_gallery_status_signature(self):
+        out, _ = self.ok("gallery", "status")
+        self.assertRegex(out, r"^mode local\n")
+        self.assertRegex(out, r"(?m)^SOURCE +MODELS +SIGNATURE +LAST SUCCESS +FROM$")
+        self.assertRegex(out, r"(?m)^default +5 +- +\S+ +\S*config/models_gallery\.json$",
+                         "no key: no signature state")
+        self.assertIsNone(self.gallery_status()["sources"][0]["signature"])
+        self.code(2, "gallery", "status", "extra")
+        # a second source with a public key and no signature next to it: missing
+        pem = self.stack.path("it-cli-key.pem")
+        pub = json.loads(self.ok("--json", "gallery", "keygen", pem)[0])["public_key"]
+        with open(self.stack.path("config/models_gallery.json"), "rb") as f:
+            self.stack.write_file("config/unsigned.json", f.read())
+        server = self.stack.read_json("config/server.json")
+        self.stack.write_json("config/server.json", dict(server, galleries=[
+            {"name": "main", "path": "config/models_gallery.json"},
+            {"name": "unsigned", "path": "config/unsigned.json", "public_key": pub}]))
+        try:
+            wait_until(lambda: [s["signature"] for s in self.gallery_status()["sources"]]
+                       == [None, "missing"], 30 * SLOW, what="the unsigned source checked")
+            out, _ = self.ok("gallery", "status")
+            self.assertRegex(out, r"^mode remote, serving 5 models")
+            self.assertRegex(out, r"(?m)^main +5 +- +\S+ +\S*/config/models_gallery\.json$")
+            self.assertRegex(out, r"(?m)^unsigned +0 +missing +- +\S*/config/unsigned\.json$")
+            self.assertRegex(out, r"(?m)^unsigned: no signature .*last verified gallery stays$")
+        finally:
+            self.stack.write_json("config/server.json", server)
+            wait_until(lambda: self.gallery_status()["mode"] == "local", 30 * SLOW,
+                       what="the local gallery back")
 
     def test_usage_unreachable_and_token(self):
         _, err = self.code(2)
