@@ -126,6 +126,17 @@ int ctl_request(const ctl *c, const char *method, const char *path, ctl_answer *
     return ctl_send(c, method, path, ans, 0);
 }
 
+int ctl_get_print(const ctl *c, const char *path, void (*print)(json_t *body)) {
+    ctl_answer a;
+    int rc = ctl_request(c, "GET", path, &a);
+    if (rc == CTL_OK) {
+        if (c->json) ctl_print_json(a.body);
+        else print(a.body);
+    }
+    ctl_answer_free(&a);
+    return rc;
+}
+
 int ctl_request_quiet(const ctl *c, const char *method, const char *path, ctl_answer *ans) {
     return ctl_send(c, method, path, ans, 1);
 }

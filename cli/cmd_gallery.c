@@ -67,14 +67,7 @@ int ctl_cmd_search(const ctl *c, int argc, char **argv) {
     }
     if (*terms) ctl_query_add(q, sizeof q, "query", terms);
     snprintf(path, sizeof path, "/api/models/gallery/search%s%s", *q ? "?" : "", q);
-    ctl_answer a;
-    int rc = ctl_request(c, "GET", path, &a);
-    if (rc == CTL_OK) {
-        if (c->json) ctl_print_json(a.body);
-        else ctl_search_print(a.body);
-    }
-    ctl_answer_free(&a);
-    return rc;
+    return ctl_get_print(c, path, ctl_search_print);
 }
 
 /* The gallery model `id` (a new reference), or NULL and *rc. */
@@ -218,14 +211,7 @@ static void ctl_system_print(json_t *s) {
 int ctl_cmd_system(const ctl *c, int argc, char **argv) {
     (void)argv;
     if (argc != 0) return ctl_usage_error("system takes no arguments");
-    ctl_answer a;
-    int rc = ctl_request(c, "GET", "/api/models/system", &a);
-    if (rc == CTL_OK) {
-        if (c->json) ctl_print_json(a.body);
-        else ctl_system_print(a.body);
-    }
-    ctl_answer_free(&a);
-    return rc;
+    return ctl_get_print(c, "/api/models/system", ctl_system_print);
 }
 
 /* The integer `key` of `obj` as text into out, or "-" when it is null. */
@@ -279,12 +265,5 @@ static void ctl_gallery_status_print(json_t *st) {
 int ctl_cmd_gallery_status(const ctl *c, int argc, char **argv) {
     (void)argv;
     if (argc != 0) return ctl_usage_error("gallery status takes no arguments");
-    ctl_answer a;
-    int rc = ctl_request(c, "GET", "/api/models/gallery/status", &a);
-    if (rc == CTL_OK) {
-        if (c->json) ctl_print_json(a.body);
-        else ctl_gallery_status_print(a.body);
-    }
-    ctl_answer_free(&a);
-    return rc;
+    return ctl_get_print(c, "/api/models/gallery/status", ctl_gallery_status_print);
 }

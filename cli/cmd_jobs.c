@@ -98,14 +98,7 @@ static int ctl_jobs_show(const ctl *c, int argc, char **argv) {
     char id[400], path[512];
     if (ctl_one_id(argc, argv, "jobs show", id, sizeof id)) return CTL_USAGE;
     snprintf(path, sizeof path, "/api/models/jobs/%s", id);
-    ctl_answer a;
-    int rc = ctl_request(c, "GET", path, &a);
-    if (rc == CTL_OK) {
-        if (c->json) ctl_print_json(a.body);
-        else ctl_job_print(a.body);
-    }
-    ctl_answer_free(&a);
-    return rc;
+    return ctl_get_print(c, path, ctl_job_print);
 }
 
 int ctl_cmd_jobs(const ctl *c, int argc, char **argv) {
@@ -126,14 +119,7 @@ int ctl_cmd_jobs(const ctl *c, int argc, char **argv) {
         if (!hit) return ctl_usage_error("jobs: unknown argument %s", argv[i]);
     }
     snprintf(path, sizeof path, "/api/models/jobs%s%s", *q ? "?" : "", q);
-    ctl_answer a;
-    int rc = ctl_request(c, "GET", path, &a);
-    if (rc == CTL_OK) {
-        if (c->json) ctl_print_json(a.body);
-        else ctl_jobs_print(a.body);
-    }
-    ctl_answer_free(&a);
-    return rc;
+    return ctl_get_print(c, path, ctl_jobs_print);
 }
 
 /* A change of one job (`method` on /api/models/jobs/{id}[suffix]); prints its status. */

@@ -31,14 +31,7 @@ static void ctl_ls_print(json_t *body) {
 int ctl_cmd_ls(const ctl *c, int argc, char **argv) {
     (void)argv;
     if (argc != 0) return ctl_usage_error("ls takes no arguments");
-    ctl_answer a;
-    int rc = ctl_request(c, "GET", "/api/models/installed", &a);
-    if (rc == CTL_OK) {
-        if (c->json) ctl_print_json(a.body);
-        else ctl_ls_print(a.body);
-    }
-    ctl_answer_free(&a);
-    return rc;
+    return ctl_get_print(c, "/api/models/installed", ctl_ls_print);
 }
 
 /* The path /api/models/{id}{suffix} of the one id argument. 0, or CTL_USAGE. */

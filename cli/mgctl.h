@@ -64,6 +64,10 @@ void ctl_escape(const char *s, char *out, size_t n);
 /* Prints `body` (borrowed) as indented JSON on stdout. */
 void ctl_print_json(json_t *body);
 
+/* GETs `path` and prints the answer's body: as JSON with --json, else with `print` (which
+ * borrows it). Returns the exit code, as ctl_request. */
+int ctl_get_print(const ctl *c, const char *path, void (*print)(json_t *body));
+
 /* ---- watch.c ---- */
 
 /* Follows job `job_id` (reading the progress stream, and the job itself when the stream is
