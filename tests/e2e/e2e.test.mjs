@@ -6,8 +6,9 @@
 // install errors in the user's words (also in German, without English or API names), a
 // failure message that survives a reload, focus after install/cancel, Back/Forward through
 // filters and pages, the detail dialog with preflight, variants, the downloads view with
-// pause/resume, the reconnect countdown, axe-core on every view (no serious or moderate
-// violation), and the badges of a missing file, of a file without an entry and of an update.
+// pause/resume and the names of jobs whose model is on another page, the reconnect
+// countdown, axe-core on every view (no serious or moderate violation), and the badges of a
+// missing file, of a file without an entry and of an update.
 // Run: node --test tests/e2e/  (MG_BIN_DIR = the CMake build; ctest sets it).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -527,6 +528,31 @@ describe('web UI against the real stack', { timeout: 240000 }, () => {
     }
     await page.click('#tab-gallery');
     await page.click('#lang button[data-lang="en"]');
+  });
+
+  step('names the jobs of a model that is not on the loaded page, asking for it once', async () => {
+    const asked = [];
+    const onRequest = (r) => { if (/\/api\/models\/gallery\/search\?.*query=e2e-charlie/.test(r.url())) asked.push(r.url()); };
+    page.on('request', onRequest);
+    try {
+      await open('?limit=2');
+      await expectCards(['Alpha Chat', 'Bravo Coder'], 'the first page of two');
+      const ids = (await api('GET', '/api/models/jobs')).body.jobs.filter((j) => j.model_id === 'e2e-charlie').map((j) => j.job_id);
+      assert.ok(ids.length >= 1, 'Charlie\'s failed jobs');
+      const names = () => page.$$eval('#downloads-content li[data-job-id]', (rows, want) => rows
+        .filter((r) => want.includes(r.dataset.jobId)).map((r) => r.querySelector('.dl-name').textContent), ids);
+      await page.click('#tab-downloads');
+      await until(async () => { const n = await names(); return n.length === ids.length && n.every((x) => x === 'Charlie Deutsch'); },
+        'Charlie Deutsch, not e2e-charlie, on every row of its jobs', 10000);
+      await page.click('#tab-gallery');
+      await page.click('#tab-downloads');
+      await until(async () => (await names()).length === ids.length, 'the history again');
+      assert.deepEqual(await names(), ids.map(() => 'Charlie Deutsch'));
+      assert.equal(asked.length, 1, `one lookup of the name: ${asked.join(' ')}`);
+    } finally {
+      page.off('request', onRequest);
+      await page.click('#tab-gallery');
+    }
   });
 
   step('deletes an installed model after confirmation', async () => {

@@ -4,7 +4,8 @@
 // as ApiError with the server's status, code, message and parameter, the fallbacks when an
 // answer has no message or no JSON, the token sent with changes only, the paths), and how
 // jobs_apply merges job documents and progress messages (no step back, a restart accepted,
-// nothing after the end).
+// nothing after the end), and how names_want looks up the names of unknown models (once per
+// id, at most 3 at a time, the exact id only, no endless retries).
 // The browser tests (tests/e2e) cover the views.
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -28,7 +29,9 @@ const { format_bytes, format_gb, format_duration, format_percent, format_date } 
   await import('../../web/js/format.js');
 const { api, api_paths, api_setToken, ApiError } = await import('../../web/js/api.js');
 const { t } = await import('../../web/js/i18n.js');
-const { jobs_apply, jobs_forModel, jobs_isActive, jobs_onChange } = await import('../../web/js/jobs.js');
+const { jobs_apply, jobs_forModel, jobs_isActive, jobs_onChange, jobs_nameOf, jobs_setName } =
+  await import('../../web/js/jobs.js');
+const { names_want, names_onFound } = await import('../../web/js/names.js');
 
 describe('format_bytes: decimal units, 1000 steps', () => {
   const cases = [
@@ -238,5 +241,96 @@ describe('jobs_apply: one current job per model', () => {
     for (const b of bad) jobs_apply(b);
     assert.equal(events.length, before);
     assert.deepEqual(current(), ['j2', 'queued', 0]);
+  });
+});
+
+describe('names_want: model names looked up by a search, bounded', () => {
+  let server;
+  let inFlight = 0;
+  let most = 0;
+  let lastAt = 0;
+  const asked = [];                         // the query of every search
+  const found = [];
+  const realFetch = globalThis.fetch;
+  names_onFound((id, name) => found.push([id, name]));
+
+  // query -> the answer: a model and one whose id only contains it; 'gone' is not in the
+  // gallery, 'bad' is refused, 'flaky' fails with 500.
+  function answer(q) {
+    if (q === 'bad') return [400, { error: { code: 'invalid_parameter', message: 'no', parameter: 'query' } }];
+    if (q === 'flaky') return [500, { error: { code: 'internal', message: 'down' } }];
+    if (q === 'gone') return [200, { total: 1, models: [{ id: 'gone-too', name: 'Another' }] }];
+    return [200, { total: 2, models: [{ id: `${q}-v2`, name: `Not ${q}` }, { id: q, name: `Name of ${q}` }] }];
+  }
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      const url = new URL(req.url, 'http://x');
+      assert.equal(url.pathname, '/api/models/gallery/search');
+      const q = url.searchParams.get('query');
+      asked.push(q);
+      inFlight++;
+      most = Math.max(most, inFlight);
+      lastAt = Date.now();
+      setTimeout(() => {
+        const [status, body] = answer(q);
+        inFlight--;
+        lastAt = Date.now();
+        res.writeHead(status, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify(body));
+      }, 40);
+    });
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${server.address().port}`;
+    globalThis.fetch = (p, opts) => realFetch(new URL(p, base), opts);   // the page's origin
+  });
+  after(() => {
+    globalThis.fetch = realFetch;
+    return new Promise((resolve) => server.close(resolve));
+  });
+
+  // Resolves once no search has been running for 150 ms.
+  const settled = async () => {
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      if (!inFlight && Date.now() - lastAt > 150) return;
+    }
+  };
+  const count = (q) => asked.filter((x) => x === q).length;
+
+  test('each unknown id once, at most 3 at a time, the exact id\'s name', async () => {
+    jobs_setName('known', 'Known');
+    const ids = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'a', 'known', '', null];
+    names_want(ids);
+    names_want(ids);                        // again while the first lookups run
+    await settled();
+    names_want(ids);                        // and once all names are known
+    await settled();
+    assert.deepEqual([...asked].sort(), ['a', 'b', 'c', 'd', 'e', 'f', 'g']);
+    assert.ok(most <= 3 && most >= 2, `${most} searches at once`);
+    for (const id of ['a', 'b', 'c', 'd', 'e', 'f', 'g']) assert.equal(jobs_nameOf(id), `Name of ${id}`);
+    assert.deepEqual(found.map(([id]) => id).sort(), ['a', 'b', 'c', 'd', 'e', 'f', 'g']);
+    assert.equal(jobs_nameOf('known'), 'Known');
+  });
+
+  test('an id the gallery lacks or refuses is asked once; a failing one at most 3 times', async () => {
+    for (let i = 0; i < 5; i++) {
+      names_want(['gone', 'bad', 'flaky']);
+      await settled();
+    }
+    assert.equal(count('gone'), 1);
+    assert.equal(count('bad'), 1);
+    assert.equal(count('flaky'), 3);
+    assert.equal(jobs_nameOf('gone'), 'gone');
+    assert.equal(jobs_nameOf('gone-too'), 'gone-too');   // other models found on the way are not taken
+    assert.equal(jobs_nameOf('flaky'), 'flaky');
+  });
+
+  test('a long id is searched by its first 64 bytes and still matched exactly', async () => {
+    const long = `x${'y'.repeat(99)}`;
+    names_want([long]);
+    await settled();
+    assert.equal(asked.at(-1), long.slice(0, 64));
+    assert.equal(jobs_nameOf(long), long);  // the server answered for the 64 bytes only
   });
 });

@@ -1,13 +1,15 @@
 // The Downloads view: every running or waiting job (install, update, verify) with status,
 // progress, speed and time left, and Pause / Resume / Cancel; below it the history of ended
 // jobs (GET /api/models/jobs, newest first) with the reason of every failure. Rows are kept
-// per job and updated in place, so keyboard focus stays where it was.
+// per job and updated in place, so keyboard focus stays where it was. A job of a model this
+// page has not seen shows its id until names.js finds the name; then its rows are redrawn.
 import { api, api_paths } from './api.js';
 import { h, $, announce, dom_set } from './dom.js';
 import { t, fmtNumber } from './i18n.js';
 import { errors_text, errors_jobText } from './errors.js';
 import { format_bytes, format_speed, format_duration, format_percent, format_date } from './format.js';
 import { jobs_all, jobs_apply, jobs_isActive, jobs_onChange, jobs_connState, jobs_onConnection, jobs_nameOf } from './jobs.js';
+import { names_want, names_onFound } from './names.js';
 
 const downloads_pageSize = 20;
 let downloads_history = null;     // the last GET /api/models/jobs answer
@@ -42,6 +44,24 @@ export function downloads_render() {
       h('h3', { id: 'dl-history-title', text: t('downloads.history') }),
       downloads_historyList()));
   downloads_refocus(focusKey);
+  const ended = downloads_history && Array.isArray(downloads_history.jobs) ? downloads_history.jobs : [];
+  names_want([...active, ...ended].map((j) => j.model_id));
+}
+
+// A name found for modelId: its rows are drawn again, focus stays on the same button.
+function downloads_renamed(modelId) {
+  if (!downloads_visible()) return;
+  const focusKey = downloads_focusKey();
+  const rows = document.querySelectorAll(`#downloads-content li[data-model-id="${CSS.escape(modelId)}"]`);
+  for (const row of rows) {
+    const id = row.dataset.jobId;
+    const past = !!row.closest('.dl-history');
+    const job = past ? ((downloads_history && downloads_history.jobs) || []).find((j) => j.job_id === id)
+      : jobs_all().find((j) => j.job_id === id && jobs_isActive(j));
+    if (!job) continue;
+    row.replaceWith(past ? downloads_historyRow(job) : downloads_activeRow(job));
+    if (focusKey && focusKey.job === id) downloads_refocus(focusKey);
+  }
 }
 
 function downloads_focusKey() {
@@ -60,7 +80,7 @@ function downloads_refocus(key) {
 
 function downloads_activeRow(job) {
   const name = jobs_nameOf(job.model_id);
-  const row = h('li', { class: 'dl-row', dataset: { jobId: job.job_id, status: job.status } },
+  const row = h('li', { class: 'dl-row', dataset: { jobId: job.job_id, modelId: job.model_id, status: job.status } },
     h('div', { class: 'dl-head' },
       h('span', { class: 'dl-name', text: name }),
       h('span', { class: 'dl-kind muted', text: t(`kind.${job.kind || 'install'}`) }),
@@ -138,20 +158,21 @@ function downloads_historyList() {
   if (!ended.length) return h('p', { class: 'muted', text: t('downloads.noHistory') });
   const total = Number(downloads_history.total) || 0;
   return h('div', {},
-    h('ul', { class: 'dl-list dl-history' }, ended.map((j) => {
-      const name = jobs_nameOf(j.model_id);
-      return h('li', { class: 'dl-row', dataset: { jobId: j.job_id, status: j.status } },
-        h('div', { class: 'dl-head' },
-          h('span', { class: 'dl-name', text: name }),
-          h('span', { class: 'dl-kind muted', text: t(`kind.${j.kind || 'install'}`) }),
-          h('span', { class: `badge badge-job-${j.status}`, text: t(`status.${j.status}`) }),
-          h('span', { class: 'muted dl-date', text: format_date(j.updated_at || j.created_at) })),
-        j.status === 'failed' ? h('p', { class: 'note-error dl-reason', text: errors_jobText(j) }) : null);
-    })),
+    h('ul', { class: 'dl-list dl-history' }, ended.map(downloads_historyRow)),
     total > downloads_limit ? h('button', { type: 'button', class: 'btn dl-more', onclick: () => {
       downloads_limit += downloads_pageSize;
       downloads_refresh();
     } }, t('downloads.more')) : null);
+}
+
+function downloads_historyRow(j) {
+  return h('li', { class: 'dl-row', dataset: { jobId: j.job_id, modelId: j.model_id, status: j.status } },
+    h('div', { class: 'dl-head' },
+      h('span', { class: 'dl-name', text: jobs_nameOf(j.model_id) }),
+      h('span', { class: 'dl-kind muted', text: t(`kind.${j.kind || 'install'}`) }),
+      h('span', { class: `badge badge-job-${j.status}`, text: t(`status.${j.status}`) }),
+      h('span', { class: 'muted dl-date', text: format_date(j.updated_at || j.created_at) })),
+    j.status === 'failed' ? h('p', { class: 'note-error dl-reason', text: errors_jobText(j) }) : null);
 }
 
 // Live: progress updates the rows in place; a new or ended job redraws (and reloads the
@@ -173,3 +194,4 @@ jobs_onConnection(() => { for (const [id, row] of downloads_rows) {
   const job = jobs_all().find((j) => j.job_id === id);
   if (job && row.isConnected) downloads_update(row, job);
 } });
+names_onFound(downloads_renamed);

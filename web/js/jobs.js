@@ -31,6 +31,7 @@ export function jobs_lastEnded(modelId) { return jobs_ended.get(modelId) || null
 const jobs_names = new Map();
 export function jobs_setName(id, name) { if (id && name) jobs_names.set(id, name); }
 export function jobs_nameOf(id) { return jobs_names.get(id) || id; }
+export function jobs_hasName(id) { return jobs_names.has(id); }
 
 // Every job this page follows (one per model), for the downloads panel.
 export function jobs_all() { return [...jobs_byModel.values()]; }
