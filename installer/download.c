@@ -75,6 +75,30 @@ static void download_header_copy(const header_field *f, char *out, size_t n) {
     out[k] = '\0';
 }
 
+void download_resp_reset(download_resp *r) {
+    r->range_start = r->range_total = -1;
+    r->etag[0] = r->modified[0] = '\0';
+}
+
+void download_resp_field(download_resp *r, const header_field *f) {
+    header_range range;
+    if (header_name_is(f, "content-range")) {
+        if (header_content_range(f->value, f->value_len, &range) == 0) {
+            r->range_start = range.start;
+            r->range_total = range.total;
+        }
+    } else if (header_name_is(f, "etag")) {
+        download_header_copy(f, r->etag, sizeof r->etag);
+    } else if (header_name_is(f, "last-modified")) {
+        download_header_copy(f, r->modified, sizeof r->modified);
+    }
+}
+
+const char *download_resp_validator(const download_resp *r) {
+    if (r->etag[0] == '"') return r->etag;
+    return r->modified;
+}
+
 /* Keeps the SHA-256 the header field `f` announces, once each. */
 void download_announced(download_state *st, const header_field *f) {
     char hex[65];
@@ -91,32 +115,15 @@ static size_t download_on_header(char *line, size_t size, size_t n, void *ud) {
     download_state *st = ud;
     size_t len = size * n;
     header_field f;
-    header_range r;
     if (header_is_status(line, len)) {
-        st->range_start = st->range_total = -1;
-        st->etag[0] = st->modified[0] = '\0';
+        download_resp_reset(&st->resp);
         st->n_announced = 0;
         return len;
     }
     if (header_split(line, len, &f) != 0) return len;
     download_announced(st, &f);
-    if (header_name_is(&f, "content-range")) {
-        if (header_content_range(f.value, f.value_len, &r) == 0) {
-            st->range_start = r.start;
-            st->range_total = r.total;
-        }
-    } else if (header_name_is(&f, "etag")) {
-        download_header_copy(&f, st->etag, sizeof st->etag);
-    } else if (header_name_is(&f, "last-modified")) {
-        download_header_copy(&f, st->modified, sizeof st->modified);
-    }
+    download_resp_field(&st->resp, &f);
     return len;
-}
-
-/* The validator of the last response for If-Range: a strong ETag, else Last-Modified. */
-static const char *download_validator(const download_state *st) {
-    if (st->etag[0] == '"') return st->etag;
-    return st->modified;
 }
 
 /* 1 when the partial's validator came from the URL of the current attempt. */
@@ -143,10 +150,10 @@ int download_rewind(download_state *st) {
 /* A 200 answer to a resume: the file changed upstream (If-Range) or Range is not supported;
  * the body is the whole file, so the partial starts over. 0, or -1 with st->fail. */
 static int download_restart_whole(download_state *st) {
-    if (st->part.validator[0] && strcmp(st->part.validator, download_validator(st)) != 0)
+    if (st->part.validator[0] && strcmp(st->part.validator, download_resp_validator(&st->resp)) != 0)
         log_info("%s: the file changed upstream (validator %s, was %s); downloading it again "
                  "from the start",
-                 st->spec->model_id, download_validator(st), st->part.validator);
+                 st->spec->model_id, download_resp_validator(&st->resp), st->part.validator);
     else
         log_info("%s: the server ignored the Range request; downloading from the start",
                  st->spec->model_id);
@@ -160,13 +167,13 @@ static int download_restart_whole(download_state *st) {
 /* Checks a 206 answer to a resume: the range it starts at and, when the server ignores
  * If-Range, that the validator is the one the partial's bytes came with. */
 static int download_check_range(download_state *st) {
-    if (st->range_start != st->offset) {
+    if (st->resp.range_start != st->offset) {
         download_fail(st, "bad_response", "the server sent a range from byte %lld instead of %lld",
-                      (long long)st->range_start, (long long)st->offset);
+                      (long long)st->resp.range_start, (long long)st->offset);
         st->fail = ATTEMPT_REWIND;
         return -1;
     }
-    const char *v = download_validator(st);
+    const char *v = download_resp_validator(&st->resp);
     if (download_same_source(st) && st->part.validator[0] && v[0] &&
         strcmp(v, st->part.validator) != 0) {
         download_fail(st, "bad_response", "the file changed upstream (validator %s, was %s)", v,
@@ -180,10 +187,10 @@ static int download_check_range(download_state *st) {
 /* A 206 to "Range: bytes=0-" for a large file: the download goes on in segments (the
  * first answer is dropped before its body). 0 to go on, -1 with st->fail. */
 static int download_check_split(download_state *st, long code) {
-    if (st->offset != 0 || code != 206 || st->range_start != 0 || st->range_total <= 0 ||
+    if (st->offset != 0 || code != 206 || st->resp.range_start != 0 || st->resp.range_total <= 0 ||
         !segments_wanted(st))
         return 0;
-    int planned = segments_plan(st, st->range_total);
+    int planned = segments_plan(st, st->resp.range_total);
     if (planned == 0) return 0;
     st->fail = planned > 0 ? ATTEMPT_SPLIT : ATTEMPT_FAIL;
     return -1;
@@ -202,7 +209,7 @@ static int download_check(download_state *st) {
     if (st->offset > 0 && code == 206 && download_check_range(st) < 0) return -1;
     if (st->offset > 0 && code != 206 && download_restart_whole(st) < 0) return -1;
     if ((st->offset == 0 || !download_same_source(st)) &&
-        partial_set_validator(&st->part, download_validator(st), st->url, st->why,
+        partial_set_validator(&st->part, download_resp_validator(&st->resp), st->url, st->why,
                               sizeof st->why) < 0) {
         snprintf(st->code, sizeof st->code, "io_error");
         st->fail = ATTEMPT_FAIL;
@@ -411,7 +418,7 @@ static attempt_result download_classify(download_state *st, CURLcode rc) {
     if (rc != CURLE_OK && st->fail != ATTEMPT_HTTP) return download_curl_error(st, rc);
     curl_easy_getinfo(st->curl, CURLINFO_RESPONSE_CODE, &code);
     if (code == 416 && st->offset > 0) {
-        if (st->range_total == st->offset) return ATTEMPT_DONE; /* the partial is whole */
+        if (st->resp.range_total == st->offset) return ATTEMPT_DONE; /* the partial is whole */
         download_fail(st, "bad_response", "the server cannot resume at byte %lld",
                       (long long)st->offset);
         return ATTEMPT_REWIND;
@@ -438,7 +445,7 @@ static void download_headers(download_state *st) {
 
 static attempt_result download_attempt(download_state *st) {
     st->offset = st->pos;
-    st->range_start = st->range_total = -1;
+    st->resp.range_start = st->resp.range_total = -1;
     st->checked = 0;
     st->fail = ATTEMPT_DONE;
     st->errbuf[0] = '\0';

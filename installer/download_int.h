@@ -18,6 +18,23 @@
 
 struct download_state;
 
+/* What a response's header says about its range and the file's version: the whole download
+ * (download.c) and each segment (segments.c) keep one. */
+typedef struct download_resp {
+    int64_t range_start;  /* Content-Range: first byte, or -1 when absent */
+    int64_t range_total;  /* its complete length, or -1 */
+    char etag[PARTIAL_VALIDATOR_MAX];  /* validators, "" when absent */
+    char modified[PARTIAL_VALIDATOR_MAX];
+} download_resp;
+
+/* Forgets the previous response: no range, no validators. */
+void download_resp_reset(download_resp *r);
+/* Keeps the header field `f` (borrowed) when it is Content-Range, ETag or Last-Modified. */
+void download_resp_field(download_resp *r, const header_field *f);
+/* The validator for If-Range: a strong ETag, else Last-Modified ("" when neither). Borrowed
+ * from `r`. */
+const char *download_resp_validator(const download_resp *r);
+
 /* One worker slot of a segmented download: its current chunk [start, end) and its own
  * transfer. */
 typedef struct download_seg {
@@ -28,8 +45,7 @@ typedef struct download_seg {
     int active;                /* 1: the slot holds a chunk */
     int busy;                  /* 1: its transfer is in the multi handle */
     int checked;               /* the response was checked */
-    int64_t range_start, range_total; /* Content-Range of the response, -1 when absent */
-    char etag[PARTIAL_VALIDATOR_MAX], modified[PARTIAL_VALIDATOR_MAX];
+    download_resp resp;        /* what its response said */
     char errbuf[CURL_ERROR_SIZE];
 } download_seg;
 
@@ -61,10 +77,7 @@ typedef struct download_state {
     int64_t offset;       /* bytes in the partial when the attempt started */
     int64_t total;        /* expected size of the whole file; 0 unknown */
     int64_t limit;        /* largest body accepted */
-    int64_t range_start;  /* Content-Range of the last response: first byte, or -1 */
-    int64_t range_total;  /* its complete length, or -1 */
-    char etag[PARTIAL_VALIDATOR_MAX];  /* validators of the last response, "" when absent */
-    char modified[PARTIAL_VALIDATOR_MAX];
+    download_resp resp;   /* what the last response said */
     char announced[DOWNLOAD_ANNOUNCED_MAX][65]; /* SHA-256s the last response announced */
     int n_announced;
     int checked;          /* the status of the response was checked */

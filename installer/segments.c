@@ -154,34 +154,17 @@ void segments_release(download_state *st) {
 
 /* ---- one slot's transfer ---- */
 
-static void segments_copy(const header_field *f, char *out, size_t n) {
-    size_t k = f->value_len < n ? f->value_len : 0;
-    memcpy(out, f->value, k);
-    out[k] = '\0';
-}
-
 static size_t segments_on_header(char *line, size_t size, size_t n, void *ud) {
     download_seg *g = ud;
     size_t len = size * n;
     header_field f;
-    header_range r;
     if (header_is_status(line, len)) {
-        g->range_start = g->range_total = -1;
-        g->etag[0] = g->modified[0] = '\0';
+        download_resp_reset(&g->resp);
         return len;
     }
     if (header_split(line, len, &f) != 0) return len;
     download_announced(g->st, &f);
-    if (header_name_is(&f, "content-range")) {
-        if (header_content_range(f.value, f.value_len, &r) == 0) {
-            g->range_start = r.start;
-            g->range_total = r.total;
-        }
-    } else if (header_name_is(&f, "etag")) {
-        segments_copy(&f, g->etag, sizeof g->etag);
-    } else if (header_name_is(&f, "last-modified")) {
-        segments_copy(&f, g->modified, sizeof g->modified);
-    }
+    download_resp_field(&g->resp, &f);
     return len;
 }
 
@@ -204,9 +187,9 @@ static int segments_check(download_seg *g) {
     if (code != 206)
         return segments_rewind(g, "the server sent the whole file to a ranged request: it "
                                   "changed upstream");
-    if (g->range_start != g->pos || g->range_total != st->seg_total)
+    if (g->resp.range_start != g->pos || g->resp.range_total != st->seg_total)
         return segments_rewind(g, "the server sent another range or file size");
-    const char *v = g->etag[0] == '"' ? g->etag : g->modified;
+    const char *v = download_resp_validator(&g->resp);
     if (download_same_source(st) && st->part.validator[0] && v[0] &&
         strcmp(v, st->part.validator) != 0)
         return segments_rewind(g, "the file changed upstream (another validator)");
@@ -262,7 +245,7 @@ static int segments_start(download_state *st, download_seg *g) {
     }
     curl_easy_setopt(g->h, CURLOPT_HTTPHEADER, g->headers);
     g->checked = 0;
-    g->range_start = g->range_total = -1;
+    g->resp.range_start = g->resp.range_total = -1;
     g->errbuf[0] = '\0';
     if (curl_multi_add_handle(st->multi, g->h) != CURLM_OK) return -1;
     g->busy = 1;
