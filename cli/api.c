@@ -115,8 +115,10 @@ static int ctl_send(const ctl *c, const char *method, const char *path, ctl_answ
             fprintf(stderr, "mgctl: %s answered HTTP %ld without JSON: is it the Model Gallery "
                     "API?\n", c->url, ans->status);
         out = CTL_UNREACHABLE;
-    } else if ((out = ctl_exit_of(ans->status)) != CTL_OK && !quiet) {
-        ctl_print_error(c, ans->status, ans->body);
+    } else {
+        if (!c->json) ctl_printable(ans->body);
+        if ((out = ctl_exit_of(ans->status)) != CTL_OK && !quiet)
+            ctl_print_error(c, ans->status, ans->body);
     }
     free(b.data);
     return out;

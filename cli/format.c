@@ -25,6 +25,43 @@ char *ctl_duration(long long s, char *out, size_t n) {
     return out;
 }
 
+/* The length of the control character at `s` (UTF-8): 1 for C0 and DEL, 2 for C1 (U+0080 to
+ * U+009F), 0 for anything else. */
+static size_t ctl_control_len(const unsigned char *s) {
+    if (*s < 0x20 || *s == 0x7f) return 1;
+    if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f) return 2;
+    return 0;
+}
+
+/* Rewrites the string value `v` with '?' for each control character, when it has any. */
+static void ctl_printable_string(json_t *v) {
+    const unsigned char *s = (const unsigned char *)json_string_value(v);
+    size_t len = json_string_length(v), i = 0, k, o = 0;
+    while (i < len && !ctl_control_len(s + i)) i++;
+    if (i == len) return;
+    char *out = malloc(len + 1);
+    if (!out) return;
+    for (i = 0; i < len; i += k ? k : 1) {
+        k = ctl_control_len(s + i);
+        out[o++] = k ? '?' : (char)s[i];
+    }
+    json_string_setn(v, out, o);
+    free(out);
+}
+
+void ctl_printable(json_t *v) {
+    const char *key;
+    json_t *item;
+    size_t i;
+    if (json_is_string(v)) {
+        ctl_printable_string(v);
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, key, item) ctl_printable(item);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item) ctl_printable(item);
+    }
+}
+
 const char *ctl_str(json_t *obj, const char *key, const char *def) {
     const char *s = json_string_value(json_object_get(obj, key));
     return s ? s : def;

@@ -82,6 +82,11 @@ int ctl_watch(const ctl *c, const char *job_id);
 char *ctl_bytes(double bytes, char *out, size_t n);
 /* "1:02:03", "2:03", "0:07" into out (size n); returns out. */
 char *ctl_duration(long long seconds, char *out, size_t n);
+/* Makes every string in `v` (borrowed; changed in place) safe to print on a terminal: each
+ * control character (C0, DEL, C1; newlines and tabs too) becomes '?', so that a gallery's
+ * text can neither drive the terminal nor forge lines. For human output only: --json prints
+ * the answer as it came (JSON escapes them). */
+void ctl_printable(json_t *v);
 /* The string `key` of `obj` (borrowed), or `def`. */
 const char *ctl_str(json_t *obj, const char *key, const char *def);
 /* Prints the rows of a table: `cols` headers, then each row's cells (row-major, `nrows`

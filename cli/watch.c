@@ -100,6 +100,7 @@ static void ctl_take(ctl_watch_state *w, json_t *m) {
 static void ctl_stream_line(ctl_watch_state *w, const char *line) {
     if (strncmp(line, "data:", 5) != 0) return;
     json_t *m = json_loads(line + 5 + (line[5] == ' '), 0, NULL);
+    if (!w->c->json) ctl_printable(m);
     if (json_is_object(m) && strcmp(ctl_str(m, "job_id", ""), w->job_id) == 0) {
         w->last_msg_ms = ctl_now_ms();
         w->check |= ctl_finished(ctl_str(m, "status", ""));

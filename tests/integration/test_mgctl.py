@@ -23,6 +23,9 @@ SMALL = "it-cli-small"
 BAD = "it-cli-bad"
 SLOWM = "it-cli-slow"
 HUGE = "it-cli-huge"
+HOSTILE = "it-cli-hostile"
+# A gallery's text that would drive a terminal or forge a line, printed raw
+HOSTILE_NAME = "Evil\x1b[2J\x1b]0;x\x07 \u009b31m \nforged line\x7f"
 LINE = re.compile(r"^(downloading|verifying|queued|installed) +\d+\.\d% +[\d.]+ [KMGT]?B / [\d.]+ [KMGT]?B"
                   r"( +[\d.]+ [KMGT]?B/s)?( +\d+:\d\d left)?$")
 
@@ -34,6 +37,8 @@ def models(dl):
     out.append(model(BAD, dl.url(f"{SMALL}.gguf"), "0" * 64, dl.files[f"{SMALL}.gguf"][0]))
     out.append(model(HUGE, dl.url(f"{SMALL}.gguf"), "0" * 64, 1, sizeGb=1e6,
                      recommendedHardware={"ramGb": 4096, "vramGb": 0}))
+    out.append(model(HOSTILE, dl.url(f"{SMALL}.gguf"), "0" * 64, 1, name=HOSTILE_NAME,
+                     description="hostile text", tags=["hostile"]))
     return out
 
 
@@ -89,6 +94,22 @@ class MgctlTest(InstallCase):
         body = json.loads(self.code(5, "--json", "preflight", HUGE)[0])
         self.assertIs(body["ok"], False)
         self.ok("preflight", SMALL)
+
+    def test_gallery_text_printed_inert(self):
+        def assertPrintable(out):
+            bad = [hex(ord(ch)) for ch in out
+                   if (ord(ch) < 0x20 and ch != "\n") or 0x7f <= ord(ch) <= 0x9f]
+            self.assertEqual(bad, [], repr(out))
+        out, _ = self.ok("show", HOSTILE)
+        assertPrintable(out)
+        self.assertRegex(out, r"(?m)^name +Evil\?\[2J\?\]0;x\? \?31m \?forged line\?$")
+        self.assertNotRegex(out, r"(?m)^forged line")
+        out, _ = self.ok("search", "hostile")
+        assertPrintable(out)
+        self.assertIn("Evil?[2J", out)
+        # --json passes the text on as it came (JSON escapes it)
+        self.assertEqual(json.loads(self.ok("--json", "show", HOSTILE)[0])["model"]["name"],
+                         HOSTILE_NAME)
 
     def test_install_with_plain_progress_lines(self):
         size, digest = self.dl.files[f"{GOOD}.gguf"]
@@ -217,7 +238,7 @@ class MgctlTest(InstallCase):
         out, _ = self.ok("gallery", "status")
         self.assertRegex(out, r"^mode local\n")
         self.assertRegex(out, r"(?m)^SOURCE +MODELS +SIGNATURE +LAST SUCCESS +FROM$")
-        self.assertRegex(out, r"(?m)^default +5 +- +\S+ +\S*config/models_gallery\.json$",
+        self.assertRegex(out, r"(?m)^default +6 +- +\S+ +\S*config/models_gallery\.json$",
                          "no key: no signature state")
         self.assertIsNone(self.gallery_status()["sources"][0]["signature"])
         self.code(2, "gallery", "status", "extra")
@@ -234,8 +255,8 @@ class MgctlTest(InstallCase):
             wait_until(lambda: [s["signature"] for s in self.gallery_status()["sources"]]
                        == [None, "missing"], 30 * SLOW, what="the unsigned source checked")
             out, _ = self.ok("gallery", "status")
-            self.assertRegex(out, r"^mode remote, serving 5 models")
-            self.assertRegex(out, r"(?m)^main +5 +- +\S+ +\S*/config/models_gallery\.json$")
+            self.assertRegex(out, r"^mode remote, serving 6 models")
+            self.assertRegex(out, r"(?m)^main +6 +- +\S+ +\S*/config/models_gallery\.json$")
             self.assertRegex(out, r"(?m)^unsigned +0 +missing +- +\S*/config/unsigned\.json$")
             self.assertRegex(out, r"(?m)^unsigned: no signature .*last verified gallery stays$")
         finally:
